@@ -1,0 +1,304 @@
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Domain(models.Model):
+    """A mail domain this installation receives for and sends from."""
+
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=253)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="domain_unique_name"),
+            models.CheckConstraint(condition=models.Q(name=Lower("name")), name="domain_name_lowercase"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Mailbox(models.Model):
+    """A user's mailbox. Its id is the partition key carried by every per-user row."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mailbox")
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="mailboxes")
+    local_part = models.CharField(max_length=64)
+    address = models.CharField(max_length=320, help_text="Primary address, lowercase.")
+    display_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "mailboxes"
+        constraints = [
+            models.UniqueConstraint(fields=["address"], name="mailbox_unique_address"),
+            models.CheckConstraint(condition=models.Q(address=Lower("address")), name="mailbox_address_lowercase"),
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class Alias(models.Model):
+    """Another address delivering into a mailbox."""
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="aliases")
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="aliases")
+    address = models.CharField(max_length=320)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "aliases"
+        constraints = [
+            models.UniqueConstraint(fields=["address"], name="alias_unique_address"),
+            models.CheckConstraint(condition=models.Q(address=Lower("address")), name="alias_address_lowercase"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} → {self.mailbox_id}"
+
+
+class Contact(models.Model):
+    """An address a mailbox has corresponded with, for autocomplete and display names."""
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="contacts")
+    address = models.CharField(max_length=320, help_text="Normalised: lowercase.")
+    display_name = models.CharField(max_length=255, blank=True)
+    times_contacted = models.PositiveIntegerField(default=0)
+    last_contacted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "address"], name="contact_unique_per_mailbox"),
+        ]
+        indexes = [
+            models.Index("mailbox", models.F("times_contacted").desc(), name="contact_mailbox_frequent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.address}>" if self.display_name else self.address
+
+
+class Message(models.Model):
+    """One mailbox's copy of a message: metadata only; bodies live in MessageBody, bytes in a Blob."""
+
+    class SpamVerdict(models.TextChoices):
+        UNKNOWN = "unknown"
+        HAM = "ham"
+        SPAM = "spam"
+
+    class ThreadReason(models.TextChoices):
+        REFERENCE = "reference", "In-Reply-To/References"
+        SUBJECT = "subject", "Subject and participants"
+        MANUAL = "manual", "Moved by the user"
+        NEW = "new", "Started a new thread"
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
+    thread = models.ForeignKey("threads.Thread", on_delete=models.PROTECT, related_name="+")
+    thread_reason = models.CharField(max_length=20, choices=ThreadReason.choices, default=ThreadReason.NEW)
+    blob = models.ForeignKey(
+        "delivery.Blob",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="The raw .eml; only an unsaved draft has none.",
+    )
+    receipt = models.ForeignKey(
+        "delivery.InboundReceipt", on_delete=models.SET_NULL, related_name="+", null=True, blank=True
+    )
+    message_id = models.CharField(max_length=998, help_text="RFC 5322 Message-ID, without angle brackets.")
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = ArrayField(models.CharField(max_length=998), default=list, blank=True)
+    subject = models.TextField(blank=True)
+    normalized_subject = models.CharField(max_length=255, blank=True)
+    from_address = models.CharField(max_length=320, blank=True)
+    from_name = models.CharField(max_length=255, blank=True)
+    list_id = models.CharField(max_length=255, blank=True)
+    date = models.DateTimeField(help_text="The Date header, or the receive time when absent or absurd.")
+    received_at = models.DateTimeField()
+    snippet = models.CharField(max_length=255, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    has_attachments = models.BooleanField(default=False)
+    is_read = models.BooleanField(default=False)
+    is_starred = models.BooleanField(default=False)
+    is_draft = models.BooleanField(default=False)
+    spam_verdict = models.CharField(max_length=10, choices=SpamVerdict.choices, default=SpamVerdict.UNKNOWN)
+    spam_score = models.FloatField(null=True, blank=True)
+    source_tag = models.CharField(max_length=100, blank=True, help_text="e.g. smtp, esp:mailgun, import, campaign:12")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "blob"], name="message_unique_blob_per_mailbox"),
+            models.CheckConstraint(
+                condition=models.Q(blob__isnull=False) | models.Q(is_draft=True), name="message_blob_unless_draft"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["mailbox", "message_id"], name="message_mailbox_msgid"),
+            # Conversation view: a thread's messages in date order.
+            models.Index(fields=["thread", "date", "id"], name="message_thread_date"),
+            models.Index("mailbox", models.F("date").desc(), name="message_mailbox_date"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or "(no subject)"
+
+
+class Participant(models.Model):
+    """An address in one of a message's address headers, one row per address and role."""
+
+    class Role(models.TextChoices):
+        FROM = "from"
+        SENDER = "sender"
+        REPLY_TO = "reply_to", "Reply-To"
+        TO = "to"
+        CC = "cc"
+        BCC = "bcc"
+        DELIVERED_TO = "delivered_to", "Delivered-To"
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="participants")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    address = models.CharField(max_length=320, help_text="Normalised: lowercase.")
+    display_name = models.CharField(max_length=255, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # from:/to:/cc: search within a mailbox.
+            models.Index(fields=["mailbox", "address", "role"], name="participant_mailbox_address"),
+            models.Index(fields=["message", "role", "position"], name="participant_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.address}"
+
+
+class MessageBody(models.Model):
+    """The decoded bodies, in their own table so lists never load them."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="body")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text="As received; sanitised only when rendered.")
+
+    class Meta:
+        verbose_name_plural = "message bodies"
+
+    def __str__(self) -> str:
+        return f"body of message {self.message_id}"
+
+
+class Attachment(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    blob = models.ForeignKey("delivery.Blob", on_delete=models.PROTECT, related_name="+")
+    filename = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    content_id = models.CharField(max_length=998, blank=True, help_text="For inline cid: images.")
+    is_inline = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "position"], name="attachment_message")]
+
+    def __str__(self) -> str:
+        return self.filename or f"attachment {self.id}"
+
+
+class Label(models.Model):
+    """A system folder (Inbox, Sent, Drafts, Spam, Trash) or a user label with a colour."""
+
+    class Role(models.TextChoices):
+        INBOX = "inbox"
+        SENT = "sent"
+        DRAFTS = "drafts"
+        SPAM = "spam"
+        TRASH = "trash"
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=100)
+    role = models.CharField(max_length=10, choices=Role.choices, blank=True, help_text="Set for system labels.")
+    colour = models.CharField(max_length=7, blank=True, help_text="#rrggbb")
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint("mailbox", Lower("name"), name="label_unique_name_per_mailbox"),
+            models.UniqueConstraint(
+                fields=["mailbox", "role"], condition=~models.Q(role=""), name="label_unique_role_per_mailbox"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(colour="") | models.Q(colour__regex=r"^#[0-9a-fA-F]{6}$"), name="label_colour_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_system(self) -> bool:
+        return bool(self.role)
+
+
+class MessageLabel(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="message_labels")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="message_labels")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "label"], name="messagelabel_unique")]
+        indexes = [models.Index(fields=["label"], name="messagelabel_label")]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} on {self.message_id}"
+
+
+class ThreadLabel(models.Model):
+    """A thread's membership in a label, denormalised so a label's thread list is one index range.
+
+    Kept by the mailbox services whenever messages, labels or thread summaries change.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="thread_labels")
+    thread = models.ForeignKey("threads.Thread", on_delete=models.CASCADE, related_name="+")
+    message_count = models.PositiveIntegerField(default=0, help_text="Messages of the thread under this label.")
+    last_message_at = models.DateTimeField()
+    is_unread = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["label", "thread"], name="threadlabel_unique")]
+        indexes = [
+            # A label's thread list, newest first, keyset-paginated on (last_message_at, thread).
+            models.Index(
+                "mailbox",
+                "label",
+                models.F("last_message_at").desc(),
+                models.F("thread").desc(),
+                name="threadlabel_list",
+            ),
+            # Unread counts per label: an index-only count over the unread rows alone.
+            models.Index(fields=["mailbox", "label"], name="threadlabel_unread", condition=models.Q(is_unread=True)),
+            models.Index(fields=["thread"], name="threadlabel_thread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"thread {self.thread_id} in label {self.label_id}"

@@ -1,0 +1,235 @@
+"""Writes of the mailbox app: mailboxes, and messages delivered into them."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from delivery.models import Blob, InboundReceipt
+from delivery.services import blob_store
+from mailbox.models import (
+    Attachment,
+    Domain,
+    Label,
+    Mailbox,
+    Message,
+    MessageBody,
+    MessageLabel,
+    Participant,
+    ThreadLabel,
+)
+from mailbox.parsing import ParsedMessage, parse_message
+from mailsite.events import domain_event_record
+from mailsite.models import DomainEvent
+from mailsite.realtime import mailbox_publish_on_commit
+from threads.models import Thread
+from threads.services import SummaryDelta, thread_add_message_summary, thread_place_message
+from threads.subjects import normalize_subject
+
+SYSTEM_LABELS = [
+    (Label.Role.INBOX, "Inbox"),
+    (Label.Role.SENT, "Sent"),
+    (Label.Role.DRAFTS, "Drafts"),
+    (Label.Role.SPAM, "Spam"),
+    (Label.Role.TRASH, "Trash"),
+]
+
+
+@transaction.atomic
+def domain_get_or_create(*, name: str) -> Domain:
+    domain, _ = Domain.objects.get_or_create(name=name.strip().lower().rstrip("."))
+    return domain
+
+
+@transaction.atomic
+def mailbox_create(*, address: str, password: str | None, display_name: str = "") -> Mailbox:
+    """Create a user, their mailbox and its system labels (and the domain, if new).
+
+    The user logs in with the address as username. ``password=None`` leaves the login unusable.
+    """
+    address = address.strip().lower()
+    validate_email(address)
+    local_part, domain_name = address.rsplit("@", 1)
+    domain = domain_get_or_create(name=domain_name)
+    user = get_user_model().objects.create_user(username=address, email=address, password=password)
+    mailbox = Mailbox(user=user, domain=domain, local_part=local_part, address=address, display_name=display_name)
+    mailbox.full_clean()
+    mailbox.save()
+    Label.objects.bulk_create(
+        Label(mailbox=mailbox, name=name, role=role, position=position)
+        for position, (role, name) in enumerate(SYSTEM_LABELS)
+    )
+    return mailbox
+
+
+@dataclass(frozen=True)
+class Delivered:
+    message: Message
+    created: bool
+
+
+@transaction.atomic
+def message_deliver(
+    *,
+    mailbox: Mailbox,
+    blob: Blob,
+    parsed: ParsedMessage,
+    source_tag: str,
+    label_roles: tuple[str, ...] = (Label.Role.INBOX,),
+    is_read: bool = False,
+    receipt: InboundReceipt | None = None,
+    received_at: datetime | None = None,
+) -> Delivered:
+    """Put one parsed message into ``mailbox``: thread, rows, labels, summary, event, live update.
+
+    Idempotent: delivering the same blob to the same mailbox again changes nothing.
+    """
+    existing = Message.objects.filter(mailbox=mailbox, blob=blob).first()
+    if existing is not None:
+        return Delivered(existing, created=False)
+    placement = thread_place_message(
+        mailbox_id=mailbox.id,
+        message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        subject=parsed.subject,
+        list_id=parsed.list_id,
+    )
+    message = _message_build(mailbox, blob, parsed, placement.thread, placement.reason, source_tag, is_read)
+    message.receipt = receipt
+    message.received_at = received_at or timezone.now()
+    try:
+        with transaction.atomic():
+            message.save()
+    except IntegrityError:
+        # A concurrent delivery of the same blob won the unique constraint.
+        return Delivered(Message.objects.get(mailbox=mailbox, blob=blob), created=False)
+    _message_children_create(message, parsed)
+    labels = list(Label.objects.filter(mailbox=mailbox, role__in=label_roles))
+    MessageLabel.objects.bulk_create(MessageLabel(mailbox=mailbox, message=message, label=lb) for lb in labels)
+    thread = thread_add_message_summary(thread_id=message.thread_id, delta=_summary_delta(message, parsed))
+    _thread_labels_add(thread=thread, labels=labels, message=message)
+    _message_received_notify(message)
+    return Delivered(message, created=True)
+
+
+def _message_build(
+    mailbox: Mailbox, blob: Blob, parsed: ParsedMessage, thread: Thread, reason: str, source_tag: str, is_read: bool
+) -> Message:
+    sender = parsed.sender
+    return Message(
+        mailbox=mailbox,
+        thread=thread,
+        thread_reason=reason,
+        blob=blob,
+        message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        subject=parsed.subject,
+        normalized_subject=normalize_subject(parsed.subject),
+        from_address=sender.address,
+        from_name=sender.name,
+        list_id=parsed.list_id,
+        date=parsed.date,
+        snippet=parsed.snippet,
+        size=parsed.size,
+        has_attachments=any(not a.is_inline for a in parsed.attachments),
+        is_read=is_read,
+        source_tag=source_tag,
+    )
+
+
+def _message_children_create(message: Message, parsed: ParsedMessage) -> None:
+    Participant.objects.bulk_create(
+        Participant(
+            mailbox_id=message.mailbox_id,
+            message=message,
+            role=role,
+            address=address.address,
+            display_name=address.name,
+            position=position,
+        )
+        for role, addresses in parsed.addresses.items()
+        for position, address in enumerate(addresses)
+    )
+    MessageBody.objects.create(message=message, mailbox_id=message.mailbox_id, text=parsed.text, html=parsed.html)
+    Attachment.objects.bulk_create(
+        Attachment(
+            mailbox_id=message.mailbox_id,
+            message=message,
+            blob=blob_store(data=part.data),
+            filename=part.filename,
+            content_type=part.content_type,
+            size=len(part.data),
+            content_id=part.content_id,
+            is_inline=part.is_inline,
+            position=position,
+        )
+        for position, part in enumerate(parsed.attachments)
+    )
+
+
+def _summary_delta(message: Message, parsed: ParsedMessage) -> SummaryDelta:
+    return SummaryDelta(
+        date=message.date,
+        is_read=message.is_read,
+        is_starred=message.is_starred,
+        has_attachments=message.has_attachments,
+        snippet=message.snippet,
+        sender_name=message.from_name,
+        sender_address=message.from_address,
+    )
+
+
+def _thread_labels_add(*, thread: Thread, labels: list[Label], message: Message) -> None:
+    """Count the message in each label's thread index. The caller holds the thread's row lock."""
+    for label in labels:
+        row = ThreadLabel.objects.filter(label=label, thread=thread).first()
+        if row is None:
+            row = ThreadLabel(mailbox_id=thread.mailbox_id, label=label, thread=thread, last_message_at=message.date)
+        row.message_count += 1
+        row.last_message_at = max(row.last_message_at, message.date)
+        row.save()
+    ThreadLabel.objects.filter(thread=thread).update(is_unread=thread.unread_count > 0)
+
+
+def _message_received_notify(message: Message) -> None:
+    domain_event_record(
+        event_type=DomainEvent.Type.MESSAGE_RECEIVED,
+        subject_type="message",
+        subject_id=message.id,
+        mailbox_id=message.mailbox_id,
+        source_tag=message.source_tag,
+        payload={"thread_id": message.thread_id, "message_id": message.message_id},
+        occurred_at=message.received_at,
+    )
+    mailbox_publish_on_commit(
+        mailbox_id=message.mailbox_id,
+        event={"type": "thread.updated", "thread_id": message.thread_id, "message_id": message.id},
+    )
+
+
+def message_import_raw(
+    *,
+    mailbox: Mailbox,
+    raw: bytes,
+    source_tag: str,
+    label_roles: tuple[str, ...] = (Label.Role.INBOX,),
+    is_read: bool = False,
+) -> Delivered:
+    """Store ``raw`` content-addressed, parse it and deliver it into ``mailbox``."""
+    received_at = timezone.now()
+    blob = blob_store(data=raw)
+    parsed = parse_message(raw, received_at=received_at)
+    return message_deliver(
+        mailbox=mailbox,
+        blob=blob,
+        parsed=parsed,
+        source_tag=source_tag,
+        label_roles=label_roles,
+        is_read=is_read,
+        received_at=received_at,
+    )

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class MailsiteConfig(AppConfig):
+    """The project's own app: shared base models and the domain event log every app appends to."""
+
+    name = "mailsite"
+    verbose_name = "Mailsite core"

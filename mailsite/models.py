@@ -1,0 +1,37 @@
+"""Shared models: the append-only domain event log.
+
+The log sits below every app so that each of them can append to it (``mailsite.events``);
+campaign workflows and analytics export read it. Rows are never updated or deleted: a
+database trigger refuses both (see migration 0002).
+"""
+
+from django.db import models
+
+
+class DomainEvent(models.Model):
+    class Type(models.TextChoices):
+        MESSAGE_RECEIVED = "message.received"
+        MESSAGE_SENT = "message.sent"
+        DELIVERY_STATUS_CHANGED = "delivery.status_changed"
+        RECEIPT_QUARANTINED = "receipt.quarantined"
+
+    id = models.BigAutoField(primary_key=True)
+    event_type = models.CharField(max_length=64, choices=Type.choices)
+    # The partition key of the mailbox the event belongs to; null for installation-wide events.
+    mailbox_id = models.BigIntegerField(null=True, blank=True)
+    # Which channel or campaign the subject came from (e.g. "smtp", "esp:mailgun", "campaign:12").
+    source_tag = models.CharField(max_length=100, blank=True)
+    subject_type = models.CharField(max_length=64, help_text="e.g. message, delivery")
+    subject_id = models.BigIntegerField()
+    payload = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["event_type", "id"], name="domainevent_type_id"),
+            models.Index(fields=["mailbox_id", "id"], name="domainevent_mailbox_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.subject_type}#{self.subject_id}"

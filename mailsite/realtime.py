@@ -1,0 +1,24 @@
+"""The one way the domain publishes live updates to browsers: a channel-layer group per mailbox."""
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+
+def mailbox_group_name(mailbox_id: int) -> str:
+    return f"mailbox.{mailbox_id}"
+
+
+def mailbox_publish_on_commit(*, mailbox_id: int, event: dict[str, Any]) -> None:
+    """Send ``event`` to every socket of the mailbox once the current transaction commits.
+
+    Consumers receive it as a ``mailbox.event`` message with the event under ``payload``.
+    """
+
+    def publish() -> None:
+        layer = get_channel_layer()
+        async_to_sync(layer.group_send)(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})
+
+    transaction.on_commit(publish)

@@ -1,0 +1,80 @@
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+
+
+class Thread(models.Model):
+    """A conversation in one mailbox, with a summary kept current on every change.
+
+    The summary lets every thread list be a metadata query on this table alone.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox_id = models.BigIntegerField(help_text="Partition key: the owning mailbox.")
+    subject = models.TextField(blank=True)
+    normalized_subject = models.CharField(max_length=255, blank=True)
+    list_id = models.CharField(max_length=255, blank=True, help_text="List-Id of mailing-list threads.")
+    # Display participants, most relevant first: [{"name": ..., "address": ...}, ...], capped.
+    participants = models.JSONField(default=list, blank=True)
+    participant_addresses = models.JSONField(default=list, blank=True)
+    message_count = models.PositiveIntegerField(default=0)
+    unread_count = models.PositiveIntegerField(default=0)
+    starred_count = models.PositiveIntegerField(default=0)
+    has_attachments = models.BooleanField(default=False)
+    snippet = models.CharField(max_length=255, blank=True)
+    first_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # "All mail", newest first, keyset-paginated on (last_message_at, id).
+            models.Index(
+                "mailbox_id", models.F("last_message_at").desc(), models.F("id").desc(), name="thread_mailbox_recent"
+            ),
+            # Subject fallback of the resolver: recent threads with the same normalised subject.
+            models.Index(
+                "mailbox_id", "normalized_subject", models.F("last_message_at").desc(), name="thread_mailbox_subject"
+            ),
+            models.Index(
+                "mailbox_id",
+                models.F("last_message_at").desc(),
+                models.F("id").desc(),
+                name="thread_mailbox_starred",
+                condition=models.Q(starred_count__gt=0),
+            ),
+            GinIndex(fields=["participant_addresses"], name="thread_participants_gin"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(unread_count__lte=models.F("message_count"))
+                & models.Q(starred_count__lte=models.F("message_count")),
+                name="thread_counts_within_message_count",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or "(no subject)"
+
+
+class ThreadMessageId(models.Model):
+    """Maps a Message-ID seen in a mailbox (its own or only referenced) to the thread holding it.
+
+    Referenced ids that have not arrived yet are kept too, so a late parent finds the replies
+    that came before it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox_id = models.BigIntegerField()
+    message_id = models.CharField(max_length=998)
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="message_ids")
+    seen = models.BooleanField(default=False, help_text="True once a message with this id is in the mailbox.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox_id", "message_id"], name="threadmessageid_unique_per_mailbox"),
+        ]
+        indexes = [models.Index(fields=["thread"], name="threadmessageid_thread")]
+
+    def __str__(self) -> str:
+        return self.message_id
