@@ -180,7 +180,7 @@ class Suppression(models.Model):
         MANUAL = "manual"
 
     id = models.BigAutoField(primary_key=True)
-    address = models.CharField(max_length=320)
+    address = models.CharField(max_length=320, help_text="Lowercase.")
     reason = models.CharField(max_length=20, choices=Reason.choices)
     source = models.CharField(max_length=100, blank=True, help_text="e.g. esp:mailgun, dsn, admin")
     detail = models.TextField(blank=True)
@@ -188,7 +188,8 @@ class Suppression(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("address"), name="suppression_unique_address"),
+            models.UniqueConstraint(fields=["address"], name="suppression_unique_address"),
+            models.CheckConstraint(condition=models.Q(address=Lower("address")), name="suppression_address_lowercase"),
         ]
 
     def __str__(self) -> str:

@@ -31,7 +31,8 @@ def blob_store(*, data: bytes) -> Blob:
         if saved_as != key:
             raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
     blob = Blob(sha256=sha256, size=len(data), storage_key=key)
-    blob.full_clean(validate_unique=False)
+    # Uniqueness and the hex/size checks are constraints PostgreSQL enforces on insert.
+    blob.full_clean(validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             blob.save()

@@ -126,7 +126,7 @@ class Message(models.Model):
     date = models.DateTimeField(help_text="The Date header, or the receive time when absent or absurd.")
     received_at = models.DateTimeField()
     snippet = models.CharField(max_length=255, blank=True)
-    size = models.PositiveIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)
     has_attachments = models.BooleanField(default=False)
     is_read = models.BooleanField(default=False)
     is_starred = models.BooleanField(default=False)
@@ -281,11 +281,16 @@ class ThreadLabel(models.Model):
     label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="thread_labels")
     thread = models.ForeignKey("threads.Thread", on_delete=models.CASCADE, related_name="+")
     message_count = models.PositiveIntegerField(default=0, help_text="Messages of the thread under this label.")
+    unread_count = models.PositiveIntegerField(default=0, help_text="Unread messages of the thread under this label.")
     last_message_at = models.DateTimeField()
-    is_unread = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["label", "thread"], name="threadlabel_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["label", "thread"], name="threadlabel_unique"),
+            models.CheckConstraint(
+                condition=models.Q(unread_count__lte=models.F("message_count")), name="threadlabel_unread_within_count"
+            ),
+        ]
         indexes = [
             # A label's thread list, newest first, keyset-paginated on (last_message_at, thread).
             models.Index(
@@ -296,7 +301,9 @@ class ThreadLabel(models.Model):
                 name="threadlabel_list",
             ),
             # Unread counts per label: an index-only count over the unread rows alone.
-            models.Index(fields=["mailbox", "label"], name="threadlabel_unread", condition=models.Q(is_unread=True)),
+            models.Index(
+                fields=["mailbox", "label"], name="threadlabel_unread", condition=models.Q(unread_count__gt=0)
+            ),
             models.Index(fields=["thread"], name="threadlabel_thread"),
         ]
 

@@ -17,6 +17,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 MAX_MIME_DEPTH = 20
 SNIPPET_LENGTH = 200
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,990}@[^<>\s]{1,990})>")
+_LIST_ID = re.compile(r"<([^<>\s]+)>")
+_PLAIN_ADDRESS = re.compile(r"^[^@\s\"'<>(),;:]+@[^@\s\"'<>(),;:]+$")
 _TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
 
@@ -82,7 +84,7 @@ def parse_message(raw: bytes, *, received_at: datetime) -> ParsedMessage:
         references=_message_ids(_header(msg, "References")),
         subject=_header(msg, "Subject"),
         date=_date(_header(msg, "Date"), received_at),
-        list_id=_header(msg, "List-Id")[:255],
+        list_id=_list_id(_header(msg, "List-Id")),
         size=len(raw),
         addresses={role: _addresses(msg, name) for role, name in _ADDRESS_HEADERS.items()},
     )
@@ -109,6 +111,12 @@ def _message_ids(value: str) -> list[str]:
     return list(dict.fromkeys(_MESSAGE_ID.findall(value)))
 
 
+def _list_id(value: str) -> str:
+    """The list's identity per RFC 2919: the bracketed id, without the description that may change."""
+    match = _LIST_ID.search(value)
+    return (match.group(1) if match else value).strip().lower()[:255]
+
+
 def _first_id(value: str) -> str:
     ids = _message_ids(value)
     return ids[0] if ids else ""
@@ -133,7 +141,8 @@ def _addresses(msg: Message, name: str) -> list[Address]:
         pairs = getaddresses([_decoded(v) for v in values])
     except Exception:  # noqa: BLE001
         return []
-    return [Address(display[:255], addr.strip().lower()[:320]) for display, addr in pairs if "@" in addr]
+    found = [(display, addr.strip().lower()) for display, addr in pairs]
+    return [Address(display[:255], addr[:320]) for display, addr in found if _PLAIN_ADDRESS.match(addr)]
 
 
 def _decoded(value: str) -> str:
@@ -185,6 +194,11 @@ def _content_type(part: Message) -> str:
 
 
 def _text(part: Message) -> str:
+    """The part's text with line endings as Python writes them (wire format is CRLF)."""
+    return _decoded_text(part).replace("\r\n", "\n")
+
+
+def _decoded_text(part: Message) -> str:
     if isinstance(part, EmailMessage):
         content = _safe(part.get_content)
         if isinstance(content, str):

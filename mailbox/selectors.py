@@ -64,7 +64,9 @@ def thread_list_for_label(*, mailbox: Mailbox, label: Label, older_than: Cursor 
 
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:
     """Unread threads per label id, counted over the partial index of unread rows."""
-    rows = ThreadLabel.objects.filter(mailbox=mailbox, is_unread=True).values("label_id").annotate(unread=Count("id"))
+    rows = (
+        ThreadLabel.objects.filter(mailbox=mailbox, unread_count__gt=0).values("label_id").annotate(unread=Count("id"))
+    )
     return {row["label_id"]: row["unread"] for row in rows}
 
 

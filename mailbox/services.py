@@ -90,22 +90,15 @@ def message_deliver(
     existing = Message.objects.filter(mailbox=mailbox, blob=blob).first()
     if existing is not None:
         return Delivered(existing, created=False)
-    placement = thread_place_message(
-        mailbox_id=mailbox.id,
-        message_id=parsed.message_id,
-        in_reply_to=parsed.in_reply_to,
-        references=parsed.references,
-        subject=parsed.subject,
-        list_id=parsed.list_id,
-    )
-    message = _message_build(mailbox, blob, parsed, placement.thread, placement.reason, source_tag, is_read)
-    message.receipt = receipt
-    message.received_at = received_at or timezone.now()
     try:
+        # One savepoint around thread placement and insert: if a concurrent delivery of the same
+        # blob wins the unique constraint, no empty thread is left behind.
         with transaction.atomic():
+            message = _message_insert(mailbox, blob, parsed, source_tag, is_read)
+            message.receipt = receipt
+            message.received_at = received_at or timezone.now()
             message.save()
     except IntegrityError:
-        # A concurrent delivery of the same blob won the unique constraint.
         return Delivered(Message.objects.get(mailbox=mailbox, blob=blob), created=False)
     _message_children_create(message, parsed)
     labels = list(Label.objects.filter(mailbox=mailbox, role__in=label_roles))
@@ -116,14 +109,21 @@ def message_deliver(
     return Delivered(message, created=True)
 
 
-def _message_build(
-    mailbox: Mailbox, blob: Blob, parsed: ParsedMessage, thread: Thread, reason: str, source_tag: str, is_read: bool
-) -> Message:
+def _message_insert(mailbox: Mailbox, blob: Blob, parsed: ParsedMessage, source_tag: str, is_read: bool) -> Message:
+    """Place the message in its thread and build its row (saved by the caller)."""
+    placement = thread_place_message(
+        mailbox_id=mailbox.id,
+        message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        subject=parsed.subject,
+        list_id=parsed.list_id,
+    )
     sender = parsed.sender
     return Message(
         mailbox=mailbox,
-        thread=thread,
-        thread_reason=reason,
+        thread=placement.thread,
+        thread_reason=placement.reason,
         blob=blob,
         message_id=parsed.message_id,
         in_reply_to=parsed.in_reply_to,
@@ -186,14 +186,15 @@ def _summary_delta(message: Message, parsed: ParsedMessage) -> SummaryDelta:
 
 def _thread_labels_add(*, thread: Thread, labels: list[Label], message: Message) -> None:
     """Count the message in each label's thread index. The caller holds the thread's row lock."""
+    existing = {row.label_id: row for row in ThreadLabel.objects.filter(thread=thread, label__in=labels)}
     for label in labels:
-        row = ThreadLabel.objects.filter(label=label, thread=thread).first()
-        if row is None:
-            row = ThreadLabel(mailbox_id=thread.mailbox_id, label=label, thread=thread, last_message_at=message.date)
+        row = existing.get(label.id) or ThreadLabel(
+            mailbox_id=thread.mailbox_id, label=label, thread=thread, last_message_at=message.date
+        )
         row.message_count += 1
+        row.unread_count += 0 if message.is_read else 1
         row.last_message_at = max(row.last_message_at, message.date)
         row.save()
-    ThreadLabel.objects.filter(thread=thread).update(is_unread=thread.unread_count > 0)
 
 
 def _message_received_notify(message: Message) -> None:

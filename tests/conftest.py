@@ -8,8 +8,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 
-# Tests never need a real secret; CI sets DATABASE_URL, which makes SECRET_KEY mandatory.
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-" + "x" * 20)
 
 requires_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"),
@@ -18,10 +16,25 @@ requires_redis = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    """Tests create many users; the production hasher would take most of their time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings) -> None:
+    """The test client speaks plain HTTP; with production settings (CI sets DATABASE_URL) every
+    request would otherwise be redirected to HTTPS. The deploy check covers the real setting."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
 def _mail_storage_in_tmp(settings, tmp_path: Path) -> None:
-    """Each test writes raw mail into its own folder, never into var/."""
+    """Each test writes raw mail into its own folder, never into var/; static files are served
+    from the source folders (no collectstatic manifest in tests)."""
     settings.STORAGES = {
         **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
         "mail": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": str(tmp_path / "mail"), "allow_overwrite": True},

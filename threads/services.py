@@ -68,7 +68,7 @@ def thread_place_message(
         thread = Thread(
             mailbox_id=mailbox_id, subject=subject, normalized_subject=normalize_subject(subject), list_id=list_id
         )
-        thread.full_clean()
+        thread.full_clean(validate_constraints=False)  # PostgreSQL enforces them on insert
         thread.save()
         placement = ThreadPlacement(thread=thread, reason="new")
     _record_message_ids(mailbox_id=mailbox_id, thread=placement.thread, own_id=message_id, referenced=ancestors)
@@ -97,7 +97,7 @@ def thread_add_message_summary(*, thread_id: int, delta: SummaryDelta) -> Thread
     thread.has_attachments = thread.has_attachments or delta.has_attachments
     thread.participants = _merged_participants(thread.participants, delta)
     thread.participant_addresses = sorted({*thread.participant_addresses, delta.sender_address} - {""})
-    thread.full_clean()
+    thread.full_clean(validate_constraints=False)  # PostgreSQL enforces them on update
     thread.save(update_fields=_SUMMARY_FIELDS)
     return thread
 

@@ -24,9 +24,13 @@ def short_date(value: datetime | None) -> str:
 
 @register.simple_tag
 def senders(thread: Thread, own_address: str) -> str:
-    """The thread's senders by first name or address, "me" for the mailbox owner."""
-    names = [
-        "me" if p["address"] == own_address else (p["name"].split()[0] if p["name"].strip() else p["address"])
-        for p in thread.participants[:3]
-    ]
-    return ", ".join(names) or "(nobody)"
+    """The thread's senders, "me" for the mailbox owner: one sender by full name, several by first name."""
+    shown = thread.participants[:3]
+
+    def name(participant: dict) -> str:
+        if participant["address"] == own_address:
+            return "me"
+        full = participant["name"].strip() or participant["address"]
+        return full.split()[0] if len(shown) > 1 else full
+
+    return ", ".join(name(p) for p in shown) or "(nobody)"

@@ -1,0 +1,130 @@
+"""Admin of the transport layer: blobs, inbound receipts, outbound deliveries, suppressions.
+
+Everything but suppressions is view-only: blobs are immutable, and receipts, deliveries and
+their events change only through the pipeline (retry actions will be services called from here).
+"""
+
+from django import forms
+from django.contrib import admin
+from django.core.validators import validate_email
+from django.db.models import Model
+from django.http import HttpRequest
+from django.utils.text import Truncator
+
+from delivery.models import Blob, DeliveryEvent, InboundReceipt, OutboundDelivery, Suppression
+from mailsite.admin import BigTableAdminMixin, RecentValuesFilter, ViewOnlyAdminMixin, size_human
+
+ERROR_PREVIEW_CHARS = 80
+
+
+class EspFilter(RecentValuesFilter):
+    title = "ESP"
+    parameter_name = "esp"
+
+
+def _error_preview(error: str) -> str:
+    return Truncator(error).chars(ERROR_PREVIEW_CHARS)
+
+
+@admin.register(Blob)
+class BlobAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    """Immutable bytes: a database trigger refuses changes to their content columns."""
+
+    list_display = ("sha256", size_human, "storage_key", "created_at")
+    list_filter = (("created_at", admin.DateFieldListFilter),)
+    # The unique index on sha256 serves an exact search; a prefix would scan the table.
+    search_fields = ("sha256__exact",)
+    exclude = ("size",)  # shown in human units
+    readonly_fields = (size_human,)
+
+
+@admin.register(InboundReceipt)
+class InboundReceiptAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "status", "source", "esp", "received_at", "attempts", "envelope_sender", "last_error_preview")
+    list_filter = ("status", "source", EspFilter, ("received_at", admin.DateFieldListFilter))
+    search_fields = ("event_id__exact", "=envelope_sender", "correlation_id__exact")
+    raw_id_fields = ("blob",)
+
+    @admin.display(description="last error")
+    def last_error_preview(self, obj: InboundReceipt) -> str:
+        return _error_preview(obj.last_error)
+
+
+class DeliveryEventInline(ViewOnlyAdminMixin, admin.TabularInline):
+    model = DeliveryEvent
+    fields = ("occurred_at", "event_type", "esp", "mta_response", "description")
+    ordering = ("occurred_at", "id")
+    extra = 0
+
+
+@admin.register(OutboundDelivery)
+class OutboundDeliveryAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "recipient",
+        "status",
+        "envelope_sender",
+        "mailbox_id",
+        "message_id",
+        "esp",
+        "attempts",
+        "send_after",
+        "updated_at",
+        "last_error_preview",
+    )
+    list_filter = ("status", EspFilter, ("updated_at", admin.DateFieldListFilter))
+    search_fields = ("=recipient", "esp_message_id__exact", "message_id__exact")
+    raw_id_fields = ("blob",)
+    inlines = (DeliveryEventInline,)
+
+    @admin.display(description="last error")
+    def last_error_preview(self, obj: OutboundDelivery) -> str:
+        return _error_preview(obj.last_error)
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "event_type", "delivery", "esp", "occurred_at", "mailbox_id", "mta_response_preview")
+    list_select_related = ("delivery",)
+    list_filter = ("event_type", EspFilter, ("occurred_at", admin.DateFieldListFilter))
+    search_fields = ("esp_event_id__exact", "delivery__id__exact", "=delivery__recipient")
+    raw_id_fields = ("delivery",)
+
+    @admin.display(description="MTA response")
+    def mta_response_preview(self, obj: DeliveryEvent) -> str:
+        return _error_preview(obj.mta_response)
+
+
+class SuppressionForm(forms.ModelForm):
+    class Meta:
+        model = Suppression
+        fields = ("address", "reason", "detail")
+
+    def clean_address(self) -> str:
+        """Stored lowercase, like every other address column."""
+        address = self.cleaned_data["address"].strip().lower()
+        validate_email(address)
+        return address
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    """Staff add suppressions and lift them by deleting; a suppression itself is never edited."""
+
+    form = SuppressionForm
+    list_display = ("address", "reason", "source", "created_at")
+    list_filter = ("reason",)
+    search_fields = ("address",)
+    date_hierarchy = "created_at"
+    fields = ("address", "reason", "detail", "source", "created_at")
+    readonly_fields = ("source", "created_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str]:
+        return {"reason": Suppression.Reason.MANUAL}
+
+    def save_model(self, request: HttpRequest, obj: Suppression, form: forms.ModelForm, change: bool) -> None:
+        obj.source = "admin"
+        super().save_model(request, obj, form, change)
