@@ -59,9 +59,10 @@ ANALYZE;
 """
 
 
-def _use_bench_database() -> None:
+def _use_bench_database(*, fresh: bool) -> None:
+    """Switch to the bench database, migrated; kept between runs unless ``fresh``."""
     connection.settings_dict["TEST"]["NAME"] = f"{settings.DATABASES['default']['NAME']}_bench"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=not fresh, serialize=False)
 
 
 def _fill(messages: int):  # noqa: ANN202 - returns (mailbox, inbox label)
@@ -107,8 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--fresh", action="store_true", help="drop and rebuild the bench database")
     args = parser.parse_args()
-    _use_bench_database()
+    _use_bench_database(fresh=args.fresh)
     from mailbox import selectors
     from mailbox.models import ThreadLabel
     from threads.models import ThreadMessageId

@@ -185,16 +185,21 @@ def _summary_delta(message: Message, parsed: ParsedMessage) -> SummaryDelta:
 
 
 def _thread_labels_add(*, thread: Thread, labels: list[Label], message: Message) -> None:
-    """Count the message in each label's thread index. The caller holds the thread's row lock."""
+    """Count the message in each label's thread index. The caller holds the thread's row lock.
+
+    Every label lists a conversation at its latest message, whichever label that message has,
+    so the date shown and the sort order agree (a reply you send moves the thread up the Inbox).
+    """
     existing = {row.label_id: row for row in ThreadLabel.objects.filter(thread=thread, label__in=labels)}
     for label in labels:
-        row = existing.get(label.id) or ThreadLabel(
-            mailbox_id=thread.mailbox_id, label=label, thread=thread, last_message_at=message.date
-        )
+        row = existing.get(label.id) or ThreadLabel(mailbox_id=thread.mailbox_id, label=label, thread=thread)
         row.message_count += 1
         row.unread_count += 0 if message.is_read else 1
-        row.last_message_at = max(row.last_message_at, message.date)
+        row.last_message_at = thread.last_message_at
         row.save()
+    ThreadLabel.objects.filter(thread=thread).exclude(last_message_at=thread.last_message_at).update(
+        last_message_at=thread.last_message_at
+    )
 
 
 def _message_received_notify(message: Message) -> None:

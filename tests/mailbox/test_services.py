@@ -1,26 +1,15 @@
-from email.message import EmailMessage
-
 import pytest
 
 from mailbox.models import Label, Message, ThreadLabel
 from mailbox.selectors import label_unread_counts
 from mailbox.services import message_import_raw
 from mailsite.models import DomainEvent
+from tests.mail import raw_message
 from threads.models import Thread
 
 
 def _raw(message_id: str, subject: str, *, in_reply_to: str = "", sender: str = "carol@example.org") -> bytes:
-    msg = EmailMessage()
-    msg["From"] = f"Carol <{sender}>"
-    msg["To"] = "alice@example.test"
-    msg["Subject"] = subject
-    msg["Message-ID"] = f"<{message_id}>"
-    msg["Date"] = "Mon, 02 Nov 2026 10:00:00 +0000"
-    if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
-        msg["References"] = f"<{in_reply_to}>"
-    msg.set_content(f"Body of {subject}")
-    return bytes(msg)
+    return raw_message(message_id, subject, in_reply_to=in_reply_to, sender=f"Carol <{sender}>")
 
 
 @pytest.mark.django_db
@@ -74,3 +63,18 @@ def test_unread_counts_are_per_label(mailbox):
     assert ThreadLabel.objects.get(label=inbox).unread_count == 1
     assert ThreadLabel.objects.get(label=sent).unread_count == 0
     assert label_unread_counts(mailbox=mailbox) == {inbox.id: 1}
+
+
+@pytest.mark.django_db
+def test_a_sent_reply_moves_the_thread_up_every_label(mailbox):
+    message_import_raw(mailbox=mailbox, raw=_raw("a@x", "Hello"), source_tag="import")
+    reply = _raw("b@x", "Re: Hello", in_reply_to="a@x", sender="alice@example.test").replace(
+        b"Mon, 02 Nov 2026 10:00:00", b"Tue, 03 Nov 2026 09:00:00"
+    )
+    message_import_raw(mailbox=mailbox, raw=reply, source_tag="import", label_roles=(Label.Role.SENT,), is_read=True)
+
+    rows = ThreadLabel.objects.filter(mailbox=mailbox)
+    thread = Thread.objects.get(mailbox_id=mailbox.id)
+    assert rows.count() == 2
+    assert {row.last_message_at for row in rows} == {thread.last_message_at}
+    assert thread.last_message_at.day == 3

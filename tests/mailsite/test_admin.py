@@ -4,7 +4,6 @@ The generic tests walk ``admin.site._registry``, so a model registered later wit
 or whose pages fail to render, fails here without anyone listing it by hand.
 """
 
-from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -25,28 +24,13 @@ from mailbox.models import Alias, Contact, Domain, Label, Mailbox, Message
 from mailbox.services import domain_get_or_create, message_import_raw
 from mailsite.admin import EstimatedCountPaginator
 from mailsite.models import DomainEvent
+from tests.mail import raw_message
 
 OUR_APPS = {"mailsite", "threads", "delivery", "mailbox", "campaigns"}
 REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
 REGISTERED_IDS = [model._meta.label for model, _ in REGISTERED]
 # One word and one number: every search field, text or integer, must take both.
 SEARCH_TERMS = ("alice", "1")
-
-
-def _raw(message_id: str, subject: str, *, in_reply_to: str = "", attachment: bytes = b"") -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "Carol <carol@example.org>"
-    msg["To"] = "alice@example.test"
-    msg["Subject"] = subject
-    msg["Message-ID"] = f"<{message_id}>"
-    msg["Date"] = "Mon, 02 Nov 2026 10:00:00 +0000"
-    if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
-        msg["References"] = f"<{in_reply_to}>"
-    msg.set_content(f"Body of {subject}")
-    if attachment:
-        msg.add_attachment(attachment, maintype="application", subtype="pdf", filename="invoice.pdf")
-    return bytes(msg)
 
 
 def _receipt(*, status: str, event_id: str, last_error: str = "") -> InboundReceipt:
@@ -91,12 +75,12 @@ def _add_data(mailbox, round_: int) -> None:
     """A bit of every table. Rows without a service yet (receipts, deliveries...) are made with the ORM."""
     first = message_import_raw(
         mailbox=mailbox,
-        raw=_raw(f"a{round_}@x", f"Invoice {round_}", attachment=f"%PDF {round_}".encode()),
+        raw=raw_message(f"a{round_}@x", f"Invoice {round_}", attachment=f"%PDF {round_}".encode()),
         source_tag="import",
     ).message
     message_import_raw(
         mailbox=mailbox,
-        raw=_raw(f"b{round_}@x", f"Re: Invoice {round_}", in_reply_to=f"a{round_}@x"),
+        raw=raw_message(f"b{round_}@x", f"Re: Invoice {round_}", in_reply_to=f"a{round_}@x"),
         source_tag="smtp",
     )
     _receipt(status=InboundReceipt.Status.PARSED, event_id=f"parsed-{round_}")
@@ -114,7 +98,7 @@ def admin_data(mailbox, other_mailbox):
     # A second domain, so that the filters on domains have a choice to offer.
     domain_get_or_create(name="example.org")
     _add_data(mailbox, round_=1)
-    message_import_raw(mailbox=other_mailbox, raw=_raw("c@x", "Hello Bob"), source_tag="smtp")
+    message_import_raw(mailbox=other_mailbox, raw=raw_message("c@x", "Hello Bob"), source_tag="smtp")
 
 
 def _changelist_url(model) -> str:
