@@ -56,6 +56,8 @@ class InboundReceipt(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
+    # Channel extras applied when the receipt is parsed, e.g. an import's labels and read state.
+    metadata = models.JSONField(default=dict, blank=True)
     parsed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

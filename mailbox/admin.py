@@ -12,6 +12,8 @@ from django.core.validators import validate_email
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from delivery.admin import InboundReceiptAdmin
+from delivery.models import InboundReceipt
 from mailbox.models import (
     Alias,
     Attachment,
@@ -25,6 +27,7 @@ from mailbox.models import (
     Participant,
     ThreadLabel,
 )
+from mailbox.services.ingest import inbound_reprocess
 from mailsite.admin import BigTableAdminMixin, RecentValuesFilter, ViewOnlyAdminMixin, size_human
 
 
@@ -276,3 +279,18 @@ class ThreadLabelAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin)
     list_filter = (UnreadFilter, "label__role", ("last_message_at", admin.DateFieldListFilter))
     search_fields = ("=mailbox__address", "thread__id__exact")
     raw_id_fields = ("mailbox", "label", "thread")
+
+
+# The transport's receipt admin gains the action that needs the mailbox pipeline (delivery
+# cannot import mailbox, so the action is added here, on top).
+admin.site.unregister(InboundReceipt)
+
+
+@admin.register(InboundReceipt)
+class ReceiptAdmin(InboundReceiptAdmin):
+    actions = ["reprocess"]
+
+    @admin.action(description="Reprocess the selected failed or quarantined receipts")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[InboundReceipt]) -> None:
+        queued = inbound_reprocess(receipt_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"Queued {queued} receipt(s) for processing.")

@@ -123,6 +123,10 @@ class Message(models.Model):
     from_address = models.CharField(max_length=320, blank=True)
     from_name = models.CharField(max_length=255, blank=True)
     list_id = models.CharField(max_length=255, blank=True)
+    list_unsubscribe = models.TextField(blank=True)
+    authentication_results = models.JSONField(
+        default=dict, blank=True, help_text='SPF/DKIM/DMARC results, e.g. {"spf": "pass", "dmarc": "fail"}.'
+    )
     date = models.DateTimeField(help_text="The Date header, or the receive time when absent or absurd.")
     received_at = models.DateTimeField()
     snippet = models.CharField(max_length=255, blank=True)

@@ -17,6 +17,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 MAX_MIME_DEPTH = 20
 SNIPPET_LENGTH = 200
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,990}@[^<>\s]{1,990})>")
+_AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)=([a-z]+)", re.IGNORECASE)
+_IDENTIFYING_HEADERS = ("From", "Sender", "To", "Subject", "Date", "Message-ID")
 _LIST_ID = re.compile(r"<([^<>\s]+)>")
 _PLAIN_ADDRESS = re.compile(r"^[^@\s\"'<>(),;:]+@[^@\s\"'<>(),;:]+$")
 _TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.IGNORECASE | re.DOTALL)
@@ -51,6 +53,11 @@ class ParsedMessage:
     text: str = ""
     html: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
+    # SPF/DKIM/DMARC results from the top-most Authentication-Results header (added by our edge).
+    authentication: dict[str, str] = field(default_factory=dict)
+    list_unsubscribe: str = ""
+    # True when the bytes carry no recognisable message header at all: quarantine, don't deliver.
+    is_malformed: bool = False
 
     @property
     def sender(self) -> Address:
@@ -85,6 +92,9 @@ def parse_message(raw: bytes, *, received_at: datetime) -> ParsedMessage:
         subject=_header(msg, "Subject"),
         date=_date(_header(msg, "Date"), received_at),
         list_id=_list_id(_header(msg, "List-Id")),
+        authentication=_authentication(_header(msg, "Authentication-Results")),
+        list_unsubscribe=_header(msg, "List-Unsubscribe")[:2000],
+        is_malformed=not any(_header(msg, name) for name in _IDENTIFYING_HEADERS),
         size=len(raw),
         addresses={role: _addresses(msg, name) for role, name in _ADDRESS_HEADERS.items()},
     )
@@ -109,6 +119,14 @@ def _raw_header(msg: Message, name: str) -> str:
 
 def _message_ids(value: str) -> list[str]:
     return list(dict.fromkeys(_MESSAGE_ID.findall(value)))
+
+
+def _authentication(value: str) -> dict[str, str]:
+    """{"spf": "pass", "dkim": "fail", "dmarc": "pass"} from one Authentication-Results header."""
+    results: dict[str, str] = {}
+    for method, result in _AUTH_RESULT.findall(value):
+        results.setdefault(method.lower(), result.lower())
+    return results
 
 
 def _list_id(value: str) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Count, Q
 
-from mailbox.models import Label, Mailbox, ThreadLabel
+from mailbox.models import Alias, Domain, Label, Mailbox, ThreadLabel
 from threads.models import Thread
 
 PAGE_SIZE = 50
@@ -76,3 +76,21 @@ def label_get_for_mailbox(*, mailbox: Mailbox, label_id: int) -> Label | None:
 
 def label_list(*, mailbox: Mailbox) -> list[Label]:
     return list(Label.objects.filter(mailbox=mailbox))
+
+
+def mailboxes_for_addresses(*, addresses: list[str]) -> tuple[list[Mailbox], list[str]]:
+    """The local mailboxes the addresses deliver to (primary or alias), and the addresses that are
+    on one of our domains but match no mailbox. Foreign addresses are in neither list."""
+    wanted = {a.strip().lower() for a in addresses if a.strip()}
+    by_address = {m.address: m for m in Mailbox.objects.filter(address__in=wanted)}
+    for alias in Alias.objects.filter(address__in=wanted - by_address.keys()).select_related("mailbox"):
+        by_address[alias.address] = alias.mailbox
+    unmatched = wanted - by_address.keys()
+    local_domains = set(
+        Domain.objects.filter(name__in={a.rpartition("@")[2] for a in unmatched}, is_active=True).values_list(
+            "name", flat=True
+        )
+    )
+    unknown = sorted(a for a in unmatched if a.rpartition("@")[2] in local_domains)
+    mailboxes = list({m.id: m for m in by_address.values()}.values())
+    return mailboxes, unknown

@@ -8,6 +8,7 @@ listed, with its default, in README.md.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -145,7 +146,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "receipts-sweep": {"task": "mailbox.receipts_sweep", "schedule": 60.0},
+}
+# A receipt still unparsed this long after arriving lost its task (broker down at commit time).
+MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(seconds=env.int("MAILSITE_RECEIPT_SWEEP_AFTER_SECONDS", default=120))
 
 # --- Storage: raw mail and attachments live in object storage, never in the database --------
 MAIL_STORAGE_BUCKET = env.str("MAIL_STORAGE_BUCKET", default="")

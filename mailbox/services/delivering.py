@@ -19,6 +19,7 @@ from mailbox.models import (
     ThreadLabel,
 )
 from mailbox.parsing import ParsedMessage, parse_message
+from mailbox.services.labels import label_get_or_create
 from mailsite.events import domain_event_record
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_publish_on_commit
@@ -41,12 +42,15 @@ def message_deliver(
     parsed: ParsedMessage,
     source_tag: str,
     label_roles: tuple[str, ...] = (Label.Role.INBOX,),
+    user_labels: tuple[str, ...] = (),
     is_read: bool = False,
+    is_starred: bool = False,
     receipt: InboundReceipt | None = None,
     received_at: datetime | None = None,
 ) -> Delivered:
     """Put one parsed message into ``mailbox``: thread, rows, labels, summary, event, live update.
 
+    ``label_roles`` name system labels, ``user_labels`` user labels by name (created if new).
     Idempotent: delivering the same blob to the same mailbox again changes nothing.
     """
     existing = Message.objects.filter(mailbox=mailbox, blob=blob).first()
@@ -59,11 +63,14 @@ def message_deliver(
             message = _message_insert(mailbox, blob, parsed, source_tag, is_read)
             message.receipt = receipt
             message.received_at = received_at or timezone.now()
+            message.is_starred = is_starred
             message.save()
     except IntegrityError:
         return Delivered(Message.objects.get(mailbox=mailbox, blob=blob), created=False)
     _message_children_create(message, parsed)
     labels = list(Label.objects.filter(mailbox=mailbox, role__in=label_roles))
+    labels += [label_get_or_create(mailbox=mailbox, name=name) for name in user_labels]
+    labels = list({label.id: label for label in labels}.values())
     MessageLabel.objects.bulk_create(MessageLabel(mailbox=mailbox, message=message, label=lb) for lb in labels)
     thread = thread_add_message_summary(thread_id=message.thread_id, delta=_summary_delta(message, parsed))
     _thread_labels_add(thread=thread, labels=labels, message=message)
@@ -95,6 +102,8 @@ def _message_insert(mailbox: Mailbox, blob: Blob, parsed: ParsedMessage, source_
         from_address=sender.address,
         from_name=sender.name,
         list_id=parsed.list_id,
+        list_unsubscribe=parsed.list_unsubscribe,
+        authentication_results=parsed.authentication,
         date=parsed.date,
         snippet=parsed.snippet,
         size=parsed.size,

@@ -1,0 +1,72 @@
+"""The front door: every channel (ESP webhook, SMTP, import) hands raw mail in here.
+
+Not re-exported from ``mailbox.services``: it queues ``mailbox.tasks``, which import the other
+services, so importing it from the package would be circular.
+"""
+
+from functools import partial
+from typing import Any
+
+import structlog
+from django.db import transaction
+
+from delivery.models import InboundReceipt
+from delivery.services import ReceiptStored, inbound_receipt_create, inbound_receipt_reset
+from mailbox.tasks import receipt_process_task
+
+logger = structlog.get_logger(__name__)
+
+
+def inbound_accept(
+    *,
+    source: str,
+    raw: bytes,
+    esp: str = "",
+    event_id: str = "",
+    envelope_sender: str = "",
+    envelope_recipients: list[str] | tuple[str, ...] = (),
+    verdicts: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ReceiptStored:
+    """Store the bytes and the receipt durably, then queue the parse once that has committed.
+
+    Answer the sender only after this returns: from then on the message cannot be lost.
+    A repeat of the same arrival changes nothing and queues nothing.
+    """
+    correlation_id = str(structlog.contextvars.get_contextvars().get("request_id", ""))
+    with transaction.atomic():
+        stored = inbound_receipt_create(
+            source=source,
+            raw=raw,
+            esp=esp,
+            event_id=event_id,
+            envelope_sender=envelope_sender,
+            envelope_recipients=envelope_recipients,
+            verdicts=verdicts,
+            correlation_id=correlation_id,
+            metadata=metadata,
+        )
+        if stored.created:
+            # robust: a broker outage must not fail the request; the sweeper queues it later.
+            transaction.on_commit(partial(receipt_process_task.delay, stored.receipt.id), robust=True)
+    logger.info(
+        "inbound.received" if stored.created else "inbound.duplicate",
+        receipt_id=stored.receipt.id,
+        source=source,
+        esp=esp,
+    )
+    return stored
+
+
+def inbound_reprocess(*, receipt_ids: list[int]) -> int:
+    """Put failed or quarantined receipts back in line and queue them (staff, after a fix).
+
+    Returns how many were queued; parsed receipts are left alone.
+    """
+    reprocessable = (InboundReceipt.Status.FAILED, InboundReceipt.Status.QUARANTINED, InboundReceipt.Status.RECEIVED)
+    ids = list(InboundReceipt.objects.filter(pk__in=receipt_ids, status__in=reprocessable).values_list("id", flat=True))
+    with transaction.atomic():
+        for receipt_id in ids:
+            inbound_receipt_reset(receipt_id=receipt_id)
+            transaction.on_commit(partial(receipt_process_task.delay, receipt_id), robust=True)
+    return len(ids)

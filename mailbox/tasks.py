@@ -1,0 +1,53 @@
+"""Celery tasks of the mailbox app: thin, id-taking, idempotent."""
+
+import random
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+
+from delivery.selectors import inbound_receipts_stale
+from mailbox.services.receiving import receipt_fail, receipt_process
+
+logger = structlog.get_logger(__name__)
+
+# Errors that another attempt may not meet: the database, the object storage or the network.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, BotoCoreError, ClientError)
+MAX_RETRIES = 8
+
+
+def _backoff(retries: int) -> int:
+    """Exponential back-off with full jitter, capped at ten minutes."""
+    return random.randint(1, min(600, 2 ** (retries + 1)))  # noqa: S311 - jitter, not security
+
+
+@shared_task(bind=True, name="mailbox.receipt_process", acks_late=True, reject_on_worker_lost=True)
+def receipt_process_task(self, receipt_id: int) -> None:  # noqa: ANN001 - Celery's bound task
+    with structlog.contextvars.bound_contextvars(receipt_id=receipt_id, attempt=self.request.retries + 1):
+        try:
+            receipt_process(receipt_id=receipt_id)
+        except TRANSIENT_ERRORS as error:
+            if self.request.retries >= MAX_RETRIES:
+                receipt_fail(receipt_id=receipt_id, error=f"gave up after {MAX_RETRIES} retries: {error!r}")
+                return
+            logger.warning("inbound.retried", error=repr(error))
+            raise self.retry(exc=error, countdown=_backoff(self.request.retries), max_retries=MAX_RETRIES) from error
+        except Exception as error:
+            # A bug met by this message: keep it visible to staff, who reprocess after the fix.
+            logger.exception("inbound.failed")
+            receipt_fail(receipt_id=receipt_id, error=repr(error))
+
+
+@shared_task(name="mailbox.receipts_sweep")
+def receipts_sweep_task() -> int:
+    """Re-queue receipts left unparsed (e.g. the broker was down when they were committed)."""
+    cutoff = timezone.now() - settings.MAILSITE_RECEIPT_SWEEP_AFTER
+    stale = inbound_receipts_stale(received_before=cutoff)
+    for receipt_id in stale:
+        receipt_process_task.delay(receipt_id)
+    if stale:
+        logger.info("inbound.swept", count=len(stale))
+    return len(stale)

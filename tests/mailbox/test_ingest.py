@@ -1,0 +1,229 @@
+"""The inbound pipeline from raw bytes to messages: store first, parse later, nothing lost."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+
+from delivery.models import InboundReceipt
+from delivery.selectors import blob_read
+from delivery.services import inbound_receipt_create
+from mailbox.models import Alias, Label, Message, MessageLabel
+from mailbox.services import domain_get_or_create, message_import_raw
+from mailbox.services.ingest import inbound_accept, inbound_reprocess
+from mailbox.services.receiving import receipt_process
+from mailbox.tasks import MAX_RETRIES, receipt_process_task, receipts_sweep_task
+from mailsite.celery import app
+from mailsite.models import DomainEvent
+from tests.mail import raw_message
+
+RAW = raw_message("first@example.org", "Quarterly numbers", to="alice@example.test, bob@example.test")
+
+
+def _labels(message: Message) -> set[str]:
+    return set(MessageLabel.objects.filter(message=message).values_list("label__name", flat=True))
+
+
+@pytest.mark.django_db
+def test_accept_stores_bytes_and_receipt_then_parses_on_commit(
+    mailbox, other_mailbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        stored = inbound_accept(
+            source="esp_webhook", raw=RAW, esp="mailgun", event_id="evt-1", envelope_recipients=["alice@example.test"]
+        )
+
+    assert stored.created
+    assert receipt_process_task.delay in [getattr(c, "func", None) for c in callbacks]
+    receipt = InboundReceipt.objects.get()
+    assert blob_read(blob=receipt.blob) == RAW
+    assert receipt.status == InboundReceipt.Status.PARSED
+    assert receipt.attempts == 1
+    message = Message.objects.get()
+    assert (message.mailbox_id, message.source_tag, message.receipt_id) == (mailbox.id, "esp:mailgun", receipt.id)
+    assert _labels(message) == {"Inbox"}
+
+
+@pytest.mark.django_db
+def test_replayed_arrival_changes_nothing_and_queues_nothing(mailbox, django_capture_on_commit_callbacks):
+    def accept():
+        return inbound_accept(source="esp_webhook", raw=RAW, esp="mailgun", event_id="evt-1")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = accept()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = [accept() for _ in range(3)]
+
+    assert not any(s.created for s in again)
+    assert {s.receipt.id for s in again} == {first.receipt.id}
+    assert callbacks == []
+    assert InboundReceipt.objects.count() == 1
+    assert Message.objects.count() == 1
+
+
+def _receipt(raw: bytes = RAW, **fields) -> InboundReceipt:
+    return inbound_receipt_create(source="smtp", raw=raw, **fields).receipt
+
+
+@pytest.mark.django_db
+def test_one_copy_per_local_recipient_including_aliases(mailbox, other_mailbox):
+    Alias.objects.create(mailbox=other_mailbox, domain=other_mailbox.domain, address="robert@example.test")
+    receipt = _receipt(envelope_recipients=["alice@example.test", "Robert@Example.test", "carol@elsewhere.org"])
+
+    outcome = receipt_process(receipt_id=receipt.id)
+
+    assert outcome.delivered == 2
+    assert set(Message.objects.values_list("mailbox_id", flat=True)) == {mailbox.id, other_mailbox.id}
+    assert len(set(Message.objects.values_list("blob_id", flat=True))) == 1
+
+
+@pytest.mark.django_db
+def test_unknown_local_recipient_is_recorded_not_dropped(mailbox):
+    receipt = _receipt(envelope_recipients=["alice@example.test", "nobody@example.test"])
+
+    outcome = receipt_process(receipt_id=receipt.id)
+    receipt.refresh_from_db()
+
+    assert outcome.unknown_recipients == ("nobody@example.test",)
+    assert receipt.status == InboundReceipt.Status.PARSED
+    assert "nobody@example.test" in receipt.last_error
+
+
+@pytest.mark.django_db
+def test_mail_for_no_local_mailbox_is_quarantined_with_its_bytes(mailbox):
+    receipt = _receipt(envelope_recipients=["someone@elsewhere.org"])
+
+    receipt_process(receipt_id=receipt.id)
+    receipt.refresh_from_db()
+
+    assert receipt.status == InboundReceipt.Status.QUARANTINED
+    assert "no local recipient" in receipt.last_error
+    assert blob_read(blob=receipt.blob) == RAW
+    assert DomainEvent.objects.filter(event_type="receipt.quarantined", subject_id=receipt.id).exists()
+
+
+@pytest.mark.django_db
+def test_bytes_that_are_no_message_are_quarantined(mailbox):
+    garbage = b"\x00\x01\x02 not a message at all \xff\xfe"
+    receipt = _receipt(raw=garbage, envelope_recipients=["alice@example.test"])
+
+    receipt_process(receipt_id=receipt.id)
+    receipt.refresh_from_db()
+
+    assert receipt.status == InboundReceipt.Status.QUARANTINED
+    assert blob_read(blob=receipt.blob) == garbage
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_without_envelope_the_header_addressees_are_used(mailbox, other_mailbox):
+    receipt = _receipt()
+    assert receipt_process(receipt_id=receipt.id).delivered == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("verdicts", "auth_header", "folder"),
+    [
+        ({}, "", "Inbox"),
+        ({"spam": True}, "", "Spam"),
+        ({}, "mx.example.test; spf=pass; dkim=pass; dmarc=fail (p=reject)", "Spam"),
+        ({}, "mx.example.test; spf=pass; dkim=pass; dmarc=pass", "Inbox"),
+    ],
+)
+def test_baseline_spam_routing(mailbox, verdicts, auth_header, folder):
+    raw = (f"Authentication-Results: {auth_header}\r\n".encode() if auth_header else b"") + RAW
+    receipt = _receipt(raw=raw, envelope_recipients=["alice@example.test"], verdicts=verdicts)
+
+    receipt_process(receipt_id=receipt.id)
+
+    message = Message.objects.get()
+    assert _labels(message) == {folder}
+    if auth_header:
+        assert message.authentication_results["dmarc"] in {"pass", "fail"}
+
+
+@pytest.mark.django_db
+def test_import_hints_set_labels_and_flags(mailbox):
+    metadata = {"label_roles": ["inbox"], "labels": ["Travel", "Receipts"], "is_read": True, "is_starred": True}
+    receipt = _receipt(envelope_recipients=["alice@example.test"], metadata=metadata)
+
+    receipt_process(receipt_id=receipt.id)
+
+    message = Message.objects.get()
+    assert _labels(message) == {"Inbox", "Travel", "Receipts"}
+    assert (message.is_read, message.is_starred) == (True, True)
+    assert Label.objects.filter(mailbox=mailbox, name="Travel", role="").exists()
+
+
+@pytest.mark.django_db
+def test_processing_twice_delivers_once(mailbox):
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    receipt_process(receipt_id=receipt.id)
+    InboundReceipt.objects.filter(pk=receipt.pk).update(status=InboundReceipt.Status.RECEIVED)
+    receipt_process(receipt_id=receipt.id)
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_vanished_receipt_is_ignored():
+    assert receipt_process(receipt_id=987654) is None
+
+
+@pytest.fixture
+def _eager_retries_run_through():
+    """Eager mode runs each retry inside the previous attempt; let the whole chain run to its end
+    instead of propagating the first Retry, as a worker would."""
+    app.conf.task_eager_propagates = False
+    yield
+    app.conf.task_eager_propagates = True
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_eager_retries_run_through")
+def test_storage_failure_retries_then_fails_and_reprocess_recovers(mailbox, django_capture_on_commit_callbacks):
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    storage = storages["mail"]
+    kept = blob_read(blob=receipt.blob)
+    storage.delete(receipt.blob.storage_key)  # the object store loses it for a while
+
+    receipt_process_task.apply(args=[receipt.id])
+    receipt.refresh_from_db()
+    assert receipt.status == InboundReceipt.Status.FAILED
+    assert receipt.attempts == MAX_RETRIES + 1
+    assert "gave up" in receipt.last_error
+
+    storage.save(receipt.blob.storage_key, ContentFile(kept))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbound_reprocess(receipt_ids=[receipt.id]) == 1
+    receipt.refresh_from_db()
+    assert receipt.status == InboundReceipt.Status.PARSED
+    assert Message.objects.filter(mailbox=mailbox).count() == 1
+
+
+@pytest.mark.django_db
+def test_sweeper_completes_receipts_whose_task_was_lost(mailbox, settings):
+    settings.MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(0)
+    receipt = _receipt(envelope_recipients=["alice@example.test"])  # stored, but never queued
+
+    assert receipts_sweep_task.apply().get() == 1
+    receipt.refresh_from_db()
+    assert receipt.status == InboundReceipt.Status.PARSED
+    assert receipts_sweep_task.apply().get() == 0
+
+
+@pytest.mark.django_db
+def test_parsed_receipts_are_not_reprocessed(mailbox):
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    receipt_process(receipt_id=receipt.id)
+    assert inbound_reprocess(receipt_ids=[receipt.id]) == 0
+
+
+@pytest.mark.django_db
+def test_delivery_into_an_existing_thread_keeps_import_and_inbound_apart(mailbox):
+    domain_get_or_create(name="example.test")
+    message_import_raw(mailbox=mailbox, raw=RAW, source_tag="import")
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    receipt_process(receipt_id=receipt.id)
+    assert Message.objects.count() == 1
