@@ -6,3 +6,6 @@ class MailsiteConfig(AppConfig):
 
     name = "mailsite"
     verbose_name = "Mailsite core"
+
+    def ready(self) -> None:
+        from mailsite import checks  # noqa: F401  (registers the system checks)

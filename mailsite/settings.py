@@ -263,3 +263,33 @@ structlog.configure(
     logger_factory=structlog.stdlib.LoggerFactory(),
     cache_logger_on_first_use=True,
 )
+
+# --- SMTP listener --------------------------------------------------------------------------
+# ``python manage.py runsmtpd``: mail for our mailboxes only, answered 250 once it is stored.
+MAILSITE_SMTP_HOST = env.str("MAILSITE_SMTP_HOST", default="127.0.0.1")
+MAILSITE_SMTP_PORT = env.int("MAILSITE_SMTP_PORT", default=2525)
+# Advertised with SIZE; larger messages are refused with 552.
+MAILSITE_SMTP_MAX_MESSAGE_BYTES = env.int("MAILSITE_SMTP_MAX_MESSAGE_BYTES", default=35 * 1024 * 1024)
+MAILSITE_SMTP_MAX_RECIPIENTS = env.int("MAILSITE_SMTP_MAX_RECIPIENTS", default=100)
+# The name in the greeting and EHLO reply; empty means the machine's fully qualified name.
+MAILSITE_SMTP_HOSTNAME = env.str("MAILSITE_SMTP_HOSTNAME", default="")
+# aiosmtpd logs every SMTP command (with addresses) at INFO; our own log lines say what matters.
+LOGGING["loggers"]["mail.log"] = {"level": env.str("MAILSITE_SMTP_LOG_LEVEL", default="WARNING")}
+
+# --- Anymail ---------------------------------------------------------------------------------
+# ESP inbound webhooks under /anymail/ (README, "ESP setup notes"). Every request must carry one
+# of the WEBHOOK_SECRET "user:password" pairs as HTTP basic auth: list several while rotating.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[]),
+    # Answer SNS subscription confirmations that arrive with the secret (and a valid signature).
+    "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": env.bool("AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS", default=True),
+}
+# Keys are set only when given: Anymail would otherwise take an empty key as the key.
+ANYMAIL.update(
+    {key: env.str(key) for key in ("MAILGUN_WEBHOOK_SIGNING_KEY", "BREVO_API_KEY") if env.str(key, default="")}
+)
+# Whole messages arrive in the request body (Mailgun's body-mime, Postmark's JSON, SendGrid's
+# raw field): Django's 2.5 MB default would refuse big ones with a 400, which ESPs do not retry.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
+# SNS signing certificates come only from Amazon's SNS hosts over HTTPS (delivery.sns holds the
+# pattern); tests alone set MAILSITE_SNS_CERT_URL_PATTERN, never the environment.

@@ -4,6 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+
+from mailsite.celery import app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
@@ -13,6 +16,18 @@ requires_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"),
     reason="needs a real Redis (broker, worker or channel layer): set REDIS_URL; CI always does",
 )
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(request):
+    """Tasks run in the test's process, as in the embedded mode, even where REDIS_URL configures a
+    real broker (CI); tests marked ``real_broker`` talk to the broker and a worker instead."""
+    if request.node.get_closest_marker("real_broker"):
+        yield
+        return
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
 
 
 @pytest.fixture(autouse=True)

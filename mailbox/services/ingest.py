@@ -4,7 +4,7 @@ Not re-exported from ``mailbox.services``: it queues ``mailbox.tasks``, which im
 services, so importing it from the package would be circular.
 """
 
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -48,7 +48,7 @@ def inbound_accept(
         )
         if stored.created:
             # robust: a broker outage must not fail the request; the sweeper queues it later.
-            transaction.on_commit(partial(receipt_process_task.delay, stored.receipt.id), robust=True)
+            transaction.on_commit(_parse_queuer(stored.receipt.id), robust=True)
     logger.info(
         "inbound.received" if stored.created else "inbound.duplicate",
         receipt_id=stored.receipt.id,
@@ -68,5 +68,15 @@ def inbound_reprocess(*, receipt_ids: list[int]) -> int:
     with transaction.atomic():
         for receipt_id in ids:
             inbound_receipt_reset(receipt_id=receipt_id)
-            transaction.on_commit(partial(receipt_process_task.delay, receipt_id), robust=True)
+            transaction.on_commit(_parse_queuer(receipt_id), robust=True)
     return len(ids)
+
+
+def _parse_queuer(receipt_id: int) -> Callable[[], None]:
+    """An on-commit callback that queues the parse. A named function, because Django logs a
+    robust callback's failure (e.g. the broker is down) by its qualified name."""
+
+    def queue_parse() -> None:
+        receipt_process_task.delay(receipt_id)
+
+    return queue_parse

@@ -78,7 +78,8 @@ def _deliver_copy(receipt: InboundReceipt, parsed: ParsedMessage, mailbox: Mailb
         blob=receipt.blob,
         parsed=parsed,
         source_tag=_source_tag(receipt),
-        label_roles=tuple(hints.get("label_roles") or [_folder(receipt, parsed)]),
+        # An import may file a message under no system label at all (archived): an empty list counts.
+        label_roles=tuple(hints["label_roles"] if "label_roles" in hints else [_folder(receipt, parsed)]),
         user_labels=tuple(hints.get("labels", ())),
         is_read=bool(hints.get("is_read", False)),
         is_starred=bool(hints.get("is_starred", False)),

@@ -22,6 +22,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-enough-1234567890-abcdef",
     "ALLOWED_HOSTS": "mail.example.com",
     "MAIL_STORAGE_BUCKET": "mailsite-raw",
+    "ANYMAIL_WEBHOOK_SECRET": "esp:a-long-random-webhook-password",
 }
 
 SETTINGS_PROBE = """
@@ -104,6 +105,12 @@ def test_deploy_check_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_deploy_check_warns_when_webhooks_have_no_secret():
+    env = _clean_env(**{k: v for k, v in PRODUCTION_ENV.items() if k != "ANYMAIL_WEBHOOK_SECRET"})
+    result = _run([sys.executable, "manage.py", "check", "--deploy"], env)
+    assert "mailsite.W001" in result.stdout + result.stderr
 
 
 def test_embedded_postgres_starts_migrates_and_answers(tmp_path: Path):
