@@ -12,7 +12,7 @@ from threads.models import Thread, ThreadMessageId
 
 class ThreadMessageIdInline(ViewOnlyAdminMixin, admin.TabularInline):
     model = ThreadMessageId
-    fields = ("message_id", "seen")
+    fields = ("message_id", "seen", "sender", "is_bulk")
     extra = 0
 
 
@@ -26,10 +26,12 @@ class ThreadAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
         "unread_count",
         "starred_count",
         "has_attachments",
+        "is_manual",
         "last_message_at",
     )
     list_filter = (
         "has_attachments",
+        "is_manual",
         ("list_id", admin.EmptyFieldListFilter),
         ("last_message_at", admin.DateFieldListFilter),
     )
@@ -39,8 +41,8 @@ class ThreadAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ThreadMessageId)
 class ThreadMessageIdAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("message_id", "mailbox_id", "thread", "seen")
+    list_display = ("message_id", "mailbox_id", "thread", "seen", "sender", "is_bulk")
     list_select_related = ("thread",)
-    list_filter = ("seen",)
+    list_filter = ("seen", "is_bulk")
     search_fields = ("=message_id",)
     raw_id_fields = ("thread",)

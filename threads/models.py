@@ -16,6 +16,19 @@ class Thread(models.Model):
     # Display participants, most relevant first: [{"name": ..., "address": ...}, ...], capped.
     participants = models.JSONField(default=list, blank=True)
     participant_addresses = models.JSONField(default=list, blank=True)
+    # Every address the thread's messages were from or to, except the mailbox's own: the resolver's
+    # participant-overlap test. Sorted; capped to the alphabetically first MAX_CORRESPONDENTS, a rule
+    # an incremental add and a recount from the messages both reproduce.
+    correspondents = models.JSONField(default=list, blank=True)
+    is_manual = models.BooleanField(
+        default=False,
+        help_text="The user split or moved messages into this thread: automatic merges leave it alone.",
+    )
+    is_fragment = models.BooleanField(
+        default=False,
+        help_text="Started by a reply without headers that matched no thread: the next thread of its "
+        "subject and correspondents adopts it, so subject joins do not depend on arrival order.",
+    )
     message_count = models.PositiveIntegerField(default=0)
     unread_count = models.PositiveIntegerField(default=0)
     starred_count = models.PositiveIntegerField(default=0)
@@ -61,7 +74,9 @@ class ThreadMessageId(models.Model):
     """Maps a Message-ID seen in a mailbox (its own or only referenced) to the thread holding it.
 
     Referenced ids that have not arrived yet are kept too, so a late parent finds the replies
-    that came before it.
+    that came before it. Branch keys live here as well: ``"<bulk Message-ID> <correspondent>"``
+    maps one correspondent's private replies to bulk mail to their own conversation (a space
+    never occurs in a Message-ID, so the two kinds of key cannot collide).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -69,6 +84,10 @@ class ThreadMessageId(models.Model):
     message_id = models.CharField(max_length=998)
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="message_ids")
     seen = models.BooleanField(default=False, help_text="True once a message with this id is in the mailbox.")
+    # Set with ``seen``: who sent the message ("" for the mailbox's own address) and whether it went
+    # to many recipients, which makes replies from different people separate conversations.
+    sender = models.CharField(max_length=320, blank=True)
+    is_bulk = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

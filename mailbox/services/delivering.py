@@ -19,13 +19,13 @@ from mailbox.models import (
     ThreadLabel,
 )
 from mailbox.parsing import ParsedMessage, parse_message
+from mailbox.services.conversations import message_correspondence, message_thread_resolve
 from mailbox.services.labels import label_get_or_create
 from mailsite.events import domain_event_record
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_publish_on_commit
 from threads.models import Thread
-from threads.services import SummaryDelta, thread_add_message_summary, thread_place_message
-from threads.subjects import normalize_subject
+from threads.services import SummaryDelta, thread_add_message_summary
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,8 @@ def message_deliver(
 
 def _message_insert(mailbox: Mailbox, blob: Blob, parsed: ParsedMessage, source_tag: str, is_read: bool) -> Message:
     """Place the message in its thread and build its row (saved by the caller)."""
-    placement = thread_place_message(
-        mailbox_id=mailbox.id,
-        message_id=parsed.message_id,
-        in_reply_to=parsed.in_reply_to,
-        references=parsed.references,
-        subject=parsed.subject,
-        list_id=parsed.list_id,
-    )
+    correspondence = message_correspondence(mailbox=mailbox, parsed=parsed, source_tag=source_tag)
+    placement = message_thread_resolve(mailbox=mailbox, parsed=parsed, correspondence=correspondence)
     sender = parsed.sender
     return Message(
         mailbox=mailbox,
@@ -98,7 +92,7 @@ def _message_insert(mailbox: Mailbox, blob: Blob, parsed: ParsedMessage, source_
         in_reply_to=parsed.in_reply_to,
         references=parsed.references,
         subject=parsed.subject,
-        normalized_subject=normalize_subject(parsed.subject),
+        normalized_subject=placement.normalized_subject,
         from_address=sender.address,
         from_name=sender.name,
         list_id=parsed.list_id,
@@ -152,6 +146,9 @@ def _summary_delta(message: Message, parsed: ParsedMessage) -> SummaryDelta:
         snippet=message.snippet,
         sender_name=message.from_name,
         sender_address=message.from_address,
+        correspondents=message_correspondence(
+            mailbox=message.mailbox, parsed=parsed, source_tag=message.source_tag
+        ).summary_addresses,
     )
 
 

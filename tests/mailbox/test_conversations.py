@@ -1,0 +1,202 @@
+"""Conversations through the real delivery pipeline: automatic merges, and the user's split, merge and move."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from mailbox.models import Label, Message, ThreadLabel
+from mailbox.services import conversations as conversations_module
+from mailbox.services import messages_move_to_thread, thread_merge, thread_split
+from tests.threads.builders import assert_no_drift, deliver, reply, thread_of
+from threads.models import Thread, ThreadMessageId
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Live-update events, as they would leave once the transaction commits."""
+    events = []
+
+    def record(*, mailbox_id, event):
+        from django.db import transaction
+
+        transaction.on_commit(lambda: events.append(event))
+
+    monkeypatch.setattr(conversations_module, "mailbox_publish_on_commit", record)
+    return events
+
+
+def _conversation(mailbox):
+    """a ← b ← c, each a full-header reply to the one before."""
+    a = deliver(mailbox, "a@x", "Budget 2027")
+    b = reply(mailbox, "b@x", a, sender="Dave <dave@example.org>")
+    c = reply(mailbox, "c@x", b)
+    return a, b, c
+
+
+# --- Automatic merges on delivery -----------------------------------------------------------
+
+
+def test_a_late_parent_merges_two_threads_and_moves_their_messages(
+    mailbox, published, django_capture_on_commit_callbacks
+):
+    first = deliver(mailbox, "c@x", "Re: Budget", in_reply_to="b@x", references=("b@x",))
+    second = deliver(mailbox, "a-reply@x", "Re: Budget", in_reply_to="a@x", references=("a@x",))
+    assert first.thread_id != second.thread_id
+
+    with django_capture_on_commit_callbacks(execute=True):
+        late = deliver(mailbox, "b@x", "Re: Budget", in_reply_to="a@x", references=("a@x",))
+
+    thread = thread_of(late)
+    assert set(Message.objects.filter(mailbox=mailbox).values_list("thread_id", flat=True)) == {thread.pk}
+    assert (thread.message_count, thread.unread_count) == (3, 3)
+    inbox = ThreadLabel.objects.get(mailbox=mailbox)
+    assert (inbox.thread_id, inbox.message_count) == (thread.pk, 3)
+    assert Thread.objects.filter(mailbox_id=mailbox.id).count() == 1
+    gone = ({first.thread_id, second.thread_id} - {thread.pk}).pop()
+    assert {"type": "thread.removed", "thread_id": gone} in published
+    assert_no_drift(mailbox)
+
+
+def test_a_reply_without_headers_joins_by_subject_through_delivery(mailbox):
+    root = deliver(mailbox, "root@x", "Budget 2027", sender="Carol <carol@example.org>")
+
+    lost = deliver(mailbox, "lost@x", "AW: Budget 2027", sender="Dave <dave@example.org>", cc="carol@example.org")
+
+    assert (lost.thread_id, lost.thread_reason) == (root.thread_id, Message.ThreadReason.SUBJECT)
+    assert thread_of(root).correspondents == ["carol@example.org", "dave@example.org"]
+    assert_no_drift(mailbox)
+
+
+def test_a_reply_that_arrived_before_its_root_without_headers_joins_it_then(mailbox):
+    early = deliver(mailbox, "r@x", "Re: Budget 2027", sender="Dave <dave@example.org>", cc="carol@example.org")
+
+    root = deliver(mailbox, "root@x", "Budget 2027", date="Sun, 01 Nov 2026 10:00:00 +0000")
+
+    early.refresh_from_db()
+    assert early.thread_id == root.thread_id
+    assert thread_of(root).message_count == 2
+    assert_no_drift(mailbox)
+
+
+def test_the_owners_own_address_is_no_shared_participant(mailbox):
+    root = deliver(mailbox, "root@x", "Budget 2027")
+
+    stranger = deliver(mailbox, "s@x", "Re: Budget 2027", sender="Eve <eve@example.net>", to="alice@example.test")
+
+    assert stranger.thread_id != root.thread_id
+
+
+def test_private_replies_to_a_campaign_are_one_conversation_per_customer(mailbox):
+    customers = ", ".join(f"customer{i}@example.net" for i in range(12))
+    campaign = deliver(
+        mailbox,
+        "sale@shop",
+        "Spring sale",
+        sender="Alice <alice@example.test>",
+        to="alice@example.test",
+        bcc=customers,
+        label_roles=(Label.Role.SENT,),
+        source_tag="campaign:7",
+    )
+
+    bob = reply(mailbox, "bob@x", campaign, sender="customer1@example.net")
+    carol = reply(mailbox, "carol@x", campaign, sender="customer2@example.net")
+    bob_again = reply(mailbox, "bob2@x", bob, sender="customer1@example.net")
+
+    assert len({campaign.thread_id, bob.thread_id, carol.thread_id}) == 3
+    assert bob_again.thread_id == bob.thread_id
+    assert_no_drift(mailbox)
+
+
+# --- Split ------------------------------------------------------------------------------------
+
+
+def test_splitting_a_message_out_makes_it_a_thread_and_later_replies_follow(mailbox):
+    a, b, _c = _conversation(mailbox)
+    source = a.thread_id
+
+    split = thread_split(mailbox=mailbox, message_ids=[b.pk])
+
+    b.refresh_from_db()
+    assert (b.thread_id, b.thread_reason, split.is_manual, split.message_count) == (
+        split.pk,
+        Message.ThreadReason.MANUAL,
+        True,
+        1,
+    )
+    assert Thread.objects.get(pk=source).message_count == 2
+    assert ThreadMessageId.objects.get(mailbox_id=mailbox.id, message_id="b@x").thread_id == split.pk
+    # A reply to b names a as well: it follows b, and the user's split is not undone.
+    follow = reply(mailbox, "d@x", b)
+    to_a = reply(mailbox, "e@x", a)
+    assert follow.thread_id == split.pk
+    assert to_a.thread_id == source
+    assert Thread.objects.get(pk=source).message_count == 3
+    assert_no_drift(mailbox)
+
+
+def test_splitting_every_message_of_a_thread_deletes_the_empty_one(mailbox):
+    a = deliver(mailbox, "a@x", "Budget 2027")
+    old = a.thread_id
+
+    thread_split(mailbox=mailbox, message_ids=[a.pk])
+
+    assert not Thread.objects.filter(pk=old).exists()
+    assert_no_drift(mailbox)
+
+
+# --- Merge ------------------------------------------------------------------------------------
+
+
+def test_merging_two_threads_keeps_one_with_both_summaries(mailbox):
+    budget = deliver(mailbox, "a@x", "Budget")
+    trip = deliver(mailbox, "t@x", "Trip", sender="Dave <dave@example.org>", is_read=True)
+    unread_budget = reply(mailbox, "b@x", budget)
+
+    merged = thread_merge(mailbox=mailbox, thread_ids=[trip.thread_id], into_thread_id=budget.thread_id)
+
+    assert not Thread.objects.filter(pk=trip.thread_id).exists()
+    assert (merged.message_count, merged.unread_count) == (3, 2)
+    assert [p["address"] for p in merged.participants] == ["carol@example.org", "dave@example.org"]
+    trip.refresh_from_db()
+    assert trip.thread_reason == Message.ThreadReason.MANUAL
+    assert ThreadLabel.objects.get(mailbox=mailbox).message_count == 3
+    later = reply(mailbox, "t2@x", trip)
+    assert later.thread_id == merged.pk == unread_budget.thread_id
+    assert_no_drift(mailbox)
+
+
+def test_merging_another_mailboxs_thread_is_refused(mailbox, other_mailbox):
+    mine = deliver(mailbox, "a@x")
+    theirs = deliver(other_mailbox, "b@x", to="bob@example.test")
+
+    with pytest.raises(ValidationError):
+        thread_merge(mailbox=mailbox, thread_ids=[theirs.thread_id], into_thread_id=mine.thread_id)
+    assert thread_of(theirs).message_count == 1
+
+
+# --- Move -------------------------------------------------------------------------------------
+
+
+def test_moving_a_message_to_another_thread_and_its_replies_follow(mailbox):
+    a, _b, c = _conversation(mailbox)
+    trip = deliver(mailbox, "t@x", "Trip")
+
+    moved = messages_move_to_thread(mailbox=mailbox, message_ids=[c.pk], thread_id=trip.thread_id)
+
+    assert (moved.message_count, moved.is_manual) == (2, True)
+    assert thread_of(a).message_count == 2
+    assert reply(mailbox, "d@x", c).thread_id == trip.thread_id
+    assert_no_drift(mailbox)
+
+
+def test_moving_into_or_splitting_from_another_mailbox_is_refused(mailbox, other_mailbox):
+    mine = deliver(mailbox, "a@x")
+    theirs = deliver(other_mailbox, "b@x", to="bob@example.test")
+
+    with pytest.raises(ValidationError):
+        messages_move_to_thread(mailbox=mailbox, message_ids=[mine.pk], thread_id=theirs.thread_id)
+    with pytest.raises(ValidationError):
+        thread_split(mailbox=mailbox, message_ids=[theirs.pk])
+    assert thread_of(mine).message_count == thread_of(theirs).message_count == 1

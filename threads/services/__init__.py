@@ -1,0 +1,60 @@
+"""Writes of the threads app, one module per purpose; import from here."""
+
+from threads.services.locking import conversation_lock, threads_lock
+from threads.services.resolving import (
+    REASON_NEW,
+    REASON_REFERENCE,
+    REASON_SUBJECT,
+    SUBJECT_JOIN_MAX_MESSAGES,
+    WINDOW,
+    ThreadPlacement,
+    thread_place_message,
+)
+from threads.services.restructuring import (
+    thread_absorb,
+    thread_create,
+    thread_message_ids_forget,
+    thread_message_ids_move,
+    threads_delete,
+    threads_mark_manual,
+)
+from threads.services.summaries import (
+    MAX_CORRESPONDENTS,
+    MAX_DISPLAY_PARTICIPANTS,
+    SUMMARY_FIELDS,
+    SummaryDelta,
+    ThreadSummary,
+    correspondents_capped,
+    participants_add,
+    thread_add_message_summary,
+    thread_counts_adjust,
+    thread_summary_set,
+)
+
+__all__ = [
+    "MAX_CORRESPONDENTS",
+    "MAX_DISPLAY_PARTICIPANTS",
+    "REASON_NEW",
+    "REASON_REFERENCE",
+    "REASON_SUBJECT",
+    "SUBJECT_JOIN_MAX_MESSAGES",
+    "SUMMARY_FIELDS",
+    "WINDOW",
+    "SummaryDelta",
+    "ThreadPlacement",
+    "ThreadSummary",
+    "conversation_lock",
+    "correspondents_capped",
+    "participants_add",
+    "thread_absorb",
+    "thread_add_message_summary",
+    "thread_counts_adjust",
+    "thread_create",
+    "thread_message_ids_forget",
+    "thread_message_ids_move",
+    "thread_place_message",
+    "thread_summary_set",
+    "threads_delete",
+    "threads_lock",
+    "threads_mark_manual",
+]

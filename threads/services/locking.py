@@ -1,0 +1,43 @@
+"""Locks that keep concurrent writers of one conversation from splitting it.
+
+Two workers placing replies of one conversation at the same moment would each find no thread and
+start one. Before it looks anything up, the resolver takes a PostgreSQL advisory transaction lock
+per Message-ID it will read or write and one per subject key it may match, so such placements run
+one after the other and the second sees the first's rows. Thread rows are locked in id order.
+"""
+
+import hashlib
+from collections.abc import Iterable
+
+from django.db import connection
+
+from threads.models import Thread
+
+
+def _lock_key(mailbox_id: int, kind: str, value: str) -> int:
+    digest = hashlib.blake2b(f"{mailbox_id}\x00{kind}\x00{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def conversation_lock(*, mailbox_id: int, message_ids: Iterable[str], subject_keys: Iterable[str] = ()) -> None:
+    """Take the advisory locks of these ids and subject keys until the transaction ends.
+
+    Keys are taken in ascending order in one statement, so two placements never wait on each other
+    in a cycle. Call inside a transaction, before reading the rows the keys protect.
+    """
+    keys = {_lock_key(mailbox_id, "id", i) for i in message_ids}
+    keys.update(_lock_key(mailbox_id, "subject", key) for key in subject_keys)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [sorted(keys)])
+
+
+def threads_lock(*, mailbox_id: int, thread_ids: Iterable[int]) -> dict[int, Thread]:
+    """Lock the mailbox's threads with these ids, in id order; a thread merged away meanwhile is absent.
+
+    The threads come with the fields placement decisions read; the others load on access.
+    """
+    rows = Thread.objects.select_for_update().filter(mailbox_id=mailbox_id, pk__in=set(thread_ids)).order_by("pk")
+    return {thread.pk: thread for thread in rows.only(*LOCKED_FIELDS)}
+
+
+LOCKED_FIELDS = ("id", "mailbox_id", "is_manual", "is_fragment", "message_count")

@@ -1,0 +1,63 @@
+"""Changing which thread holds which Message-IDs: merges, splits, moves, deletions.
+
+The mailbox app moves its message rows and recounts the summaries; these functions keep the
+Message-ID map in step, so later messages follow the change.
+"""
+
+from django.db import transaction
+
+from threads.models import Thread, ThreadMessageId
+from threads.subjects import normalize_subject
+
+
+@transaction.atomic
+def thread_create(
+    *, mailbox_id: int, subject: str, list_id: str = "", is_manual: bool = False, is_fragment: bool = False
+) -> Thread:
+    thread = Thread(
+        mailbox_id=mailbox_id,
+        subject=subject,
+        normalized_subject=normalize_subject(subject, list_id=list_id),
+        list_id=list_id,
+        is_manual=is_manual,
+        is_fragment=is_fragment,
+    )
+    thread.full_clean(validate_constraints=False)  # PostgreSQL enforces them on insert
+    thread.save()
+    return thread
+
+
+@transaction.atomic
+def thread_absorb(*, mailbox_id: int, into_id: int, thread_ids: list[int]) -> None:
+    """Map every Message-ID (and bulk-reply branch key) of ``thread_ids`` to ``into_id``.
+
+    The caller moves its messages, then deletes the emptied threads with ``threads_delete``.
+    """
+    absorbed = [i for i in thread_ids if i != into_id]
+    ThreadMessageId.objects.filter(mailbox_id=mailbox_id, thread_id__in=absorbed).update(thread_id=into_id)
+    if Thread.objects.filter(mailbox_id=mailbox_id, pk__in=absorbed, is_fragment=False).exists():
+        Thread.objects.filter(pk=into_id, is_fragment=True).update(is_fragment=False)  # joined to its conversation
+
+
+@transaction.atomic
+def thread_message_ids_move(*, mailbox_id: int, message_ids: list[str], thread_id: int) -> None:
+    """Map these Message-IDs to ``thread_id``: replies to a moved message follow it."""
+    ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id__in=message_ids).update(thread_id=thread_id)
+
+
+@transaction.atomic
+def threads_mark_manual(*, mailbox_id: int, thread_ids: list[int]) -> None:
+    """Record that the user arranged these threads: the resolver never merges them automatically."""
+    Thread.objects.filter(mailbox_id=mailbox_id, pk__in=thread_ids).update(is_manual=True)
+
+
+@transaction.atomic
+def thread_message_ids_forget(*, mailbox_id: int, message_ids: list[str]) -> None:
+    """These messages left the mailbox; their ids stay mapped so later replies still find the thread."""
+    ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id__in=message_ids).update(seen=False)
+
+
+@transaction.atomic
+def threads_delete(*, mailbox_id: int, thread_ids: list[int]) -> None:
+    """Delete threads that hold no messages any more, with their Message-ID maps."""
+    Thread.objects.filter(mailbox_id=mailbox_id, pk__in=thread_ids).delete()
