@@ -3,7 +3,8 @@
 Reads an mbox, derives the ground truth from the archive's own headers (the connected components of
 Message-ID + In-Reply-To + References, ids missing from the archive acting as ghost nodes; or reads
 it from a ``.threads.csv`` in the same format), then feeds the messages through the real pipeline
-(parser + ``message_deliver``, so the real resolver) into a fresh bench database, once per scenario:
+(parser + ``message_deliver``, so the real resolver) into a fresh bench database (dropped at the
+end), once per scenario:
 
     (a) headers intact, arrival order as archived
     (b) arrival order shuffled
@@ -365,12 +366,15 @@ def ours_threads(mailbox, scenario: Scenario, parsed: list, blobs: list) -> tupl
     return {i: thread_of[pk] for i, pk in message_of.items()}, reasons
 
 
-def _use_bench_database() -> None:
+def _use_bench_database() -> str:
+    """Switch to a fresh bench database (dropped again at the end); returns the name to switch back to."""
     from django.conf import settings
     from django.db import connection
 
-    connection.settings_dict["TEST"]["NAME"] = f"{settings.DATABASES['default']['NAME']}_threading_eval"
+    name = settings.DATABASES["default"]["NAME"]
+    connection.settings_dict["TEST"]["NAME"] = f"{name}_threading_eval"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
+    return name
 
 
 def _store_blobs_in(directory: str) -> None:
@@ -435,7 +439,7 @@ def main() -> None:
 
     blob_dir = tempfile.mkdtemp(prefix="threading-eval-")
     _store_blobs_in(blob_dir)
-    _use_bench_database()
+    old_database_name = _use_bench_database()
     started = time.perf_counter()
     parsed, blobs, original = _prepare(raws)
     print(f"{'scenario':<48} {'ours P     R     F1':<20}  {'baseline P R F1':<20} target")
@@ -460,6 +464,9 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     print(f"{delivered} deliveries in {elapsed:.0f} s ({delivered / elapsed:.0f} messages/s)")
     shutil.rmtree(blob_dir, ignore_errors=True)
+    from django.db import connection
+
+    connection.creation.destroy_test_db(old_database_name, verbosity=0, keepdb=False)
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def message_correspondence(*, mailbox: Mailbox, parsed: ParsedMessage, source_ta
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def message_thread_resolve(
     *, mailbox: Mailbox, parsed: ParsedMessage, correspondence: Correspondence
 ) -> ThreadPlacement:
@@ -318,7 +318,7 @@ def thread_drift_repair(*, mailbox_id: int, thread_ids: Iterable[int]) -> list[T
     return drifts
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_states_apply(*, mailbox_id: int, thread_ids: Iterable[int]) -> list[int]:
     """Write the recounted summaries and label rows of these threads (locked by the caller);
     delete the threads left without messages and return their ids."""

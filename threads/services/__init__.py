@@ -1,4 +1,9 @@
-"""Writes of the threads app, one module per purpose; import from here."""
+"""Writes of the threads app, one module per purpose; import from here.
+
+The services run inside their caller's transaction without savepoints of their own
+(``atomic(savepoint=False)``): the resolver is on every delivery's path and each savepoint costs
+two round trips. An error still rolls back the whole caller's transaction (or its own savepoint).
+"""
 
 from threads.services.locking import conversation_lock, threads_lock
 from threads.services.resolving import (

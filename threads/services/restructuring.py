@@ -10,7 +10,7 @@ from threads.models import Thread, ThreadMessageId
 from threads.subjects import normalize_subject
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_create(
     *, mailbox_id: int, subject: str, list_id: str = "", is_manual: bool = False, is_fragment: bool = False
 ) -> Thread:
@@ -27,7 +27,7 @@ def thread_create(
     return thread
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_absorb(*, mailbox_id: int, into_id: int, thread_ids: list[int]) -> None:
     """Map every Message-ID (and bulk-reply branch key) of ``thread_ids`` to ``into_id``.
 
@@ -39,25 +39,25 @@ def thread_absorb(*, mailbox_id: int, into_id: int, thread_ids: list[int]) -> No
         Thread.objects.filter(pk=into_id, is_fragment=True).update(is_fragment=False)  # joined to its conversation
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_message_ids_move(*, mailbox_id: int, message_ids: list[str], thread_id: int) -> None:
     """Map these Message-IDs to ``thread_id``: replies to a moved message follow it."""
     ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id__in=message_ids).update(thread_id=thread_id)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def threads_mark_manual(*, mailbox_id: int, thread_ids: list[int]) -> None:
     """Record that the user arranged these threads: the resolver never merges them automatically."""
     Thread.objects.filter(mailbox_id=mailbox_id, pk__in=thread_ids).update(is_manual=True)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_message_ids_forget(*, mailbox_id: int, message_ids: list[str]) -> None:
     """These messages left the mailbox; their ids stay mapped so later replies still find the thread."""
     ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id__in=message_ids).update(seen=False)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def threads_delete(*, mailbox_id: int, thread_ids: list[int]) -> None:
     """Delete threads that hold no messages any more, with their Message-ID maps."""
     Thread.objects.filter(mailbox_id=mailbox_id, pk__in=thread_ids).delete()

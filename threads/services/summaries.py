@@ -73,7 +73,7 @@ def correspondents_capped(addresses: Iterable[str]) -> list[str]:
     return sorted({a for a in addresses if a})[:MAX_CORRESPONDENTS]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_add_message_summary(*, thread_id: int, delta: SummaryDelta) -> Thread:
     """Fold one new message (the newest row of the thread) into its summary, under the thread's row lock."""
     thread = Thread.objects.select_for_update().get(pk=thread_id)
@@ -94,7 +94,7 @@ def thread_add_message_summary(*, thread_id: int, delta: SummaryDelta) -> Thread
     return thread
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_summary_set(*, thread_id: int, summary: ThreadSummary) -> Thread:
     """Replace a thread's summary with one recounted from its messages (after a merge, split or delete)."""
     thread = Thread.objects.select_for_update().get(pk=thread_id)
@@ -105,7 +105,7 @@ def thread_summary_set(*, thread_id: int, summary: ThreadSummary) -> Thread:
     return thread
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def thread_counts_adjust(*, thread_id: int, unread: int = 0, starred: int = 0) -> None:
     """Shift the unread and starred counts (read/unread, star/unstar); the database keeps them within bounds."""
     Thread.objects.filter(pk=thread_id).update(
