@@ -13,9 +13,16 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from mailsite.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
-)
+
+def build_application(http_app=None) -> ProtocolTypeRouter:  # noqa: ANN001 - an ASGI callable
+    """HTTP through Django, websockets through Channels with the session's user; a websocket from
+    a foreign Origin is refused. Tests build a fresh one after changing settings."""
+    return ProtocolTypeRouter(
+        {
+            "http": http_app or django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
+
+
+application = build_application()
