@@ -49,6 +49,15 @@ class Thread(models.Model):
             models.Index(
                 "mailbox_id", "normalized_subject", models.F("last_message_at").desc(), name="thread_mailbox_subject"
             ),
+            # Every new conversation looks for fragments to adopt: a tiny index of fragments alone keeps
+            # that look-up off the big subject index (and its pages out of the cache).
+            models.Index(
+                "mailbox_id",
+                "normalized_subject",
+                models.F("last_message_at").desc(),
+                name="thread_mailbox_fragment",
+                condition=models.Q(is_fragment=True),
+            ),
             models.Index(
                 "mailbox_id",
                 models.F("last_message_at").desc(),

@@ -227,42 +227,26 @@ def test_a_references_header_pointing_elsewhere_blocks_a_subject_join():
     assert other.thread.pk != root.thread.pk
 
 
-def test_a_reply_chain_of_unknown_ids_blocks_a_subject_join_however_long():
-    root = place("root@x", "Budget 2027")
-
-    other = place("reply@x", "Re: Budget 2027", in_reply_to="b@elsewhere", references=("a@elsewhere", "b@elsewhere"))
-
-    assert other.thread.pk != root.thread.pk
-
-
-def test_an_in_reply_to_alone_naming_a_parent_never_received_still_joins_by_subject():
-    # The parent went to others only (an off-list reply), and the client wrote no References:
-    # the missing parent says nothing against the conversation the subject and people point to.
+def test_an_unknown_in_reply_to_blocks_a_subject_join_too():
+    # The message names its parent; only that parent's thread is known to be its conversation.
     root = place("root@x", "Budget 2027")
 
     orphan = place("reply@x", "Re: Budget 2027", in_reply_to="missing@x")
 
-    assert (orphan.thread.pk, orphan.reason) == (root.thread.pk, "subject")
-    place("missing@x", "Re: Budget 2027", in_reply_to="root@x")  # the parent arrives later: still one thread
+    assert orphan.thread.pk != root.thread.pk
+    place("missing@x", "Re: Budget 2027", in_reply_to="root@x")  # the parent arrives: all three are one
     assert len(threads_of("root@x", "reply@x", "missing@x")) == 1
 
 
-def test_an_in_reply_to_alone_joins_by_subject_only_within_the_guardrails():
-    root = place("root@x", "Budget 2027")
+def test_a_fork_under_the_same_subject_is_not_fused_into_the_conversation_already_here():
+    # The mailbox joins two conversations of one subject midway. The first message of the second
+    # names only a parent never received: a subject join would pull all its later replies in too.
+    first = place("first@x", "Re: Budget 2027", references=("root-1@elsewhere", "parent-1@elsewhere"))
+    fork = place("fork@x", "Re: Budget 2027", in_reply_to="parent-2@elsewhere")
+    child = place("child@x", "Re: Budget 2027", references=("root-2@elsewhere", "parent-2@elsewhere", "fork@x"))
 
-    stranger = place("reply@x", "Re: Budget 2027", in_reply_to="missing@x", sender="eve@example.net", recipients=())
-    generic = place("hi-reply@x", "Re: hi", in_reply_to="missing-hi@x")
-
-    assert stranger.thread.pk != root.thread.pk
-    assert generic.reason == "new"
-
-
-def test_a_reply_with_only_an_unknown_in_reply_to_arriving_first_is_adopted_by_its_root():
-    orphan = place("reply@x", "Re: Budget 2027", in_reply_to="missing@x", date=START + timedelta(hours=2))
-
-    root = place("root@x", "Budget 2027", date=START)
-
-    assert root.absorbed_thread_ids == (orphan.thread.pk,)
+    assert fork.thread.pk != first.thread.pk
+    assert (child.thread.pk, child.absorbed_thread_ids) == (fork.thread.pk, ())
 
 
 def test_a_thread_stops_growing_by_subject_past_its_size_cap():

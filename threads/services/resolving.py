@@ -9,15 +9,13 @@ In order:
 2. **Subject.** A reply that lost its headers (its subject has a reply or forward prefix) joins a
    thread with the same normalised subject when their participants overlap and the thread was
    active within ``WINDOW`` of the message's date.
-3. **Guardrails.** Generic subjects never join by subject; a References header naming ids the
-   candidate does not hold (none of them known, or they would have placed the message) blocks a
-   subject join: the chain of the message's conversation is one this mailbox never took part in.
-   An In-Reply-To alone is no such chain, only a parent that never reached the mailbox (a reply
-   to an off-list message, a client that writes no References): the subject join decides. A thread
-   of ``SUBJECT_JOIN_MAX_MESSAGES`` or more stops growing by subject; list mail joins only threads
-   of its list; private replies to bulk mail make one conversation per correspondent; threads the
-   user arranged are never merged automatically.
-4. **Fallback.** A new thread. A reply that may join by subject but found no thread starts a *fragment*;
+3. **Guardrails.** Generic subjects never join by subject; threading headers naming ids the
+   candidate does not hold (none of them known, or they would have placed the message) block a
+   subject join, In-Reply-To as much as References; a thread of ``SUBJECT_JOIN_MAX_MESSAGES`` or
+   more stops growing by subject; list mail joins only threads of its list; private replies to bulk
+   mail make one conversation per correspondent; threads the user arranged are never merged
+   automatically.
+4. **Fallback.** A new thread. A reply without headers that found no thread starts a *fragment*;
    the next new thread of its subject and correspondents adopts it, as the reply would have joined
    that thread had it arrived after it.
 """
@@ -63,7 +61,6 @@ class ThreadPlacement:
 class _Incoming:
     message_id: str
     ancestors: tuple[str, ...]  # nearest first
-    has_chain: bool  # a References header names an ancestor
     subject_text: str
     subject: SubjectKey
     list_id: str
@@ -128,7 +125,6 @@ def thread_place_message(
     incoming = _Incoming(
         message_id=message_id,
         ancestors=ancestors,
-        has_chain=any(i != message_id and _is_message_id(i) for i in references),
         subject_text=subject,
         subject=subject_analyse(subject, list_id=list_id),
         list_id=list_id,
@@ -260,10 +256,8 @@ def _by_subject(mailbox_id: int, incoming: _Incoming) -> ThreadPlacement | None:
 
 
 def _may_join_by_subject(incoming: _Incoming) -> bool:
-    """A reply or forward (by its prefix) with a telling subject and no References chain: no threading
-    headers at all, or an In-Reply-To only, whose parent (unknown here, or it would have placed the
-    message) says nothing about which of the mailbox's conversations the reply belongs to."""
-    return incoming.subject.is_reply and not incoming.subject.is_generic and not incoming.has_chain
+    """A reply or forward (by its prefix) with a telling subject and no threading headers at all."""
+    return incoming.subject.is_reply and not incoming.subject.is_generic and not incoming.ancestors
 
 
 def _subject_candidates(mailbox_id: int, incoming: _Incoming, *, fragments_only: bool = False) -> list[Thread]:
