@@ -16,6 +16,11 @@ and prints pairwise same-thread precision, recall and F1, beside a plain RFC 525
 (JWZ) threader with base-subject grouping run on the same mutated input. Randomness is seeded.
 
     .venv/bin/python bench/threading_eval.py ARCHIVE.mbox [--csv THREADS.csv] [--seed 1] [--runs 1]
+        [--scenarios abcde] [--explain]
+
+``--explain`` lists, per run, every true thread the resolver split and every thread it fused, with
+each piece's messages (arrival position, why they joined, the threading headers they kept), so the
+cause of each lost pair can be read off.
 """
 
 import argparse
@@ -28,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from email import policy
 from email.parser import BytesHeaderParser
@@ -347,8 +352,8 @@ def base_subject(subject: str) -> str:
 # --- Ours: the real pipeline ------------------------------------------------------------------
 
 
-def ours_threads(mailbox, scenario: Scenario, parsed: list, blobs: list) -> tuple[dict[int, int], Counter]:  # noqa: ANN001
-    """Deliver the scenario's messages in order into ``mailbox``; thread id per index, and the reasons."""
+def ours_threads(mailbox, scenario: Scenario, parsed: list, blobs: list) -> tuple[dict[int, int], dict[int, str]]:  # noqa: ANN001
+    """Deliver the scenario's messages in order into ``mailbox``; thread id and reason per index."""
     from mailbox.models import Label, Message
     from mailbox.services import message_deliver
 
@@ -360,10 +365,27 @@ def ours_threads(mailbox, scenario: Scenario, parsed: list, blobs: list) -> tupl
             mailbox=mailbox, blob=blobs[i], parsed=variant, source_tag="eval", label_roles=(Label.Role.INBOX,)
         )
         message_of[i] = delivered.message.pk
-    rows = Message.objects.filter(mailbox=mailbox).values_list("pk", "thread_id", "thread_reason")
-    thread_of = {pk: thread for pk, thread, _ in rows}
-    reasons = Counter(reason for _, _, reason in rows)
-    return {i: thread_of[pk] for i, pk in message_of.items()}, reasons
+    rows = {
+        pk: (thread, reason)
+        for pk, thread, reason in Message.objects.filter(mailbox=mailbox).values_list(
+            "pk", "thread_id", "thread_reason"
+        )
+    }
+    return {i: rows[pk][0] for i, pk in message_of.items()}, {i: rows[pk][1] for i, pk in message_of.items()}
+
+
+def _describer(scenario: Scenario, original: Sequence[Headers], reasons: dict[int, str]) -> Callable[[int], str]:
+    position = {index: n for n, index in enumerate(scenario.order)}
+    archived = {h.message_id for h in original}
+
+    def describe(i: int) -> str:
+        h, o = scenario.headers[i], original[i]
+        parent = o.in_reply_to or (o.references[-1] if o.references else "")
+        where = "none" if not parent else ("archived" if parent in archived else "not in archive")
+        kept = f"irt={'yes' if h.in_reply_to else 'no'} refs={len(h.references)}/{len(o.references)}"
+        return f"#{i} arrived {position[i]} {reasons[i]:<9} {kept} parent {where}; {h.subject[:60]!r}"
+
+    return describe
 
 
 def _use_bench_database() -> str:
@@ -402,6 +424,27 @@ def _prepare(raws: list[bytes]) -> tuple[list, list, list[Headers]]:
     return parsed, blobs, headers
 
 
+def explain_errors(
+    truth: Sequence[Hashable], predicted: Sequence[Hashable], describe: Callable[[int], str]
+) -> list[str]:
+    """Lines describing each true thread split over several predicted threads, and each predicted thread
+    holding several true ones, with the pairs each costs; ``describe(index)`` tells about one message."""
+    lines = []
+    for kind, whole, part in (("split", truth, predicted), ("fused", predicted, truth)):
+        groups: dict[Hashable, dict[Hashable, list[int]]] = {}
+        for index, (key, piece) in enumerate(zip(whole, part, strict=True)):
+            groups.setdefault(key, {}).setdefault(piece, []).append(index)
+        for pieces in groups.values():
+            if len(pieces) < 2:
+                continue
+            sizes = [len(p) for p in pieces.values()]
+            lost = (sum(sizes) ** 2 - sum(n * n for n in sizes)) // 2
+            lines.append(f"  {kind}: {len(pieces)} pieces of sizes {sorted(sizes, reverse=True)}, {lost} pairs")
+            for piece in sorted(pieces.values(), key=len)[:-1]:
+                lines.extend(f"    {describe(i)}" for i in piece)
+    return lines
+
+
 def _row(label: str, ours: Scores, base: Scores, target: float) -> str:
     verdict = "ok" if ours.f1 >= target and (ours.f1 > base.f1 or target == 1.0) else "BELOW"
 
@@ -421,6 +464,8 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="ground truth in the .threads.csv format (else from the headers)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=1, help="seeds per randomised scenario (b-e); means are shown")
+    parser.add_argument("--scenarios", default="".join(SCENARIOS), help="which scenarios to run, e.g. cd")
+    parser.add_argument("--explain", action="store_true", help="list the threads split or fused, per run")
     args = parser.parse_args()
 
     import django
@@ -445,6 +490,8 @@ def main() -> None:
     print(f"{'scenario':<48} {'ours P     R     F1':<20}  {'baseline P R F1':<20} target")
     delivered = 0
     for name, title in SCENARIOS.items():
+        if name not in args.scenarios:
+            continue
         seeds = [args.seed] if name == "a" else range(args.seed, args.seed + args.runs)
         ours_runs, base_runs, reasons = [], [], Counter()
         for seed in seeds:
@@ -455,11 +502,15 @@ def main() -> None:
             indexes = range(len(raws))
             ours_runs.append(pairwise_scores(truth, [threads[i] for i in indexes]))
             base_runs.append(pairwise_scores(truth, [baseline[i] for i in indexes]))
-            reasons += why
+            reasons += Counter(why.values())
+            if args.explain:
+                lines = explain_errors(truth, [threads[i] for i in indexes], _describer(scenario, original, why))
+                print(f"  seed {seed}: F1 {ours_runs[-1].f1:.4f}", *lines, sep="\n")
             delivered += len(raws)
         print(_row(f"({name}) {title}", _mean(ours_runs), _mean(base_runs), TARGETS[name]))
         if len(ours_runs) > 1:
-            print(f"{'':<4}worst of {len(ours_runs)} seeds: ours F1 {min(s.f1 for s in ours_runs):.3f}")
+            worst_ours, worst_base = min(s.f1 for s in ours_runs), min(s.f1 for s in base_runs)
+            print(f"{'':<4}worst of {len(ours_runs)} seeds: ours F1 {worst_ours:.3f}, baseline F1 {worst_base:.3f}")
         print(f"{'':<4}why messages joined: {dict(sorted(reasons.items()))}")
     elapsed = time.perf_counter() - started
     print(f"{delivered} deliveries in {elapsed:.0f} s ({delivered / elapsed:.0f} messages/s)")

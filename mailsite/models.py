@@ -14,6 +14,21 @@ class DomainEvent(models.Model):
         MESSAGE_SENT = "message.sent"
         DELIVERY_STATUS_CHANGED = "delivery.status_changed"
         RECEIPT_QUARANTINED = "receipt.quarantined"
+        # Changes to a conversation, one event per thread (subject "thread"); the payload carries
+        # ``thread_id`` and the ``message_ids`` concerned, ``merged_into`` for a thread merged away.
+        MESSAGES_READ = "messages.read"
+        MESSAGES_UNREAD = "messages.unread"
+        MESSAGES_STARRED = "messages.starred"
+        MESSAGES_UNSTARRED = "messages.unstarred"
+        MESSAGES_LABELLED = "messages.labelled"
+        MESSAGES_UNLABELLED = "messages.unlabelled"
+        MESSAGES_MOVED = "messages.moved"
+        MESSAGES_TRASHED = "messages.trashed"
+        MESSAGES_RESTORED = "messages.restored"
+        MESSAGES_DELETED = "messages.deleted"
+        THREAD_MERGED = "thread.merged"
+        THREAD_SPLIT = "thread.split"
+        THREAD_REPAIRED = "thread.repaired"
 
     id = models.BigAutoField(primary_key=True)
     event_type = models.CharField(max_length=64, choices=Type.choices)

@@ -8,6 +8,7 @@ from mailbox.services.flags import (
     messages_label_add,
     messages_label_remove,
     messages_mark_read,
+    messages_restore,
     messages_star,
     messages_trash,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "messages_label_remove",
     "messages_mark_read",
     "messages_move_to_thread",
+    "messages_restore",
     "messages_star",
     "messages_trash",
     "thread_merge",

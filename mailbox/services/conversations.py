@@ -10,12 +10,15 @@ so the work is bounded by the size of those threads, never of the mailbox.
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from mailbox.models import Alias, Mailbox, Message, MessageLabel, Participant, ThreadLabel
 from mailbox.parsing import ParsedMessage
+from mailsite.events import EventSpec, domain_events_record
+from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_publish_on_commit
 from threads.models import Thread
 from threads.services import (
@@ -126,15 +129,18 @@ def message_thread_resolve(
     return placement
 
 
-def _threads_fold(mailbox_id: int, *, into_id: int, absorbed: list[int], reason: str = "") -> None:
+def _threads_fold(mailbox_id: int, *, into_id: int, absorbed: list[int], manual: bool = False) -> None:
     """Move the absorbed threads' messages into ``into_id``, delete them, recount ``into_id``.
     The threads are locked by the caller."""
     moved = Message.objects.filter(mailbox_id=mailbox_id, thread_id__in=absorbed)
-    moved.update(thread_id=into_id, **({"thread_reason": reason} if reason else {}))
+    moved.update(thread_id=into_id, **({"thread_reason": Message.ThreadReason.MANUAL} if manual else {}))
     thread_absorb(mailbox_id=mailbox_id, into_id=into_id, thread_ids=absorbed)
     threads_delete(mailbox_id=mailbox_id, thread_ids=absorbed)
     thread_states_apply(mailbox_id=mailbox_id, thread_ids=[into_id])
-    threads_changed_notify(mailbox_id=mailbox_id, updated=[into_id], removed=absorbed)
+    by = "user" if manual else "resolver"
+    changes = [ThreadChange(into_id, {"absorbed": sorted(absorbed), "by": by})]
+    changes += [ThreadChange(i, {"by": by}, removed=True, merged_into=into_id) for i in absorbed]
+    thread_changes_record(mailbox_id=mailbox_id, event_type=DomainEvent.Type.THREAD_MERGED, changes=changes)
 
 
 @transaction.atomic
@@ -145,19 +151,20 @@ def thread_merge(*, mailbox: Mailbox, thread_ids: list[int], into_thread_id: int
     if set(locked) != wanted:
         raise ValidationError("No such thread in this mailbox.")
     absorbed = sorted(wanted - {into_thread_id})
-    _threads_fold(mailbox.id, into_id=into_thread_id, absorbed=absorbed, reason=Message.ThreadReason.MANUAL)
+    if absorbed:
+        _threads_fold(mailbox.id, into_id=into_thread_id, absorbed=absorbed, manual=True)
     return Thread.objects.get(pk=into_thread_id)
 
 
 @transaction.atomic
 def thread_split(*, mailbox: Mailbox, message_ids: list[int]) -> Thread:
     """Move messages out of their thread into a new one; later replies to them follow them there."""
-    sources = message_threads_lock(mailbox=mailbox, message_ids=message_ids)
+    message_threads_lock(mailbox=mailbox, message_ids=message_ids)
     first = Message.objects.filter(mailbox=mailbox, pk__in=message_ids).order_by("date", "id").first()
     if first is None:
         raise ValidationError("No such message in this mailbox.")
     thread = thread_create(mailbox_id=mailbox.id, subject=first.subject, list_id=first.list_id, is_manual=True)
-    _messages_relocate(mailbox, message_ids=message_ids, thread_id=thread.pk, sources=sources)
+    _messages_relocate(mailbox, message_ids=message_ids, thread_id=thread.pk, event_type=DomainEvent.Type.THREAD_SPLIT)
     return Thread.objects.get(pk=thread.pk)
 
 
@@ -166,21 +173,35 @@ def messages_move_to_thread(*, mailbox: Mailbox, message_ids: list[int], thread_
     """Move messages into another of the mailbox's threads; the user's choice outlives the resolver's."""
     if not Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).exists():
         raise ValidationError("No such thread in this mailbox.")
-    sources = message_threads_lock(mailbox=mailbox, message_ids=message_ids, also=[thread_id])
+    message_threads_lock(mailbox=mailbox, message_ids=message_ids, also=[thread_id])
     threads_mark_manual(mailbox_id=mailbox.id, thread_ids=[thread_id])
-    _messages_relocate(mailbox, message_ids=message_ids, thread_id=thread_id, sources=sources)
+    _messages_relocate(
+        mailbox, message_ids=message_ids, thread_id=thread_id, event_type=DomainEvent.Type.MESSAGES_MOVED
+    )
     return Thread.objects.get(pk=thread_id)
 
 
-def _messages_relocate(mailbox: Mailbox, *, message_ids: list[int], thread_id: int, sources: set[int]) -> None:
-    """Move messages (their threads locked) and their Message-IDs into ``thread_id``; recount both sides."""
-    messages = Message.objects.filter(mailbox=mailbox, pk__in=message_ids)
-    header_ids = list(messages.values_list("message_id", flat=True))
+def _messages_relocate(mailbox: Mailbox, *, message_ids: list[int], thread_id: int, event_type: str) -> None:
+    """Move messages (their threads locked) and their Message-IDs into ``thread_id``; recount both
+    sides; one event for the target and one for each thread the messages left."""
+    messages = Message.objects.filter(mailbox=mailbox, pk__in=message_ids).exclude(thread_id=thread_id)
+    left: dict[int, list[int]] = defaultdict(list)
+    header_ids = []
+    for pk, source, header_id in messages.values_list("id", "thread_id", "message_id").order_by("id"):
+        left[source].append(pk)
+        header_ids.append(header_id)
+    if not left:
+        return
     messages.update(thread_id=thread_id, thread_reason=Message.ThreadReason.MANUAL)
     thread_message_ids_move(mailbox_id=mailbox.id, message_ids=header_ids, thread_id=thread_id)
-    emptied = thread_states_apply(mailbox_id=mailbox.id, thread_ids=[thread_id, *sources])
-    updated = [i for i in {thread_id, *sources} if i not in emptied]
-    threads_changed_notify(mailbox_id=mailbox.id, updated=updated, removed=emptied)
+    emptied = thread_states_apply(mailbox_id=mailbox.id, thread_ids=[thread_id, *left])
+    arrived = sorted(pk for pks in left.values() for pk in pks)
+    changes = [ThreadChange(thread_id, {"message_ids": arrived, "from_thread_ids": sorted(left)})]
+    changes += [
+        ThreadChange(source, {"message_ids": pks, "to_thread_id": thread_id}, source in emptied, thread_id)
+        for source, pks in left.items()
+    ]
+    thread_changes_record(mailbox_id=mailbox.id, event_type=event_type, changes=changes)
 
 
 def message_threads_lock(*, mailbox: Mailbox, message_ids: Iterable[int], also: Iterable[int] = ()) -> set[int]:
@@ -314,7 +335,9 @@ def thread_drift_repair(*, mailbox_id: int, thread_ids: Iterable[int]) -> list[T
     locked = threads_lock(mailbox_id=mailbox_id, thread_ids=list(thread_ids))
     drifts = thread_drift_find(mailbox_id=mailbox_id, thread_ids=locked)
     if drifts:
-        thread_states_apply(mailbox_id=mailbox_id, thread_ids=[d.thread_id for d in drifts])
+        emptied = thread_states_apply(mailbox_id=mailbox_id, thread_ids=[d.thread_id for d in drifts])
+        changes = [ThreadChange(d.thread_id, {"fields": list(d.fields)}, d.thread_id in emptied) for d in drifts]
+        thread_changes_record(mailbox_id=mailbox_id, event_type=DomainEvent.Type.THREAD_REPAIRED, changes=changes)
     return drifts
 
 
@@ -349,9 +372,38 @@ def _thread_labels_set(mailbox_id: int, thread_id: int, state: ThreadState, exis
             row.save()
 
 
-def threads_changed_notify(*, mailbox_id: int, updated: Iterable[int] = (), removed: Iterable[int] = ()) -> None:
-    """Tell the mailbox's open tabs, once the transaction commits, which thread rows to redraw or drop."""
-    for thread_id in sorted(set(updated)):
-        mailbox_publish_on_commit(mailbox_id=mailbox_id, event={"type": "thread.updated", "thread_id": thread_id})
-    for thread_id in sorted(set(removed)):
-        mailbox_publish_on_commit(mailbox_id=mailbox_id, event={"type": "thread.removed", "thread_id": thread_id})
+@dataclass(frozen=True)
+class ThreadChange:
+    """What one change did to one thread: its domain event's payload and its live update."""
+
+    thread_id: int
+    details: dict[str, Any] = field(default_factory=dict)  # the payload beyond thread_id
+    removed: bool = False  # the thread is gone: merged away (``merged_into``) or deleted
+    merged_into: int | None = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        gone = {"merged_into": self.merged_into} if self.removed else {}
+        return {"thread_id": self.thread_id, **self.details, **gone}
+
+    def live_event(self, event_id: int) -> dict[str, Any]:
+        """The contract the browser builds against."""
+        if self.removed:
+            return {
+                "type": "thread.removed",
+                "thread_id": self.thread_id,
+                "merged_into": self.merged_into,
+                "event_id": event_id,
+            }
+        return {"type": "thread.updated", "thread_id": self.thread_id, "event_id": event_id}
+
+
+def thread_changes_record(*, mailbox_id: int, event_type: str, changes: Iterable[ThreadChange]) -> list[DomainEvent]:
+    """Append one domain event per thread changed, in the caller's transaction (one statement), and
+    once it commits tell the mailbox's open tabs which thread rows to redraw or drop."""
+    ordered = sorted(changes, key=lambda change: change.thread_id)
+    specs = [EventSpec(event_type, "thread", change.thread_id, change.payload) for change in ordered]
+    events = domain_events_record(events=specs, mailbox_id=mailbox_id)
+    for change, event in zip(ordered, events, strict=True):
+        mailbox_publish_on_commit(mailbox_id=mailbox_id, event=change.live_event(event.id))
+    return events

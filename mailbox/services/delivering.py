@@ -171,7 +171,7 @@ def _thread_labels_add(*, thread: Thread, labels: list[Label], message: Message)
 
 
 def _message_received_notify(message: Message) -> None:
-    domain_event_record(
+    recorded = domain_event_record(
         event_type=DomainEvent.Type.MESSAGE_RECEIVED,
         subject_type="message",
         subject_id=message.id,
@@ -182,7 +182,7 @@ def _message_received_notify(message: Message) -> None:
     )
     mailbox_publish_on_commit(
         mailbox_id=message.mailbox_id,
-        event={"type": "thread.updated", "thread_id": message.thread_id, "message_id": message.id},
+        event={"type": "thread.updated", "thread_id": message.thread_id, "event_id": recorded.id},
     )
 
 

@@ -1,12 +1,21 @@
 """Conversations through the real delivery pipeline: automatic merges, and the user's split, merge and move."""
 
+from unittest.mock import ANY
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from mailbox.models import Label, Message, ThreadLabel
-from mailbox.services import conversations as conversations_module
 from mailbox.services import messages_move_to_thread, thread_merge, thread_split
-from tests.threads.builders import assert_no_drift, deliver, reply, thread_of
+from mailsite.models import DomainEvent
+from tests.threads.builders import (
+    assert_no_drift,
+    deliver,
+    published_capture,
+    reply,
+    thread_events,
+    thread_of,
+)
 from threads.models import Thread, ThreadMessageId
 
 pytestmark = pytest.mark.django_db
@@ -14,16 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def published(monkeypatch):
-    """Live-update events, as they would leave once the transaction commits."""
-    events = []
-
-    def record(*, mailbox_id, event):
-        from django.db import transaction
-
-        transaction.on_commit(lambda: events.append(event))
-
-    monkeypatch.setattr(conversations_module, "mailbox_publish_on_commit", record)
-    return events
+    return published_capture(monkeypatch)
 
 
 def _conversation(mailbox):
@@ -54,7 +54,20 @@ def test_a_late_parent_merges_two_threads_and_moves_their_messages(
     assert (inbox.thread_id, inbox.message_count) == (thread.pk, 3)
     assert Thread.objects.filter(mailbox_id=mailbox.id).count() == 1
     gone = ({first.thread_id, second.thread_id} - {thread.pk}).pop()
-    assert {"type": "thread.removed", "thread_id": gone} in published
+    merged = thread_events(mailbox, DomainEvent.Type.THREAD_MERGED)
+    assert merged == {
+        thread.pk: {"thread_id": thread.pk, "absorbed": [gone], "by": "resolver", "event_id": ANY},
+        gone: {"thread_id": gone, "by": "resolver", "merged_into": thread.pk, "event_id": ANY},
+    }
+    removed = {
+        "type": "thread.removed",
+        "thread_id": gone,
+        "merged_into": thread.pk,
+        "event_id": merged[gone]["event_id"],
+    }
+    received = DomainEvent.objects.get(event_type=DomainEvent.Type.MESSAGE_RECEIVED, subject_id=late.pk)
+    assert removed in published
+    assert published[-1] == {"type": "thread.updated", "thread_id": thread.pk, "event_id": received.id}
     assert_no_drift(mailbox)
 
 
@@ -200,3 +213,66 @@ def test_moving_into_or_splitting_from_another_mailbox_is_refused(mailbox, other
     with pytest.raises(ValidationError):
         thread_split(mailbox=mailbox, message_ids=[theirs.pk])
     assert thread_of(mine).message_count == thread_of(theirs).message_count == 1
+
+
+# --- Events of the user's restructuring ----------------------------------------------------
+
+
+def test_a_split_records_an_event_for_the_new_thread_and_its_source(
+    mailbox, published, django_capture_on_commit_callbacks
+):
+    a, b, c = _conversation(mailbox)
+    source = a.thread_id
+
+    with django_capture_on_commit_callbacks(execute=True):
+        split = thread_split(mailbox=mailbox, message_ids=[b.pk, c.pk])
+
+    events = thread_events(mailbox, DomainEvent.Type.THREAD_SPLIT)
+    assert events == {
+        source: {"thread_id": source, "message_ids": [b.pk, c.pk], "to_thread_id": split.pk, "event_id": ANY},
+        split.pk: {"thread_id": split.pk, "message_ids": [b.pk, c.pk], "from_thread_ids": [source], "event_id": ANY},
+    }
+    assert published == [
+        {"type": "thread.updated", "thread_id": source, "event_id": events[source]["event_id"]},
+        {"type": "thread.updated", "thread_id": split.pk, "event_id": events[split.pk]["event_id"]},
+    ]
+
+
+def test_moving_a_threads_last_message_removes_it_in_favour_of_the_target(
+    mailbox, published, django_capture_on_commit_callbacks
+):
+    lone = deliver(mailbox, "lone@x", "Trip")
+    target = deliver(mailbox, "a@x", "Budget 2027")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        messages_move_to_thread(mailbox=mailbox, message_ids=[lone.pk], thread_id=target.thread_id)
+
+    events = thread_events(mailbox, DomainEvent.Type.MESSAGES_MOVED)
+    assert events[lone.thread_id]["merged_into"] == target.thread_id
+    assert events[target.thread_id]["from_thread_ids"] == [lone.thread_id]
+    assert published == [
+        {
+            "type": "thread.removed",
+            "thread_id": lone.thread_id,
+            "merged_into": target.thread_id,
+            "event_id": events[lone.thread_id]["event_id"],
+        },
+        {"type": "thread.updated", "thread_id": target.thread_id, "event_id": events[target.thread_id]["event_id"]},
+    ]
+
+
+def test_a_manual_merge_of_several_threads_is_one_transaction_of_one_event_each(
+    mailbox, published, django_capture_on_commit_callbacks
+):
+    into, *others = [deliver(mailbox, f"{n}@x", f"Topic {n}") for n in ("one", "two", "three")]
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        thread_merge(mailbox=mailbox, thread_ids=[o.thread_id for o in others], into_thread_id=into.thread_id)
+
+    events = thread_events(mailbox, DomainEvent.Type.THREAD_MERGED)
+    assert events[into.thread_id]["absorbed"] == sorted(o.thread_id for o in others)
+    assert {events[o.thread_id]["merged_into"] for o in others} == {into.thread_id}
+    assert {e["by"] for e in events.values()} == {"user"}
+    assert len(callbacks) == 3
+    assert sorted(p["type"] for p in published) == ["thread.removed", "thread.removed", "thread.updated"]
+    assert all(p["event_id"] == events[p["thread_id"]]["event_id"] for p in published)

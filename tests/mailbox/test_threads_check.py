@@ -6,7 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from mailbox.models import ThreadLabel
-from tests.threads.builders import assert_no_drift, deliver, reply, thread_of
+from mailsite.models import DomainEvent
+from tests.threads.builders import assert_no_drift, deliver, published_capture, reply, thread_events, thread_of
 from threads.models import Thread
 from threads.services import thread_create
 
@@ -56,6 +57,31 @@ def test_fix_rewrites_drifted_summaries_and_label_rows(mailbox, conversation):
     assert thread_of(conversation[0]).message_count == 2
     assert ThreadLabel.objects.get(thread_id=thread.pk).message_count == 2
     assert _check().splitlines()[-1] == "checked 1 thread(s): 0 drifted"
+    repaired = thread_events(mailbox, DomainEvent.Type.THREAD_REPAIRED)
+    assert repaired[thread.pk]["fields"] == ["message_count", "participants", "labels"]
+
+
+def test_a_repair_is_pushed_to_open_tabs_once_committed(
+    mailbox, conversation, monkeypatch, django_capture_on_commit_callbacks
+):
+    thread = thread_of(conversation[0])
+    empty = thread_create(mailbox_id=mailbox.id, subject="nothing here")
+    Thread.objects.filter(pk=thread.pk).update(unread_count=0)
+    pushed = published_capture(monkeypatch)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _check("--fix")
+
+    events = thread_events(mailbox, DomainEvent.Type.THREAD_REPAIRED)
+    assert pushed == [
+        {"type": "thread.updated", "thread_id": thread.pk, "event_id": events[thread.pk]["event_id"]},
+        {
+            "type": "thread.removed",
+            "thread_id": empty.pk,
+            "merged_into": None,
+            "event_id": events[empty.pk]["event_id"],
+        },
+    ]
 
 
 def test_an_empty_thread_is_reported_and_removed(mailbox, conversation):

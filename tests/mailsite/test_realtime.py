@@ -17,11 +17,26 @@ from django.conf import settings
 from django.db import connections
 
 from mailbox.consumers import MailboxConsumer
-from mailbox.services import message_import_raw
+from mailbox.services import (
+    message_import_raw,
+    messages_delete,
+    messages_label_add,
+    messages_mark_read,
+    messages_star,
+    thread_merge,
+    thread_split,
+)
+from mailbox.services.labels import label_get_or_create
 from mailsite.asgi import application
+from mailsite.models import DomainEvent
 from tests.conftest import REPO_ROOT, requires_redis
+from tests.threads.builders import deliver, reply
 
 RAW = b"From: c@example.org\r\nTo: alice@example.test\r\nSubject: live\r\nMessage-ID: <live@x>\r\n\r\nhi\r\n"
+
+# Connecting looks the user's mailbox up in the database and joins a group: on a busy machine that
+# takes longer than the test client's one-second default.
+CONNECT_TIMEOUT = 10
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -42,23 +57,20 @@ def _communicator(user) -> WebsocketCommunicator:
 
 async def test_new_mail_is_pushed_to_the_owners_socket(mailbox):
     communicator = _communicator(mailbox.user)
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=CONNECT_TIMEOUT)
     assert connected
 
     delivered = await database_sync_to_async(message_import_raw)(mailbox=mailbox, raw=RAW, source_tag="test")
 
     event = await communicator.receive_json_from(timeout=5)
-    assert event == {
-        "type": "thread.updated",
-        "thread_id": delivered.message.thread_id,
-        "message_id": delivered.message.id,
-    }
+    received = await DomainEvent.objects.aget(event_type=DomainEvent.Type.MESSAGE_RECEIVED)
+    assert event == {"type": "thread.updated", "thread_id": delivered.message.thread_id, "event_id": received.id}
     await communicator.disconnect()
 
 
 async def test_another_users_mail_is_not_pushed(mailbox, other_mailbox):
     communicator = _communicator(mailbox.user)
-    await communicator.connect()
+    await communicator.connect(timeout=CONNECT_TIMEOUT)
     await database_sync_to_async(message_import_raw)(mailbox=other_mailbox, raw=RAW, source_tag="test")
 
     assert await communicator.receive_nothing(timeout=0.5)
@@ -68,14 +80,14 @@ async def test_another_users_mail_is_not_pushed(mailbox, other_mailbox):
 async def test_anonymous_sockets_are_refused():
     from django.contrib.auth.models import AnonymousUser
 
-    connected, code = await _communicator(AnonymousUser()).connect()
+    connected, code = await _communicator(AnonymousUser()).connect(timeout=CONNECT_TIMEOUT)
     assert not connected
     assert code == 4401
 
 
 async def test_foreign_origin_is_refused():
     communicator = WebsocketCommunicator(application, "/ws/mailbox/", headers=[(b"origin", b"https://evil.example")])
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=CONNECT_TIMEOUT)
     assert not connected
 
 
@@ -89,7 +101,7 @@ def _test_database_url() -> str:
 async def test_events_published_by_another_process_arrive_over_redis(mailbox):
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     communicator = _communicator(mailbox.user)
-    await communicator.connect()
+    await communicator.connect(timeout=CONNECT_TIMEOUT)
     script = (
         "import django; django.setup()\n"
         "from mailsite.realtime import mailbox_publish_on_commit\n"
@@ -104,4 +116,69 @@ async def test_events_published_by_another_process_arrive_over_redis(mailbox):
     assert result.returncode == 0, result.stderr
 
     assert await communicator.receive_json_from(timeout=5) == {"type": "ping", "from": "worker"}
+    await communicator.disconnect()
+
+
+# --- Thread changes, through each channel layer ---------------------------------------------
+
+LAYERS = {
+    "in-memory": {"BACKEND": "channels.layers.InMemoryChannelLayer"},
+    "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [os.environ.get("REDIS_URL")]}},
+}
+
+
+@pytest.fixture(params=["in-memory", pytest.param("redis", marks=requires_redis)])
+def channel_layer(request, settings):
+    """Channels drops its cached layer when the setting changes."""
+    settings.CHANNEL_LAYERS = {"default": LAYERS[request.param]}
+    return request.param
+
+
+def _changes(mailbox) -> list[dict]:
+    """A sequence of changes to two threads, each action in its own transaction; returns the
+    domain events of the thread changes, in order, as (type, thread_id, payload)."""
+    a = deliver(mailbox, "a@x", "Budget 2027")
+    b = reply(mailbox, "b@x", a)
+    x = deliver(mailbox, "x@x", "Party")
+    work = label_get_or_create(mailbox=mailbox, name="Work")
+    messages_mark_read(mailbox=mailbox, message_ids=[a.pk, x.pk])
+    messages_star(mailbox=mailbox, message_ids=[b.pk])
+    messages_label_add(mailbox=mailbox, message_ids=[a.pk, x.pk], label=work)
+    split = thread_split(mailbox=mailbox, message_ids=[b.pk])
+    thread_merge(mailbox=mailbox, thread_ids=[split.pk, x.thread_id], into_thread_id=a.thread_id)
+    messages_delete(mailbox=mailbox, message_ids=[a.pk, b.pk, x.pk])
+    return list(DomainEvent.objects.filter(mailbox_id=mailbox.id).order_by("id").values("id", "event_type", "payload"))
+
+
+def _expected(event: dict) -> dict:
+    """The live event the contract promises for one recorded domain event."""
+    payload = event["payload"]
+    if "merged_into" in payload:
+        return {
+            "type": "thread.removed",
+            "thread_id": payload["thread_id"],
+            "merged_into": payload["merged_into"],
+            "event_id": event["id"],
+        }
+    return {"type": "thread.updated", "thread_id": payload["thread_id"], "event_id": event["id"]}
+
+
+async def test_every_thread_change_reaches_the_socket_with_its_recorded_event(mailbox, channel_layer):
+    communicator = _communicator(mailbox.user)
+    assert (await communicator.connect(timeout=CONNECT_TIMEOUT))[0]
+
+    recorded = await database_sync_to_async(_changes)(mailbox)
+
+    pushed = [await communicator.receive_json_from(timeout=5) for _ in recorded]
+    assert await communicator.receive_nothing(timeout=0.3)
+    assert pushed == [_expected(event) for event in recorded]
+    types = [event["event_type"] for event in recorded]
+    assert types[:3] == ["message.received"] * 3
+    assert {"messages.read", "messages.starred", "messages.labelled", "thread.split", "thread.merged"} <= set(types)
+    assert types[-1] == "messages.deleted"
+    assert pushed[-1]["type"] == "thread.removed"
+    assert pushed[-1]["merged_into"] is None
+    assert {p["merged_into"] for p in pushed if p["type"] == "thread.removed"} - {None} == {
+        recorded[0]["payload"]["thread_id"]
+    }
     await communicator.disconnect()

@@ -71,3 +71,31 @@ def assert_no_drift(mailbox: Mailbox) -> None:
     """Every thread of the mailbox equals its recount from the messages, label rows included."""
     ids = list(Thread.objects.filter(mailbox_id=mailbox.id).values_list("pk", flat=True))
     assert thread_drift_find(mailbox_id=mailbox.id, thread_ids=ids) == []
+
+
+def published_capture(monkeypatch) -> list[dict]:
+    """The live events of thread changes, appended as they would leave: when the transaction commits.
+    (tests/mailsite/test_realtime.py sends them through the real channel layers.)"""
+    from django.db import transaction
+
+    events: list[dict] = []
+
+    def record(*, mailbox_id: int, event: dict) -> None:
+        transaction.on_commit(lambda: events.append(event))
+
+    monkeypatch.setattr("mailbox.services.conversations.mailbox_publish_on_commit", record)
+    monkeypatch.setattr("mailbox.services.delivering.mailbox_publish_on_commit", record)
+    return events
+
+
+def thread_events(mailbox: Mailbox, event_type: str) -> dict[int, dict]:
+    """The domain events of one type in the mailbox: payload by thread id (one event per thread)."""
+    from mailsite.models import DomainEvent
+
+    rows = DomainEvent.objects.filter(mailbox_id=mailbox.id, event_type=event_type, subject_type="thread")
+    found = {}
+    for event in rows.order_by("id"):
+        assert event.subject_id not in found, f"two {event_type} events for thread {event.subject_id}"
+        assert event.payload["thread_id"] == event.subject_id
+        found[event.subject_id] = {**event.payload, "event_id": event.id}
+    return found

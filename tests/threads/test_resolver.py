@@ -238,6 +238,17 @@ def test_an_unknown_in_reply_to_blocks_a_subject_join_too():
     assert len(threads_of("root@x", "reply@x", "missing@x")) == 1
 
 
+def test_a_fork_under_the_same_subject_is_not_fused_into_the_conversation_already_here():
+    # The mailbox joins two conversations of one subject midway. The first message of the second
+    # names only a parent never received: a subject join would pull all its later replies in too.
+    first = place("first@x", "Re: Budget 2027", references=("root-1@elsewhere", "parent-1@elsewhere"))
+    fork = place("fork@x", "Re: Budget 2027", in_reply_to="parent-2@elsewhere")
+    child = place("child@x", "Re: Budget 2027", references=("root-2@elsewhere", "parent-2@elsewhere", "fork@x"))
+
+    assert fork.thread.pk != first.thread.pk
+    assert (child.thread.pk, child.absorbed_thread_ids) == (fork.thread.pk, ())
+
+
 def test_a_thread_stops_growing_by_subject_past_its_size_cap():
     root = place("root@x", "Budget 2027")
     full = ThreadSummary.of(Thread.objects.get(pk=root.thread.pk))

@@ -23,12 +23,14 @@ from mailbox.services import (
     messages_label_remove,
     messages_mark_read,
     messages_move_to_thread,
+    messages_restore,
     messages_star,
     messages_trash,
     thread_merge,
     thread_split,
 )
 from mailbox.services.labels import label_get_or_create
+from mailsite.models import DomainEvent
 from tests.threads.builders import assert_no_drift, deliver
 from threads.models import Thread
 
@@ -125,6 +127,10 @@ class ThreadsMachine(RuleBasedStateMachine):
         messages_trash(mailbox=self.mailbox, message_ids=self._pick(data))
 
     @rule(data=st.data())
+    def restore(self, data):
+        messages_restore(mailbox=self.mailbox, message_ids=self._pick(data))
+
+    @rule(data=st.data())
     def delete_forever(self, data):
         messages_delete(mailbox=self.mailbox, message_ids=self._pick(data, at_most=2))
 
@@ -149,6 +155,12 @@ class ThreadsMachine(RuleBasedStateMachine):
     @invariant()
     def summaries_equal_their_recount(self):
         assert_no_drift(self.mailbox)
+
+    @invariant()
+    def threads_said_to_be_gone_are_gone(self):
+        """A thread whose event said it was removed (merged away, emptied, deleted) does not exist."""
+        gone = DomainEvent.objects.filter(mailbox_id=self.mailbox.id, payload__has_key="merged_into")
+        assert not Thread.objects.filter(pk__in=gone.values("subject_id")).exists()
 
     @invariant()
     def every_message_is_in_a_thread_of_its_mailbox(self):
