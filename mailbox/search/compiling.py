@@ -9,7 +9,7 @@ from datetime import datetime
 from mailbox.models import Mailbox
 from mailbox.search.indexing import TEXT_SEARCH_CONFIG
 from mailbox.search.normalizing import search_text
-from mailbox.search.query import All, Node, Not, Term
+from mailbox.search.query import All, Any, Node, Not, Term
 
 _PHRASE = f"phraseto_tsquery('{TEXT_SEARCH_CONFIG}', %s)"
 # tsquery has no function to restrict a phrase to a weight; rewrite its text form, whose lexemes
@@ -28,6 +28,7 @@ _FLAGS = {
     ("has", "attachment"): "m.has_attachments",
 }
 _HIDDEN_ROLES = ("spam", "trash")
+_INDEXED_FIELDS = frozenset({"text", *_TEXT_WEIGHTS, *_ADDRESS_WEIGHTS})
 
 
 def message_condition(tree: Node, *, mailbox: Mailbox) -> tuple[str, list]:
@@ -38,6 +39,26 @@ def message_condition(tree: Node, *, mailbox: Mailbox) -> tuple[str, list]:
         hidden = _LABEL_EXISTS.format(test="l.role IN (%s, %s)")
         sql, params = f"({sql}) AND NOT {hidden}", [*params, mailbox.id, mailbox.id, *_HIDDEN_ROLES]
     return sql, params
+
+
+def indexed_condition(tree: Node, *, mailbox: Mailbox) -> tuple[str, list] | None:
+    """A condition that every match of ``tree`` satisfies and the GIN indexes answer alone (its
+    full-text and address terms), or ``None`` when there is none (only flags, dates, labels or
+    negations at some level that matters)."""
+    necessary = _indexed_part(tree)
+    return None if necessary is None else _node(necessary, mailbox)
+
+
+def _indexed_part(tree: Node) -> Node | None:
+    if isinstance(tree, Term):
+        return tree if tree.field in _INDEXED_FIELDS else None
+    if isinstance(tree, Not):
+        return None
+    parts = [_indexed_part(node) for node in tree.nodes]
+    if isinstance(tree, All):
+        kept = tuple(part for part in parts if part is not None)
+        return (kept[0] if len(kept) == 1 else All(kept)) if kept else None
+    return None if any(part is None for part in parts) else Any(tuple(parts))
 
 
 def _names_hidden_folder(tree: Node) -> bool:
