@@ -179,7 +179,10 @@ def main() -> None:
         return
     from mailbox.search import thread_search
 
-    print(f"mailbox of {mailbox.messages.count():,} messages; {args.runs} runs each, 50 threads a page")
+    print(
+        f"mailbox of {mailbox.messages.count():,} messages; {args.runs} runs each, 50 threads a page; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time through the selector)"
+    )
     for label, query in QUERIES:
         _time(f"{label}: {query}", lambda q=query: thread_search(mailbox=mailbox, query=q), args.runs)
     page = thread_search(mailbox=mailbox, query="commonword")

@@ -21,6 +21,16 @@ _LABEL_EXISTS = (
     "EXISTS (SELECT 1 FROM mailbox_messagelabel ml JOIN mailbox_label l ON l.id = ml.label_id"
     " WHERE ml.message_id = m.id AND ml.mailbox_id = %s AND l.mailbox_id = %s AND {test})"
 )
+_THREAD_LABEL_EXISTS = (
+    "EXISTS (SELECT 1 FROM mailbox_threadlabel tl JOIN mailbox_label l ON l.id = tl.label_id"
+    " WHERE tl.thread_id = t.id AND tl.mailbox_id = %s AND l.mailbox_id = %s AND {test})"
+)
+_LABEL_NAME = "(lower(l.name) = lower(%s) OR lower(replace(l.name, ' ', '-')) = lower(%s))"
+_THREAD_FLAGS = {
+    ("is", "unread"): ("t.unread_count > 0", []),
+    ("is", "starred"): ("t.starred_count > 0", []),
+    ("has", "attachment"): ("t.has_attachments", []),
+}
 _FLAGS = {
     ("is", "unread"): "NOT m.is_read",
     ("is", "read"): "m.is_read",
@@ -47,6 +57,31 @@ def indexed_condition(tree: Node, *, mailbox: Mailbox) -> tuple[str, list] | Non
     negations at some level that matters)."""
     necessary = _indexed_part(tree)
     return None if necessary is None else _node(necessary, mailbox)
+
+
+def thread_condition(tree: Node, *, mailbox: Mailbox) -> tuple[str, list]:
+    """SQL on the thread row (alias ``t``) that every thread with a match satisfies, from the terms
+    the whole query requires, read off the thread summary and label index: a thread walk skips
+    threads without starred, unread or attached messages, out of the folder, or out of the dates,
+    without reading their messages. ``TRUE`` when no term qualifies."""
+    required = tree.nodes if isinstance(tree, All) else (tree,)
+    parts = [_thread_term(term, mailbox) for term in required if isinstance(term, Term)]
+    parts = [part for part in parts if part is not None]
+    if not parts:
+        return "TRUE", []
+    return " AND ".join(sql for sql, _ in parts), [p for _, params in parts for p in params]
+
+
+def _thread_term(term: Term, mailbox: Mailbox) -> tuple[str, list] | None:
+    if term.field == "before":
+        return "t.first_message_at < %s", [term.value]
+    if term.field == "after":
+        return "t.last_message_at >= %s", [term.value]
+    if term.field == "in" and term.value != "anywhere":
+        return _THREAD_LABEL_EXISTS.format(test="l.role = %s"), [mailbox.id, mailbox.id, term.value]
+    if term.field == "label":
+        return _THREAD_LABEL_EXISTS.format(test=_LABEL_NAME), [mailbox.id, mailbox.id, term.value, term.value]
+    return _THREAD_FLAGS.get((term.field, term.value))
 
 
 def _indexed_part(tree: Node) -> Node | None:
@@ -94,8 +129,7 @@ def _term(term: Term, mailbox: Mailbox) -> tuple[str, list]:
             search_text(address)
         ]
     if field == "label":
-        test = "(lower(l.name) = lower(%s) OR lower(replace(l.name, ' ', '-')) = lower(%s))"
-        return _LABEL_EXISTS.format(test=test), [mailbox.id, mailbox.id, value, value]
+        return _LABEL_EXISTS.format(test=_LABEL_NAME), [mailbox.id, mailbox.id, value, value]
     if field == "in":
         if value == "anywhere":
             return "TRUE", []

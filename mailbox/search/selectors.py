@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
 from mailbox.models import Mailbox
-from mailbox.search.compiling import indexed_condition, message_condition
+from mailbox.search.compiling import indexed_condition, message_condition, thread_condition
 from mailbox.search.query import parse_query
 from mailbox.selectors import PAGE_SIZE, Cursor, ThreadPage
 from threads.models import Thread
@@ -64,6 +64,9 @@ def thread_search(*, mailbox: Mailbox, query: str, older_than: Cursor | None = N
     condition, condition_params = message_condition(tree, mailbox=mailbox)
     indexed = indexed_condition(tree, mailbox=mailbox)
     keyset, keyset_params = _keyset(older_than)
+    thread_test, thread_params = thread_condition(tree, mailbox=mailbox)
+    # Conditions on the thread row: the keyset position and what the summaries already tell.
+    keyset, keyset_params = f"{keyset} AND {thread_test}", [*keyset_params, *thread_params]
     with connection.cursor() as cursor:
         hits = _few_hits(cursor, mailbox, indexed) if indexed is not None else None
     if hits is not None:
