@@ -8,7 +8,9 @@ marker words with known frequencies:
 - ``rareword``: 20 messages; ``mediumword``: 1% (10k at 1M); ``commonword``: 12.5% (125k at 1M);
 - senders ``sender0`` … ``sender999`` (from: searches), subjects ``Subject <n>``.
 
-The documents are built with the same weights as ``mailbox.search.indexing`` (ASCII text, so the
+A thread k holds the messages g ≡ k (mod N/5), so its summary (unread, starred, attachments) is
+that of its five messages: flags repeat every 10, 100 and 20 messages. The documents are built
+with the same weights as ``mailbox.search.indexing`` (ASCII text, so the
 Python normalisation has nothing to change). Each query runs through the real selector, 50
 threads a page sorted by date; then a deep page (the 3rd) of the common term.
 
@@ -40,7 +42,8 @@ CREATE TEMP TABLE bench_base AS SELECT timestamptz '2026-11-01 00:00:00+00' AS t
 INSERT INTO threads_thread (mailbox_id, subject, normalized_subject, list_id, participants, participant_addresses,
     correspondents, is_manual, is_fragment, message_count, unread_count, starred_count, has_attachments, snippet,
     first_message_at, last_message_at, created_at, updated_at)
-SELECT %(mailbox)s, 'Subject ' || k, 'subject ' || k, '', '[]', '[]', '[]', false, false, 5, 0, 0, false,
+SELECT %(mailbox)s, 'Subject ' || k, 'subject ' || k, '', '[]', '[]', '[]', false, false, 5,
+    CASE WHEN k %% 10 = 0 THEN 5 ELSE 0 END, CASE WHEN k %% 100 = 0 THEN 5 ELSE 0 END, k %% 20 = 0,
     'snippet ' || k, t0 - ((k + 4 * %(threads)s) || ' seconds')::interval,
     t0 - ((CASE WHEN k = 0 THEN %(threads)s ELSE k END) || ' seconds')::interval, now(), now()
 FROM generate_series(0, %(threads)s - 1) AS k, bench_base

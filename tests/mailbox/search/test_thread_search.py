@@ -292,8 +292,8 @@ def test_every_search_query_is_scoped_by_mailbox_id(mailbox, query):
     with CaptureQueriesContext(connection) as captured:
         thread_search(mailbox=mailbox, query=query)
     statements = [q["sql"] for q in captured.captured_queries]
-    assert 1 <= len(statements) <= 3
-    assert all(f"m.mailbox_id = {mailbox.id}" in sql for sql in statements)
+    assert 2 <= len(statements) <= 4
+    assert all(f"m.mailbox_id = {mailbox.id}" in sql for sql in statements if "jit" not in sql)
     sql = statements[-1]
     assert f"t.mailbox_id = {mailbox.id}" in sql
     assert sql.count(f"ml.mailbox_id = {mailbox.id}") == sql.count("mailbox_messagelabel ml") >= 3
@@ -325,7 +325,7 @@ def test_statements_do_not_grow_with_the_results(mailbox, query):
     for n in range(PAGE_SIZE + 1):
         deliver(mailbox, f"Many {n}", "common", date=f"Mon, 02 Nov 2026 11:{n // 60:02d}:{n % 60:02d} +0000")
     assert len(thread_search(mailbox=mailbox, query=query).threads) == PAGE_SIZE
-    assert statements() == few <= 3
+    assert statements() == few <= 4
 
 
 def test_malformed_query_raises_the_user_message(mailbox):
