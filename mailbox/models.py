@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -138,6 +140,9 @@ class Message(models.Model):
     spam_verdict = models.CharField(max_length=10, choices=SpamVerdict.choices, default=SpamVerdict.UNKNOWN)
     spam_score = models.FloatField(null=True, blank=True)
     source_tag = models.CharField(max_length=100, blank=True, help_text="e.g. smtp, esp:mailgun, import, campaign:12")
+    # Full-text search (mailbox.search.indexing): written with the row at delivery, never changed.
+    search_document = SearchVectorField(null=True, editable=False)
+    address_document = SearchVectorField(null=True, editable=False)
 
     class Meta:
         constraints = [
@@ -151,6 +156,9 @@ class Message(models.Model):
             # Conversation view: a thread's messages in date order.
             models.Index(fields=["thread", "date", "id"], name="message_thread_date"),
             models.Index("mailbox", models.F("date").desc(), name="message_mailbox_date"),
+            # Search: GIN led by the mailbox (btree_gin), so a term common in other mailboxes costs nothing.
+            GinIndex(fields=["mailbox", "search_document"], name="message_search_gin"),
+            GinIndex(fields=["mailbox", "address_document"], name="message_address_gin"),
         ]
 
     def __str__(self) -> str:

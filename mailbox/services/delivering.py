@@ -19,6 +19,7 @@ from mailbox.models import (
     ThreadLabel,
 )
 from mailbox.parsing import ParsedMessage, parse_message
+from mailbox.search.indexing import search_documents
 from mailbox.services.conversations import message_correspondence, message_thread_resolve
 from mailbox.services.labels import label_get_or_create
 from mailsite.events import domain_event_record
@@ -64,6 +65,7 @@ def message_deliver(
             message.receipt = receipt
             message.received_at = received_at or timezone.now()
             message.is_starred = is_starred
+            message.search_document, message.address_document = search_documents(parsed=parsed)
             message.save()
     except IntegrityError:
         return Delivered(Message.objects.get(mailbox=mailbox, blob=blob), created=False)
