@@ -56,7 +56,9 @@ def test_a_row_shows_senders_me_count_star_chip_attachment_and_unread(client, ma
     first = message_import_raw(
         mailbox=mailbox, raw=raw_message("r1@x", "Lunch", sender="Carol Jones <carol@example.org>"), source_tag="t"
     ).message
-    reply = raw_message("r2@x", "Re: Lunch", in_reply_to="r1@x", sender="Alice <alice@example.test>", to="carol@example.org")
+    reply = raw_message(
+        "r2@x", "Re: Lunch", in_reply_to="r1@x", sender="Alice <alice@example.test>", to="carol@example.org"
+    )
     message_import_raw(mailbox=mailbox, raw=reply, source_tag="t", is_read=True)
     files = message_import_raw(
         mailbox=mailbox, raw=raw_message("r3@x", "Files", attachment=b"%PDF-1.4"), source_tag="t", is_read=True
@@ -70,8 +72,10 @@ def test_a_row_shows_senders_me_count_star_chip_attachment_and_unread(client, ma
 
     lunch = _row(html, first.thread_id)
     assert "Carol, me" in lunch
-    assert 'class="count"' in lunch and ">2<" in lunch
-    assert "label-chip chip-188038" in lunch and "Work" in lunch
+    assert 'class="count"' in lunch
+    assert ">2<" in lunch
+    assert "label-chip chip-188038" in lunch
+    assert "Work" in lunch
     assert 'value="unstar"' in lunch
     assert lunch.startswith('<li class="thread unread"')
     assert 'aria-label="Has attachments"' in _row(html, files.thread_id)
@@ -101,7 +105,8 @@ def test_keyset_pages_cover_every_thread_once_both_ways(client, mailbox):
     assert first.context["page"].newer is None
     assert _ids(back) == _ids(first)
     assert back.context["page"].newer is None
-    assert "rel=\"prev\"" in second.content.decode() and "rel=\"next\"" in second.content.decode()
+    assert 'rel="prev"' in second.content.decode()
+    assert 'rel="next"' in second.content.decode()
 
 
 @pytest.mark.django_db
@@ -168,7 +173,8 @@ def test_starred_and_all_mail(client, mailbox):
     starred_html = client.get(reverse("starred")).content.decode()
     all_html = client.get(reverse("all_mail")).content.decode()
 
-    assert "Shiny 1" in starred_html and "Plain 2" not in starred_html
+    assert "Shiny 1" in starred_html
+    assert "Plain 2" not in starred_html
     assert all(s in all_html for s in ("Shiny 1", "Plain 2", "Archived 4"))
     assert "Junk 3" not in all_html
 
@@ -185,7 +191,9 @@ def test_sidebar_has_system_lists_user_labels_and_unread_counts(client, mailbox)
     names = [entry["name"] for entry in response.context["sidebar"]]
     assert names == ["Inbox", "Starred", "Sent", "Drafts", "All mail", "Spam", "Trash", "Receipts"]
     unread = {entry["name"]: entry["unread"] for entry in response.context["sidebar"]}
-    assert unread["Inbox"] == 1 and unread["Spam"] == 1 and unread["Trash"] == 0
+    assert unread["Inbox"] == 1
+    assert unread["Spam"] == 1
+    assert unread["Trash"] == 0
     assert 'data-unread-for="' in response.content.decode()
 
 
@@ -236,11 +244,14 @@ def test_pages_carry_a_strict_csp_and_refuse_framing(client, mailbox):
     client.force_login(mailbox.user)
     response = client.get(reverse("inbox"))
     policy = response["Content-Security-Policy"]
-    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy
+    assert "script-src 'self'" in policy
+    assert "'unsafe-inline'" not in policy
     assert "frame-ancestors 'none'" in policy
     assert response["X-Frame-Options"] == "DENY"
     html = response.content.decode()
-    assert "<script>" not in html and " onclick=" not in html and " style=" not in html
+    assert "<script>" not in html
+    assert " onclick=" not in html
+    assert " style=" not in html
 
 
 @pytest.mark.django_db

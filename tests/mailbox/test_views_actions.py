@@ -42,11 +42,13 @@ def test_archive_takes_the_selected_threads_out_of_the_inbox_and_undo_puts_them_
 
     response = _post(client, action="archive", thread=[one.id, two.id])
 
-    assert response.status_code == 302 and response.url == "/"
+    assert response.status_code == 302
+    assert response.url == "/"
     assert _labels_of(one) == _labels_of(two) == set()
     assert _labels_of(kept) == {"Inbox"}
     page = client.get("/").content.decode()
-    assert "Archived." in page and 'action="/undo/"' in page
+    assert "Archived." in page
+    assert 'action="/undo/"' in page
 
     client.post(reverse("undo"), {"next": "/"})
     assert _labels_of(one) == _labels_of(two) == {"Inbox"}
@@ -176,7 +178,8 @@ def test_bad_requests_get_a_clear_message(client, mailbox, fields):
     assert response.status_code == 200
     assert response.context["messages"]
     json_answer = client.post(reverse("threads_action"), fields, headers={"accept": "application/json"})
-    assert json_answer.status_code == 400 and json_answer.json()["error"]
+    assert json_answer.status_code == 400
+    assert json_answer.json()["error"]
 
 
 @pytest.mark.django_db
@@ -214,7 +217,8 @@ def test_thread_row_and_events_since(client, mailbox, other_mailbox):
     client.force_login(mailbox.user)
 
     row = client.get(reverse("thread_row", args=[thread.id]), {"label": inbox.id})
-    assert row.status_code == 200 and f'id="thread-{thread.id}"' in row.content.decode()
+    assert row.status_code == 200
+    assert f'id="thread-{thread.id}"' in row.content.decode()
     assert row["X-Unread-Counts"] == f'{{"{inbox.id}": 1}}'
     trash = Label.objects.get(mailbox=mailbox, role=Label.Role.TRASH)
     assert client.get(reverse("thread_row", args=[thread.id]), {"label": trash.id}).status_code == 204
@@ -222,6 +226,7 @@ def test_thread_row_and_events_since(client, mailbox, other_mailbox):
     assert client.get(reverse("thread_row", args=[thread.id]), {"label": "nope"}).status_code == 404
 
     answer = client.get(reverse("events_since"), {"after": 0}).json()
-    assert answer["threads"] == [thread.id] and answer["complete"]
+    assert answer["threads"] == [thread.id]
+    assert answer["complete"]
     assert client.get(reverse("events_since"), {"after": answer["latest"]}).json()["threads"] == []
     assert client.get(reverse("events_since"), {"after": "x"}).status_code == 400

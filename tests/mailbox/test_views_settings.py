@@ -15,8 +15,11 @@ def test_create_rename_recolour_and_delete_a_label(client, mailbox):
     assert label.colour == "#188038"
 
     page = client.get(reverse("labels")).content.decode()
-    assert "Receipts" in page and f'for="id_l{label.id}-name"' in page
-    client.post(reverse("label_edit", args=[label.id]), {f"l{label.id}-name": "Bills", f"l{label.id}-colour": "#d93025"})
+    assert "Receipts" in page
+    assert f'for="id_l{label.id}-name"' in page
+    client.post(
+        reverse("label_edit", args=[label.id]), {f"l{label.id}-name": "Bills", f"l{label.id}-colour": "#d93025"}
+    )
     label.refresh_from_db()
     assert (label.name, label.colour) == ("Bills", "#d93025")
 
@@ -60,7 +63,8 @@ def test_another_users_label_cannot_be_changed(client, mailbox, other_mailbox):
 def test_settings_save_display_name_and_shortcuts(client, mailbox):
     client.force_login(mailbox.user)
     page = client.get(reverse("settings")).content.decode()
-    assert 'for="id_display_name"' in page and 'for="id_keyboard_shortcuts"' in page
+    assert 'for="id_display_name"' in page
+    assert 'for="id_keyboard_shortcuts"' in page
     assert 'data-shortcuts="on"' in page
 
     client.post(reverse("settings"), {"display_name": " Alice  Liddell "})
