@@ -45,7 +45,7 @@
       e.preventDefault();
       var data = new FormData(form);
       data.append("action", e.submitter ? e.submitter.value : "star");
-      fetch(form.action, { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" })
+      fetch(form.getAttribute("action"), { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then(function () { refreshRow(Number(form.closest("li").dataset.thread)); });
     });
   }
@@ -184,8 +184,8 @@
     var chosen = targets();
     if (!bulk || !chosen.length) { return; }
     var form = document.createElement("form");
-    form.method = "post";
-    form.action = bulk.action;
+    form.setAttribute("method", "post");
+    form.setAttribute("action", bulk.getAttribute("action"));
     form.className = "hidden";
     function field(name, value) {
       var input = document.createElement("input");
