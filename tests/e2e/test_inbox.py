@@ -2,9 +2,9 @@
 shortcuts, the phone layout, and live updates — in process and from another process over Redis."""
 
 import json
-import statistics
 import os
 import re
+import statistics
 import subprocess
 import sys
 
