@@ -38,7 +38,7 @@ SERVER_ENV = {
 }
 os.environ.update(SERVER_ENV)
 
-import django
+import django  # noqa: E402 - after the environment it reads
 
 django.setup()
 
@@ -50,8 +50,9 @@ INSERT INTO threads_thread (mailbox_id, subject, normalized_subject, list_id, pa
     correspondents, is_manual, is_fragment, message_count, unread_count, starred_count, has_attachments, snippet,
     first_message_at, last_message_at, created_at, updated_at)
 SELECT %(mailbox)s, 'Thread ' || g, 'thread ' || g, '',
-    jsonb_build_array(jsonb_build_object('name', 'Sender ' || (g %% 997), 'address', 's' || (g %% 997) || '@example.org'),
-                      jsonb_build_object('name', 'Bench', 'address', 'bench@example.org')),
+    jsonb_build_array(
+        jsonb_build_object('name', 'Sender ' || (g %% 997), 'address', 's' || (g %% 997) || '@example.org'),
+        jsonb_build_object('name', 'Bench', 'address', 'bench@example.org')),
     jsonb_build_array('s' || (g %% 997) || '@example.org'), jsonb_build_array('s' || (g %% 997) || '@example.org'),
     false, false, 5, CASE WHEN g %% 10 = 0 THEN 1 ELSE 0 END, CASE WHEN g %% 50 = 0 THEN 1 ELSE 0 END,
     g %% 7 = 0, 'The first words of message ' || g || ', as a snippet of about this length shows them in the list',
@@ -80,7 +81,6 @@ FROM threads_thread WHERE mailbox_id = %(mailbox)s;
 INSERT INTO mailbox_threadlabel (mailbox_id, label_id, thread_id, message_count, last_message_at, unread_count)
 SELECT %(mailbox)s, %(work)s, id, message_count, last_message_at, unread_count
 FROM threads_thread WHERE mailbox_id = %(mailbox)s AND id %% 10 = 0;
-ANALYZE;
 """
 ADDRESS = "bench@example.org"
 PASSWORD = "bench-password-123"
@@ -111,6 +111,9 @@ def _fill(messages: int):  # noqa: ANN202 - returns (mailbox, inbox label)
         with connection.cursor() as cursor:
             params = {"mailbox": mailbox.id, "inbox": inbox.id, "work": work.id}
             cursor.execute(FILL_SQL, {**params, "threads": messages // 5, "messages": messages})
+            # What autovacuum does soon after in production: statistics, and the visibility map
+            # that lets the unread counts come from the index alone.
+            cursor.execute("VACUUM ANALYZE")
         print(f"filled in {time.perf_counter() - started:.0f} s", flush=True)
     return mailbox, inbox
 
@@ -206,7 +209,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--workers", type=int, default=5, help="gunicorn sync workers (2 × cores + 1)")
+    parser.add_argument("--workers", type=int, default=5, help="gunicorn sync workers (2 x cores + 1)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild the bench database")
@@ -228,7 +231,8 @@ def main() -> None:
     deep_cursor = selectors.Cursor(deep.last_message_at, deep.thread_id)
     print(f"mailbox of {mailbox.messages.count():,} messages, {total:,} threads in the Inbox", flush=True)
 
-    _time("selector: inbox first page (50 threads)", lambda: selectors.thread_list(mailbox=mailbox, view=view), args.runs)
+    first_page = lambda: selectors.thread_list(mailbox=mailbox, view=view)  # noqa: E731
+    _time("selector: inbox first page (50 threads)", first_page, args.runs)
     _time(
         f"selector: inbox deep page (thread {total - 100:,})",
         lambda: selectors.thread_list(mailbox=mailbox, view=view, older_than=deep_cursor),

@@ -189,9 +189,10 @@ def events_since(*, mailbox: Mailbox, after: int) -> CatchUp:
 
 
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:
-    """Unread threads per label id, counted over the partial index of unread rows."""
+    """Unread threads per label id, counted over the partial index of unread rows: COUNT(*), not of a
+    column, so PostgreSQL answers from the index alone (an index-only scan) once vacuumed."""
     rows = (
-        ThreadLabel.objects.filter(mailbox=mailbox, unread_count__gt=0).values("label_id").annotate(unread=Count("id"))
+        ThreadLabel.objects.filter(mailbox=mailbox, unread_count__gt=0).values("label_id").annotate(unread=Count("*"))
     )
     return {row["label_id"]: row["unread"] for row in rows}
 
