@@ -240,7 +240,7 @@ def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
     else:
         labels = selectors.label_list(mailbox=mailbox)
         _decorate([thread], mailbox, labels, view)
-        context = {"thread": thread, "mailbox": mailbox, "view": view, "list_url": list_url(view)}
+        context = {"thread": thread, "mailbox": mailbox, "view": view}
         response = render(request, "mailbox/partials/thread_row.html", context)
     response["X-Unread-Counts"] = json.dumps({str(k): v for k, v in unread.items()})
     return response

@@ -37,18 +37,16 @@
   }
   refreshToolbar();
 
-  // The star of a row toggles in place: the live update (or our own refetch) redraws the row.
-  if (list) {
-    list.addEventListener("submit", function (e) {
-      var form = e.target;
-      if (!form.classList.contains("star-form")) { return; }
-      e.preventDefault();
-      var data = new FormData(form);
-      data.append("action", e.submitter ? e.submitter.value : "star");
-      fetch(form.getAttribute("action"), { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" })
-        .then(function () { refreshRow(Number(form.closest("li").dataset.thread)); });
-    });
-  }
+  // The star of a row toggles in place: our own refetch (or the live update) redraws the row.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.classList.contains("star-form") || !e.submitter) { return; }
+    e.preventDefault();
+    var data = new FormData(form);
+    data.append("thread", e.submitter.value);
+    fetch(form.getAttribute("action"), { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function () { refreshRow(Number(e.submitter.value)); });
+  });
 
   // --- Live updates -----------------------------------------------------------------------
   var lastEvent = Number(body.dataset.lastEvent || 0);
@@ -241,7 +239,7 @@
       }
       case "s": {
         var star = targets()[0];
-        if (star) { star.querySelector(".star-form button").click(); }
+        if (star) { star.querySelector("button.star").click(); }
         break;
       }
       case "e": act("archive"); break;

@@ -76,7 +76,7 @@ def test_a_row_shows_senders_me_count_star_chip_attachment_and_unread(client, ma
     assert ">2<" in lunch
     assert "label-chip chip-188038" in lunch
     assert "Work" in lunch
-    assert 'value="unstar"' in lunch
+    assert 'class="star on"' in lunch
     assert lunch.startswith('<li class="thread unread"')
     assert 'aria-label="Has attachments"' in _row(html, files.thread_id)
     assert _row(html, files.thread_id).startswith('<li class="thread"')
