@@ -33,6 +33,7 @@ class Mailbox(models.Model):
     local_part = models.CharField(max_length=64)
     address = models.CharField(max_length=320, help_text="Primary address, lowercase.")
     display_name = models.CharField(max_length=255, blank=True)
+    keyboard_shortcuts = models.BooleanField(default=True, help_text="Gmail-style keys in the web UI.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,9 +4,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
-from mailbox.models import Alias, Domain, Label, Mailbox, ThreadLabel
+from mailbox.models import Alias, Domain, Label, Mailbox, Message, ThreadLabel
+from mailsite.models import DomainEvent
 from threads.models import Thread
 
 PAGE_SIZE = 50
@@ -37,6 +38,24 @@ class Cursor:
 class ThreadPage:
     threads: list[Thread]
     older: Cursor | None
+    newer: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class ThreadListView:
+    """Which thread list a page shows: a label's, or one of the two lists no label holds."""
+
+    kind: str  # "label", "starred", "all" or "search"
+    label: Label | None = None
+
+    @property
+    def key(self) -> str:
+        """How the list is named in URLs and live-update requests: a label id, "starred" or "all"."""
+        return str(self.label.id) if self.label is not None else self.kind
+
+    @property
+    def name(self) -> str:
+        return self.label.name if self.label is not None else {"starred": "Starred", "all": "All mail", "search": "Search results"}[self.kind]
 
 
 def mailbox_get_for_user(*, user: AbstractBaseUser) -> Mailbox | None:
@@ -47,25 +66,136 @@ def label_get_by_role(*, mailbox: Mailbox, role: str) -> Label:
     return Label.objects.get(mailbox=mailbox, role=role)
 
 
+def thread_list_view_get(*, mailbox: Mailbox, key: str) -> ThreadListView | None:
+    """The list named ``key`` ("starred", "all" or one of the mailbox's label ids); ``None`` if no such list."""
+    if key in ("starred", "all"):
+        return ThreadListView(kind=key)
+    if key == "search":
+        # A search page's rows live as long as the thread is in All mail.
+        return ThreadListView(kind="all")
+    label = label_get_for_mailbox(mailbox=mailbox, label_id=int(key)) if key.isdigit() else None
+    return ThreadListView(kind="label", label=label) if label is not None else None
+
+
+def _list_rows(mailbox: Mailbox, view: ThreadListView) -> tuple[QuerySet, str, str]:
+    """The rows of a list, with the names of their (time, thread id) keyset columns."""
+    if view.label is not None:
+        rows = ThreadLabel.objects.filter(mailbox=mailbox, label=view.label).select_related("thread")
+        return rows, "last_message_at", "thread_id"
+    threads = Thread.objects.filter(mailbox_id=mailbox.id, last_message_at__isnull=False)
+    if view.kind == "starred":
+        return threads.filter(starred_count__gt=0), "last_message_at", "id"
+    # All mail: everything but the threads wholly in Spam or Trash.
+    hidden = ThreadLabel.objects.filter(
+        mailbox=mailbox,
+        thread_id=OuterRef("pk"),
+        label__role__in=[Label.Role.SPAM, Label.Role.TRASH],
+        message_count=OuterRef("message_count"),
+    )
+    return threads.filter(~Exists(hidden)), "last_message_at", "id"
+
+
+def _keyset(stamp: str, ident: str, cursor: Cursor, *, older: bool) -> Q:
+    op = "lt" if older else "gt"
+    return Q(**{f"{stamp}__{op}": cursor.last_message_at}) | Q(
+        **{stamp: cursor.last_message_at, f"{ident}__{op}": cursor.thread_id}
+    )
+
+
+def thread_list(
+    *, mailbox: Mailbox, view: ThreadListView, older_than: Cursor | None = None, newer_than: Cursor | None = None
+) -> ThreadPage:
+    """One page of a list, newest first, by keyset (never OFFSET) on the list's index:
+    the page after ``older_than``, the page before ``newer_than``, or the newest page."""
+    rows, stamp, ident = _list_rows(mailbox, view)
+    if newer_than is not None:
+        rows = rows.filter(_keyset(stamp, ident, newer_than, older=False)).order_by(stamp, ident)
+        page = list(rows[: PAGE_SIZE + 1])
+        has_newer, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE][::-1]
+        has_older = bool(page)
+    else:
+        if older_than is not None:
+            rows = rows.filter(_keyset(stamp, ident, older_than, older=True))
+        page = list(rows.order_by(f"-{stamp}", f"-{ident}")[: PAGE_SIZE + 1])
+        has_older, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
+        has_newer = older_than is not None and bool(page)
+    cursor = lambda row: Cursor(getattr(row, stamp), getattr(row, ident))  # noqa: E731
+    threads = [row.thread if view.label is not None else row for row in page]
+    return ThreadPage(
+        threads=threads,
+        older=cursor(page[-1]) if has_older else None,
+        newer=cursor(page[0]) if has_newer else None,
+    )
+
+
 def thread_list_for_label(*, mailbox: Mailbox, label: Label, older_than: Cursor | None = None) -> ThreadPage:
     """One page of a label's threads, newest first, by keyset on the label's thread index."""
-    rows = ThreadLabel.objects.filter(mailbox=mailbox, label=label)
-    if older_than is not None:
-        rows = rows.filter(
-            Q(last_message_at__lt=older_than.last_message_at)
-            | Q(last_message_at=older_than.last_message_at, thread_id__lt=older_than.thread_id)
-        )
-    page = list(rows.select_related("thread").order_by("-last_message_at", "-thread_id")[: PAGE_SIZE + 1])
-    older = (
-        Cursor(page[PAGE_SIZE - 1].last_message_at, page[PAGE_SIZE - 1].thread_id) if len(page) > PAGE_SIZE else None
+    return thread_list(mailbox=mailbox, view=ThreadListView(kind="label", label=label), older_than=older_than)
+
+
+def thread_in_list(*, mailbox: Mailbox, view: ThreadListView, thread_id: int) -> Thread | None:
+    """The mailbox's thread if it belongs in the list (for a live update of one row), else ``None``."""
+    rows, _, ident = _list_rows(mailbox, view)
+    row = rows.filter(**{ident: thread_id}).first()
+    return (row.thread if view.label is not None else row) if row is not None else None
+
+
+def thread_chips(*, mailbox: Mailbox, thread_ids: list[int]) -> dict[int, list[int]]:
+    """The user labels (ids) on each of these threads, for the chips of their rows: one query."""
+    chips: dict[int, list[int]] = {}
+    rows = ThreadLabel.objects.filter(mailbox=mailbox, thread_id__in=thread_ids, label__role="")
+    for thread_id, label_id in rows.values_list("thread_id", "label_id").order_by("label__position", "label__name"):
+        chips.setdefault(thread_id, []).append(label_id)
+    return chips
+
+
+def latest_event_id(*, mailbox: Mailbox) -> int:
+    """The id of the mailbox's newest domain event (0 if none): where a page's live updates start."""
+    return DomainEvent.objects.filter(mailbox_id=mailbox.id).aggregate(latest=Max("id"))["latest"] or 0
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    thread_ids: list[int]
+    latest: int
+    complete: bool  # False: too much happened; reload the page instead
+
+
+CATCH_UP_LIMIT = 500
+
+
+def events_since(*, mailbox: Mailbox, after: int) -> CatchUp:
+    """The threads the mailbox's domain events after ``after`` touched, for a tab that reconnects."""
+    events = list(
+        DomainEvent.objects.filter(mailbox_id=mailbox.id, id__gt=after)
+        .order_by("id")
+        .values_list("id", "subject_type", "subject_id", "payload")[: CATCH_UP_LIMIT + 1]
     )
-    return ThreadPage(threads=[row.thread for row in page[:PAGE_SIZE]], older=older)
+    if not events:
+        return CatchUp(thread_ids=[], latest=after, complete=True)
+    thread_ids: set[int] = set()
+    message_ids: set[int] = set()
+    for _, subject_type, subject_id, payload in events[:CATCH_UP_LIMIT]:
+        named = payload.get("thread_id") if isinstance(payload, dict) else None
+        if isinstance(named, int):
+            thread_ids.add(named)
+        elif subject_type == "thread":
+            thread_ids.add(subject_id)
+        elif subject_type == "message":
+            message_ids.add(subject_id)
+    if message_ids:
+        thread_ids.update(
+            Message.objects.filter(mailbox=mailbox, pk__in=message_ids).values_list("thread_id", flat=True)
+        )
+    shown = events[:CATCH_UP_LIMIT]
+    return CatchUp(thread_ids=sorted(thread_ids), latest=shown[-1][0], complete=len(events) <= CATCH_UP_LIMIT)
 
 
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:
-    """Unread threads per label id, counted over the partial index of unread rows."""
+    """Unread threads per label id, counted over the partial index of unread rows: COUNT(*), not of a
+    column, so PostgreSQL answers from the index alone (an index-only scan) once vacuumed."""
     rows = (
-        ThreadLabel.objects.filter(mailbox=mailbox, unread_count__gt=0).values("label_id").annotate(unread=Count("id"))
+        ThreadLabel.objects.filter(mailbox=mailbox, unread_count__gt=0).values("label_id").annotate(unread=Count("*"))
     )
     return {row["label_id"]: row["unread"] for row in rows}
 

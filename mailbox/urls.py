@@ -5,5 +5,15 @@ from mailbox import views
 urlpatterns = [
     path("", views.thread_list, name="inbox"),
     path("label/<int:label_id>/", views.thread_list, name="label"),
+    path("starred/", views.starred_list, name="starred"),
+    path("all/", views.all_mail_list, name="all_mail"),
+    path("threads/action/", views.threads_action, name="threads_action"),
+    path("undo/", views.undo, name="undo"),
+    path("t/<int:thread_id>/row/", views.thread_row, name="thread_row"),
+    path("events/", views.events_since, name="events_since"),
+    path("labels/", views.labels, name="labels"),
+    path("labels/<int:label_id>/", views.label_edit, name="label_edit"),
+    path("labels/<int:label_id>/delete/", views.label_delete, name="label_delete"),
+    path("settings/", views.settings_view, name="settings"),
     path("search/", views.search, name="search"),
 ]

@@ -1,39 +1,156 @@
-"""Server-rendered pages of the mailbox. Thin: a selector call and a template."""
+"""Server-rendered pages of the mailbox. Thin: a selector or service call and a template.
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+Every view works inside the requesting user's mailbox: ids from another mailbox are not found.
+"""
+
+import json
+from urllib.parse import quote_plus
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from mailbox import selectors
-from mailbox.models import Label
+from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm
+from mailbox.models import Label, Mailbox
 from mailbox.search import SearchQueryError, thread_search
+from mailbox.services import bulk, preferences
+from threads.models import Thread
+
+UNDO_SESSION_KEY = "mailbox_undo"
+UNDO_NOTICE_KEY = "mailbox_undo_notice"
+# The order of the sidebar's system entries; user labels follow.
+SIDEBAR = ("inbox", "starred", "sent", "drafts", "all", "spam", "trash")
+ACTION_DONE = {
+    "archive": "Archived",
+    "trash": "Moved to Trash",
+    "restore": "Moved to Inbox",
+    "delete_forever": "Deleted forever",
+    "empty_trash": "Trash emptied",
+    "read": "Marked as read",
+    "unread": "Marked as unread",
+    "star": "Starred",
+    "unstar": "Unstarred",
+    "add_label": "Labelled",
+    "remove_label": "Label removed",
+    "move": "Moved",
+    "spam": "Reported as spam",
+    "not_spam": "Moved to Inbox (not spam)",
+}
+
+
+def _mailbox(request: HttpRequest) -> Mailbox:
+    mailbox = selectors.mailbox_get_for_user(user=request.user)
+    if mailbox is None:
+        raise Http404("This account has no mailbox.")
+    return mailbox
+
+
+def list_url(view: selectors.ThreadListView) -> str:
+    if view.kind == "search":
+        return reverse("search")
+    if view.kind != "label":
+        return reverse("starred" if view.kind == "starred" else "all_mail")
+    if view.label.role == Label.Role.INBOX:
+        return reverse("inbox")
+    return reverse("label", args=[view.label.id])
+
+
+def _sidebar(labels: list[Label], unread: dict[int, int], current: str) -> list[dict[str, Any]]:
+    """The sidebar's entries: system lists in Gmail's order, then user labels."""
+    by_role = {label.role: label for label in labels if label.role}
+    entries = []
+    for key in SIDEBAR:
+        label = by_role.get(key)
+        if key in ("starred", "all"):
+            view = selectors.ThreadListView(kind=key)
+        elif label is not None:
+            view = selectors.ThreadListView(kind="label", label=label)
+        else:
+            continue
+        entries.append(_entry(view, unread, current))
+    user_labels = [label for label in labels if not label.role]
+    entries += [_entry(selectors.ThreadListView(kind="label", label=label), unread, current) for label in user_labels]
+    return entries
+
+
+def _entry(view: selectors.ThreadListView, unread: dict[int, int], current: str) -> dict[str, Any]:
+    label = view.label
+    # Unread counts where Gmail shows them: not for Sent, Trash or All mail.
+    counted = label is not None and label.role not in (Label.Role.SENT, Label.Role.TRASH)
+    return {
+        "key": view.key,
+        "role": (label.role if label is not None else view.kind) or "label",
+        "name": view.name,
+        "url": list_url(view),
+        "unread": unread.get(label.id, 0) if counted else 0,
+        "colour": label.colour if label is not None else "",
+        "is_user_label": label is not None and not label.role,
+        "current": view.key == current,
+    }
+
+
+def _decorate(threads: list[Thread], mailbox: Mailbox, labels: list[Label], view: selectors.ThreadListView) -> None:
+    """Give each thread its label chips (one query for the page), leaving out the list's own label."""
+    by_id = {label.id: label for label in labels}
+    chips = selectors.thread_chips(mailbox=mailbox, thread_ids=[t.id for t in threads])
+    for thread in threads:
+        thread.chips = [by_id[i] for i in chips.get(thread.id, []) if i in by_id and by_id[i] != view.label]
+
+
+def _page_context(
+    request: HttpRequest, mailbox: Mailbox, view: selectors.ThreadListView, page: selectors.ThreadPage | None = None
+) -> dict[str, Any]:
+    older = selectors.Cursor.decode(request.GET.get("older", ""))
+    newer = selectors.Cursor.decode(request.GET.get("newer", "")) if older is None else None
+    if page is None:
+        page = selectors.thread_list(mailbox=mailbox, view=view, older_than=older, newer_than=newer)
+    labels = selectors.label_list(mailbox=mailbox)
+    unread = selectors.label_unread_counts(mailbox=mailbox)
+    _decorate(page.threads, mailbox, labels, view)
+    return {
+        "mailbox": mailbox,
+        "view": view,
+        "label": view.label,
+        "list_name": view.name,
+        "list_url": list_url(view),
+        "sidebar": _sidebar(labels, unread, view.key),
+        "user_labels": [label for label in labels if not label.role],
+        "label_unread": unread.get(view.label.id, 0) if view.label is not None else 0,
+        "page": page,
+        "is_first_page": older is None and newer is None,
+        "latest_event_id": selectors.latest_event_id(mailbox=mailbox),
+        "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
+        "can_undo": UNDO_SESSION_KEY in request.session,
+        "is_search": False,
+    }
+
+
+def _render_list(request: HttpRequest, view_for: Any) -> HttpResponse:
+    mailbox = selectors.mailbox_get_for_user(user=request.user)
+    if mailbox is None:
+        return render(request, "mailbox/no_mailbox.html", status=404)
+    view = view_for(mailbox)
+    if view is None:
+        raise Http404("No such label")
+    return render(request, "mailbox/thread_list.html", _page_context(request, mailbox, view))
 
 
 @require_GET
 def thread_list(request: HttpRequest, label_id: int | None = None) -> HttpResponse:
     """A label's threads (the Inbox by default), newest first, 50 a page."""
-    mailbox = selectors.mailbox_get_for_user(user=request.user)
-    if mailbox is None:
-        return render(request, "mailbox/no_mailbox.html", status=404)
-    if label_id is None:
-        label = selectors.label_get_by_role(mailbox=mailbox, role=Label.Role.INBOX)
-    else:
-        label = selectors.label_get_for_mailbox(mailbox=mailbox, label_id=label_id)
-        if label is None:
-            raise Http404("No such label")
-    older_than = selectors.Cursor.decode(request.GET.get("older", ""))
-    page = selectors.thread_list_for_label(mailbox=mailbox, label=label, older_than=older_than)
-    unread = selectors.label_unread_counts(mailbox=mailbox)
-    labels = [(lb, unread.get(lb.id, 0)) for lb in selectors.label_list(mailbox=mailbox)]
-    context = {
-        "mailbox": mailbox,
-        "label": label,
-        "labels": labels,
-        "label_unread": unread.get(label.id, 0),
-        "page": page,
-        "is_first_page": older_than is None,
-    }
-    return render(request, "mailbox/thread_list.html", context)
+
+    def view_for(mailbox: Mailbox) -> selectors.ThreadListView | None:
+        if label_id is None:
+            inbox = selectors.label_get_by_role(mailbox=mailbox, role=Label.Role.INBOX)
+            return selectors.ThreadListView(kind="label", label=inbox)
+        return selectors.thread_list_view_get(mailbox=mailbox, key=str(label_id))
+
+    return _render_list(request, view_for)
 
 
 @require_GET
@@ -50,15 +167,193 @@ def search(request: HttpRequest) -> HttpResponse:
         page, search_error = thread_search(mailbox=mailbox, query=query, older_than=older_than), ""
     except SearchQueryError as error:
         page, search_error = selectors.ThreadPage(threads=[], older=None), str(error)
-    unread = selectors.label_unread_counts(mailbox=mailbox)
-    context = {
-        "mailbox": mailbox,
-        "label": None,
-        "labels": [(lb, unread.get(lb.id, 0)) for lb in selectors.label_list(mailbox=mailbox)],
-        "label_unread": 0,
-        "page": page,
-        "is_first_page": older_than is None,
-        "query": query,
-        "search_error": search_error,
-    }
+    context = _page_context(request, mailbox, selectors.ThreadListView(kind="search"), page)
+    pager_query = f"q={quote_plus(query)}&"
+    context.update(
+        query=query,
+        search_error=search_error,
+        is_search=True,
+        list_name=f"Search: {query}" if query else "Search",
+        list_url=f"{reverse('search')}?{pager_query}",
+        pager_query=pager_query,
+    )
     return render(request, "mailbox/thread_list.html", context)
+
+
+@require_GET
+def starred_list(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, lambda mailbox: selectors.ThreadListView(kind="starred"))
+
+
+@require_GET
+def all_mail_list(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, lambda mailbox: selectors.ThreadListView(kind="all"))
+
+
+def _label_or_404(mailbox: Mailbox, label_id: int | None) -> Label | None:
+    if label_id is None:
+        return None
+    label = selectors.label_get_for_mailbox(mailbox=mailbox, label_id=label_id)
+    if label is None:
+        raise Http404("No such label")
+    return label
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@require_POST
+def threads_action(request: HttpRequest) -> HttpResponse:
+    """Apply a toolbar action to the selected threads, remember how to undo it, and go back."""
+    mailbox = _mailbox(request)
+    form = ThreadActionForm(request.POST)
+    fallback = reverse("inbox")
+    if not form.is_valid():
+        error = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        return _action_answer(request, form.safe_next(fallback), error=error or "That action could not be done.")
+    data = form.cleaned_data
+    label = _label_or_404(mailbox, data.get("label"))
+    current_view = selectors.thread_list_view_get(mailbox=mailbox, key=data.get("current") or "")
+    try:
+        result = bulk.threads_action_apply(
+            mailbox=mailbox,
+            action=data["action"],
+            thread_ids=data["thread"],
+            label=label,
+            current=current_view.label if current_view is not None else None,
+        )
+    except ValidationError as exc:
+        return _action_answer(request, form.safe_next(fallback), error=" ".join(exc.messages))
+    if result.undo is not None:
+        request.session[UNDO_SESSION_KEY] = result.undo.to_json()
+        request.session[UNDO_NOTICE_KEY] = f"{ACTION_DONE[data['action']]}."
+    else:
+        request.session.pop(UNDO_SESSION_KEY, None)
+        messages.info(request, f"{ACTION_DONE[data['action']]}." if result.changed else "Nothing changed.")
+    return _action_answer(request, form.safe_next(fallback), undo=result.undo is not None)
+
+
+def _action_answer(request: HttpRequest, next_url: str, *, error: str = "", undo: bool = False) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"ok": not error, "error": error, "undo": undo}, status=400 if error else 200)
+    if error:
+        messages.error(request, error)
+    return HttpResponseRedirect(next_url)
+
+
+@require_POST
+def undo(request: HttpRequest) -> HttpResponse:
+    """Reverse the last list action of this session, exactly as it was recorded."""
+    mailbox = _mailbox(request)
+    record = bulk.Undo.from_json(request.session.pop(UNDO_SESSION_KEY, None))
+    request.session.pop(UNDO_NOTICE_KEY, None)
+    if record is None:
+        messages.info(request, "Nothing to undo.")
+    else:
+        bulk.undo_apply(mailbox=mailbox, undo=record)
+        messages.info(request, "Action undone.")
+    form = ThreadActionForm(request.POST)
+    return _action_answer(request, form.safe_next(reverse("inbox")))
+
+
+@require_GET
+def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
+    """One thread's row as the list ``?label=`` shows it (the partial of a full page), for live
+    updates; 204 when the thread is not (or no longer) in that list. The unread counts per label
+    come along in the ``X-Unread-Counts`` header, so the sidebar and title update in the same trip."""
+    mailbox = _mailbox(request)
+    view = selectors.thread_list_view_get(mailbox=mailbox, key=request.GET.get("label", ""))
+    if view is None:
+        raise Http404("No such list")
+    thread = selectors.thread_in_list(mailbox=mailbox, view=view, thread_id=thread_id)
+    if thread is None and not Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).exists():
+        raise Http404("No such conversation")
+    unread = selectors.label_unread_counts(mailbox=mailbox)
+    if thread is None:
+        response = HttpResponse(status=204)
+    else:
+        labels = selectors.label_list(mailbox=mailbox)
+        _decorate([thread], mailbox, labels, view)
+        context = {"thread": thread, "mailbox": mailbox, "view": view}
+        response = render(request, "mailbox/partials/thread_row.html", context)
+    response["X-Unread-Counts"] = json.dumps({str(k): v for k, v in unread.items()})
+    return response
+
+
+@require_GET
+def events_since(request: HttpRequest) -> JsonResponse:
+    """What changed in the mailbox after domain event ``?after=``: the thread ids to refresh."""
+    mailbox = _mailbox(request)
+    after = request.GET.get("after", "")
+    if not after.isdigit():
+        return JsonResponse({"error": "after must be an event id"}, status=400)
+    catch_up = selectors.events_since(mailbox=mailbox, after=int(after))
+    return JsonResponse({"threads": catch_up.thread_ids, "latest": catch_up.latest, "complete": catch_up.complete})
+
+
+@require_http_methods(["GET", "POST"])
+def labels(request: HttpRequest) -> HttpResponse:
+    """The user's labels: create one, and each with its rename/colour and delete forms."""
+    mailbox = _mailbox(request)
+    form = LabelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            preferences.user_label_create(mailbox=mailbox, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error("name", " ".join(exc.messages))
+        else:
+            messages.info(request, f"Label “{form.cleaned_data['name']}” created.")
+            return redirect("labels")
+    user_labels = [lb for lb in selectors.label_list(mailbox=mailbox) if not lb.role]
+    rows = [(lb, LabelForm(initial={"name": lb.name, "colour": lb.colour}, prefix=f"l{lb.id}")) for lb in user_labels]
+    status = 400 if form.errors else 200
+    return render(request, "mailbox/labels.html", {"mailbox": mailbox, "form": form, "rows": rows}, status=status)
+
+
+@require_POST
+def label_edit(request: HttpRequest, label_id: int) -> HttpResponse:
+    mailbox = _mailbox(request)
+    label = _label_or_404(mailbox, label_id)
+    form = LabelForm(request.POST, prefix=f"l{label.id}")
+    if not form.is_valid():
+        messages.error(request, "Give the label a name and one of the colours.")
+        return redirect("labels")
+    try:
+        preferences.user_label_update(label=label, **form.cleaned_data)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.info(request, "Label saved.")
+    return redirect("labels")
+
+
+@require_POST
+def label_delete(request: HttpRequest, label_id: int) -> HttpResponse:
+    mailbox = _mailbox(request)
+    label = _label_or_404(mailbox, label_id)
+    try:
+        preferences.user_label_delete(label=label)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.info(request, f"Label “{label.name}” deleted.")
+    return redirect("labels")
+
+
+@require_http_methods(["GET", "POST"])
+def settings_view(request: HttpRequest) -> HttpResponse:
+    mailbox = _mailbox(request)
+    initial = {"display_name": mailbox.display_name, "keyboard_shortcuts": mailbox.keyboard_shortcuts}
+    form = SettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            preferences.mailbox_settings_update(mailbox=mailbox, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, " ".join(exc.messages))
+        else:
+            messages.info(request, "Settings saved.")
+            return redirect("settings")
+    return render(
+        request, "mailbox/settings.html", {"mailbox": mailbox, "form": form}, status=400 if form.errors else 200
+    )

@@ -1,0 +1,55 @@
+"""Forms of the mailbox pages: they turn POSTed fields into clean values or clear messages."""
+
+from django import forms
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from mailbox.services.bulk import ACTIONS
+from mailbox.services.preferences import LABEL_COLOURS
+
+MAX_THREADS_PER_ACTION = 500
+
+
+class ThreadActionForm(forms.Form):
+    """A list action on selected threads (the toolbar, a row's star, or a keyboard shortcut)."""
+
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    thread = forms.CharField(required=False)  # repeated: read with getlist in clean_thread
+    label = forms.IntegerField(required=False, min_value=1)
+    current = forms.CharField(required=False, max_length=20)
+    next = forms.CharField(required=False, max_length=2000)
+
+    def clean_thread(self) -> list[int]:
+        values = self.data.getlist("thread") if hasattr(self.data, "getlist") else []
+        try:
+            ids = sorted({int(v) for v in values if v})
+        except ValueError as exc:
+            raise forms.ValidationError("Those conversations could not be read.") from exc
+        if len(ids) > MAX_THREADS_PER_ACTION:
+            raise forms.ValidationError(f"Select at most {MAX_THREADS_PER_ACTION} conversations at a time.")
+        return ids
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("action") not in (None, "empty_trash") and not data.get("thread"):
+            raise forms.ValidationError("Select at least one conversation first.")
+        if data.get("action") in ("add_label", "remove_label", "move") and not data.get("label"):
+            raise forms.ValidationError("Choose a label.")
+        return data
+
+    def safe_next(self, fallback: str) -> str:
+        """The relative URL to return to: only a path on this site (no scheme, no other host)."""
+        target = (self.cleaned_data.get("next") or "") if hasattr(self, "cleaned_data") else ""
+        target = target or self.data.get("next", "")
+        if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None):
+            return target
+        return fallback
+
+
+class LabelForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Name")
+    colour = forms.ChoiceField(choices=LABEL_COLOURS, required=False, label="Colour")
+
+
+class SettingsForm(forms.Form):
+    display_name = forms.CharField(max_length=255, required=False, label="Display name")
+    keyboard_shortcuts = forms.BooleanField(required=False, label="Keyboard shortcuts")

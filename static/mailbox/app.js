@@ -1,0 +1,259 @@
+// Mailsite's thread list in the browser: selection, keyboard shortcuts and live updates.
+// Plain JS, no inline code (the CSP allows scripts from 'self' only). Every feature works without
+// it: the toolbar and star buttons are ordinary form POSTs.
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var list = document.getElementById("thread-list");
+  var bulk = document.getElementById("bulk");
+  var listKey = body.dataset.list || "";
+
+  function rows() { return list ? Array.prototype.slice.call(list.querySelectorAll("li.thread")) : []; }
+  function csrfToken() {
+    var field = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  // --- Selection --------------------------------------------------------------------------
+  function selected() { return rows().filter(function (r) { return r.querySelector("input.select").checked; }); }
+  function refreshToolbar() {
+    if (!bulk) { return; }
+    var any = selected().length > 0;
+    bulk.querySelectorAll("button[name=action]").forEach(function (b) {
+      if (!b.classList.contains("always")) { b.disabled = !any; }
+    });
+    rows().forEach(function (r) { r.classList.toggle("selected", r.querySelector("input.select").checked); });
+    var all = document.getElementById("select-all");
+    if (all) { var n = rows().length; all.checked = n > 0 && selected().length === n; }
+  }
+  if (list) { list.addEventListener("change", function (e) { if (e.target.matches("input.select")) { refreshToolbar(); } }); }
+  var selectAll = document.getElementById("select-all");
+  if (selectAll) {
+    selectAll.addEventListener("change", function () {
+      rows().forEach(function (r) { r.querySelector("input.select").checked = selectAll.checked; });
+      refreshToolbar();
+    });
+  }
+  refreshToolbar();
+
+  // The star of a row toggles in place: our own refetch (or the live update) redraws the row.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.classList.contains("star-form") || !e.submitter) { return; }
+    e.preventDefault();
+    var data = new FormData(form);
+    data.append("thread", e.submitter.value);
+    fetch(form.getAttribute("action"), { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function () { refreshRow(Number(e.submitter.value)); });
+  });
+
+  // --- Live updates -----------------------------------------------------------------------
+  var lastEvent = Number(body.dataset.lastEvent || 0);
+  var firstPage = body.dataset.firstPage === "yes";
+
+  function updateCounts(header) {
+    if (!header) { return; }
+    var counts;
+    try { counts = JSON.parse(header); } catch (err) { return; }
+    document.querySelectorAll("[data-unread-for]").forEach(function (el) {
+      var n = counts[el.dataset.unreadFor];
+      var go = el.closest("a").dataset.go;
+      el.textContent = n && go !== "sent" && go !== "trash" ? String(n) : "";
+    });
+    if (body.dataset.titleName) {
+      var mine = counts[body.dataset.listLabel];
+      document.title = body.dataset.titleName + (mine ? " (" + mine + ")" : "") + " · " + body.dataset.titleRest;
+    }
+  }
+
+  // Rows sort newest first by (time of the latest message, thread id), as the server's keyset.
+  function newer(a, b) {
+    var ta = Number(a.dataset.sort), tb = Number(b.dataset.sort);
+    return ta !== tb ? ta > tb : Number(a.dataset.thread) > Number(b.dataset.thread);
+  }
+  function place(row) {
+    var existing = document.getElementById(row.id);
+    var wasSelected = existing && existing.querySelector("input.select").checked;
+    var hadCursor = existing && existing.classList.contains("cursor");
+    if (existing) { existing.remove(); }
+    var others = rows();
+    var before = others.filter(function (r) { return newer(row, r); })[0];
+    // Past the end of a full page it belongs to an older page.
+    if (!before && others.length >= 50) { return; }
+    list.insertBefore(row, before || null);
+    if (wasSelected) { row.querySelector("input.select").checked = true; }
+    if (hadCursor) { row.classList.add("cursor"); }
+  }
+  function showEmpty() { var e = document.getElementById("empty"); if (e) { e.classList.toggle("hidden", rows().length > 0); } }
+
+  function refreshRow(threadId) {
+    if (!list || !threadId) { return Promise.resolve(); }
+    var url = "/t/" + threadId + "/row/?label=" + encodeURIComponent(listKey);
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } }).then(function (response) {
+      updateCounts(response.headers.get("X-Unread-Counts"));
+      if (response.status === 200) {
+        return response.text().then(function (html) {
+          var holder = document.createElement("ul");
+          holder.innerHTML = html.trim();
+          var row = holder.firstElementChild;
+          if (!row) { return; }
+          var existing = document.getElementById(row.id);
+          if (!existing && !firstPage) { return; }
+          place(row);
+        });
+      }
+      removeRow(threadId);
+    }).then(function () { showEmpty(); refreshToolbar(); });
+  }
+  function removeRow(threadId) {
+    var row = document.getElementById("thread-" + threadId);
+    if (row) { row.remove(); }
+    showEmpty();
+  }
+
+  function handle(event) {
+    if (event.event_id && event.event_id > lastEvent) { lastEvent = event.event_id; }
+    if (event.type === "thread.updated") { refreshRow(event.thread_id); }
+    else if (event.type === "thread.removed") {
+      removeRow(event.thread_id);
+      if (event.merged_into) { refreshRow(event.merged_into); }
+    }
+  }
+
+  function catchUp() {
+    fetch("/events/?after=" + lastEvent, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) { return; }
+        if (!data.complete) { window.location.reload(); return; }
+        lastEvent = Math.max(lastEvent, data.latest);
+        data.threads.forEach(refreshRow);
+      });
+  }
+
+  var retryDelay = 500;
+  function connect() {
+    if (!list || !window.WebSocket) { return; }
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/ws/mailbox/");
+    socket.addEventListener("open", function () {
+      body.dataset.live = "connected";
+      retryDelay = 500;
+      // What happened between the page's render (or the last event seen) and this socket's join.
+      catchUp();
+    });
+    socket.addEventListener("message", function (e) {
+      try { handle(JSON.parse(e.data)); } catch (err) { /* a malformed event is ignored */ }
+    });
+    socket.addEventListener("close", function (e) {
+      body.dataset.live = "disconnected";
+      if (e.code === 4401) { return; }  // logged out: reconnecting cannot help
+      var wait = retryDelay + Math.random() * retryDelay / 2;
+      retryDelay = Math.min(retryDelay * 2, 30000);
+      window.setTimeout(connect, wait);
+    });
+  }
+  connect();
+
+  // --- Keyboard shortcuts -----------------------------------------------------------------
+  if (body.dataset.shortcuts !== "on") { return; }
+  var help = document.getElementById("help");
+  var pendingG = false;
+
+  function cursorRow() { return list ? list.querySelector("li.thread.cursor") : null; }
+  function moveCursor(step) {
+    var all = rows();
+    if (!all.length) { return; }
+    var current = cursorRow();
+    var index = current ? all.indexOf(current) + step : 0;
+    index = Math.max(0, Math.min(all.length - 1, index));
+    if (current) { current.classList.remove("cursor"); }
+    all[index].classList.add("cursor");
+    all[index].querySelector("a.open").focus();
+  }
+  function targets() {
+    var picked = selected();
+    if (picked.length) { return picked; }
+    var current = cursorRow() || (document.activeElement && document.activeElement.closest && document.activeElement.closest("li.thread"));
+    return current ? [current] : [];
+  }
+  function act(action) {
+    var chosen = targets();
+    if (!bulk || !chosen.length) { return; }
+    var form = document.createElement("form");
+    form.setAttribute("method", "post");
+    form.setAttribute("action", bulk.getAttribute("action"));
+    form.className = "hidden";
+    function field(name, value) {
+      var input = document.createElement("input");
+      input.type = "hidden"; input.name = name; input.value = value; form.appendChild(input);
+    }
+    field("csrfmiddlewaretoken", csrfToken());
+    field("action", action);
+    field("current", listKey);
+    field("next", window.location.pathname + window.location.search);
+    chosen.forEach(function (row) { field("thread", row.dataset.thread); });
+    document.body.appendChild(form);
+    form.submit();
+  }
+  function go(role) {
+    var link = document.querySelector(".sidebar a[data-go='" + role + "']");
+    if (link) { window.location.href = link.href; }
+  }
+  function toggleHelp(show) {
+    if (!help) { return; }
+    help.classList.toggle("hidden", !show);
+    if (show) { help.focus(); }
+  }
+  var closeHelp = document.getElementById("help-close");
+  if (closeHelp) { closeHelp.addEventListener("click", function () { toggleHelp(false); }); }
+
+  function typing(target) {
+    return target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName);
+  }
+
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) { return; }
+    var key = e.key;
+    if (pendingG) {
+      pendingG = false;
+      var where = { i: "inbox", s: "starred", t: "sent", d: "drafts" }[key];
+      if (where) { e.preventDefault(); go(where); }
+      return;
+    }
+    var handled = true;
+    switch (key) {
+      case "j": moveCursor(1); break;
+      case "k": moveCursor(-1); break;
+      case "o": case "Enter": {
+        var row = cursorRow();
+        if (row) { window.location.href = row.querySelector("a.open").href; } else { handled = false; }
+        break;
+      }
+      case "u": if (list) { handled = false; } else { window.location.href = "/"; } break;
+      case "x": {
+        var current = cursorRow();
+        if (current) { var box = current.querySelector("input.select"); box.checked = !box.checked; refreshToolbar(); }
+        break;
+      }
+      case "s": {
+        var star = targets()[0];
+        if (star) { star.querySelector("button.star").click(); }
+        break;
+      }
+      case "e": act("archive"); break;
+      case "#": act("trash"); break;
+      case "I": act("read"); break;
+      case "U": act("unread"); break;
+      case "z": { var undo = document.getElementById("undo-form"); if (undo) { undo.submit(); } break; }
+      case "c": window.location.href = "/compose/"; break;
+      case "/": { var search = document.getElementById("search-q"); if (search) { search.focus(); } break; }
+      case "g": pendingG = true; break;
+      case "?": toggleHelp(help && help.classList.contains("hidden")); break;
+      case "Escape": toggleHelp(false); break;
+      default: handled = false;
+    }
+    if (handled) { e.preventDefault(); }
+  });
+}());

@@ -1,0 +1,84 @@
+"""Labels (create, rename, colour, delete) and the settings page."""
+
+import pytest
+from django.urls import reverse
+
+from mailbox.models import Label, Mailbox
+from mailbox.services.preferences import user_label_create
+
+
+@pytest.mark.django_db
+def test_create_rename_recolour_and_delete_a_label(client, mailbox):
+    client.force_login(mailbox.user)
+    assert client.post(reverse("labels"), {"name": "  Receipts ", "colour": "#188038"}).status_code == 302
+    label = Label.objects.get(mailbox=mailbox, name="Receipts")
+    assert label.colour == "#188038"
+
+    page = client.get(reverse("labels")).content.decode()
+    assert "Receipts" in page
+    assert f'for="id_l{label.id}-name"' in page
+    client.post(
+        reverse("label_edit", args=[label.id]), {f"l{label.id}-name": "Bills", f"l{label.id}-colour": "#d93025"}
+    )
+    label.refresh_from_db()
+    assert (label.name, label.colour) == ("Bills", "#d93025")
+
+    client.post(reverse("label_delete", args=[label.id]))
+    assert not Label.objects.filter(pk=label.id).exists()
+
+
+@pytest.mark.django_db
+def test_duplicate_names_and_bad_colours_are_refused_with_a_message(client, mailbox):
+    user_label_create(mailbox=mailbox, name="Work")
+    client.force_login(mailbox.user)
+    response = client.post(reverse("labels"), {"name": "work", "colour": ""})
+    assert response.status_code == 400
+    assert "already a label called" in response.content.decode()
+    assert client.post(reverse("labels"), {"name": "Other", "colour": "red; x"}).status_code == 400
+    assert client.post(reverse("labels"), {"name": "   ", "colour": ""}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_system_folders_cannot_be_renamed_or_deleted(client, mailbox):
+    inbox = Label.objects.get(mailbox=mailbox, role=Label.Role.INBOX)
+    client.force_login(mailbox.user)
+    client.post(reverse("label_edit", args=[inbox.id]), {f"l{inbox.id}-name": "Mine", f"l{inbox.id}-colour": ""})
+    response = client.post(reverse("label_delete", args=[inbox.id]), follow=True)
+    inbox.refresh_from_db()
+    assert inbox.name == "Inbox"
+    assert "cannot be deleted" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_another_users_label_cannot_be_changed(client, mailbox, other_mailbox):
+    theirs = user_label_create(mailbox=other_mailbox, name="Theirs")
+    client.force_login(mailbox.user)
+    fields = {f"l{theirs.id}-name": "Pwned", f"l{theirs.id}-colour": ""}
+    assert client.post(reverse("label_edit", args=[theirs.id]), fields).status_code == 404
+    assert client.post(reverse("label_delete", args=[theirs.id])).status_code == 404
+    assert Label.objects.get(pk=theirs.id).name == "Theirs"
+
+
+@pytest.mark.django_db
+def test_settings_save_display_name_and_shortcuts(client, mailbox):
+    client.force_login(mailbox.user)
+    page = client.get(reverse("settings")).content.decode()
+    assert 'for="id_display_name"' in page
+    assert 'for="id_keyboard_shortcuts"' in page
+    assert 'data-shortcuts="on"' in page
+
+    client.post(reverse("settings"), {"display_name": " Alice  Liddell "})
+    mailbox = Mailbox.objects.get(pk=mailbox.pk)
+    assert mailbox.display_name == "Alice Liddell"
+    assert mailbox.keyboard_shortcuts is False
+    assert 'data-shortcuts="off"' in client.get(reverse("inbox")).content.decode()
+
+
+@pytest.mark.django_db
+def test_forms_need_a_csrf_token(mailbox):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(mailbox.user)
+    for name in ("settings", "labels", "threads_action", "undo"):
+        assert client.post(reverse(name), {}).status_code == 403, name
