@@ -55,7 +55,9 @@ class ThreadListView:
 
     @property
     def name(self) -> str:
-        return self.label.name if self.label is not None else {"starred": "Starred", "all": "All mail", "search": "Search results"}[self.kind]
+        if self.label is not None:
+            return self.label.name
+        return {"starred": "Starred", "all": "All mail", "search": "Search results"}[self.kind]
 
 
 def mailbox_get_for_user(*, user: AbstractBaseUser) -> Mailbox | None:

@@ -4,8 +4,8 @@ Every view works inside the requesting user's mailbox: ids from another mailbox 
 """
 
 import json
-from urllib.parse import quote_plus
 from typing import Any
+from urllib.parse import quote_plus
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
