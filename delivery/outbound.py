@@ -280,7 +280,14 @@ class RawEmailMessage(EmailMultiAlternatives):
 
     def message(self, **kwargs: Any) -> Message:
         # compat32 keeps the header text as written, so the bytes serialise back as stored.
-        return message_from_bytes(self.raw, policy=compat32)
+        return message_from_bytes(self.raw, _class=StoredMime, policy=compat32)
+
+
+class StoredMime(Message):
+    """Takes ``linesep`` like Django's own MIME classes: its SMTP backend asks for CRLF."""
+
+    def as_bytes(self, unixfrom: bool = False, linesep: str = "\n") -> bytes:  # type: ignore[override]
+        return super().as_bytes(unixfrom, policy=self.policy.clone(linesep=linesep))
 
 
 def raw_email_message(*, raw: bytes, delivery: OutboundDelivery) -> RawEmailMessage:
@@ -329,7 +336,9 @@ def _anymail_recipient_status(message: EmailMessage, recipient: str) -> str:
 
 def _anymail_message_id(message: EmailMessage) -> str:
     status = getattr(message, "anymail_status", None)
-    return str(status.message_id or "")[:255] if status is not None and status.message_id else ""
+    if status is None or status.message_id is None:
+        return ""
+    return str(status.message_id)[:255]
 
 
 def _backend_name(backend: Any) -> str:
