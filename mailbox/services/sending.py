@@ -88,7 +88,8 @@ def message_send(*, mailbox: Mailbox, mail: OutgoingMail, send_at: datetime | No
     replied = _message_for(mailbox, mail.in_reply_to_message_id)
     forwarded = _message_for(mailbox, mail.forward_of_message_id)
     email = _email_build(mailbox, mail, replied or forwarded, forwarded, now)
-    raw = email.message().as_bytes(linesep="\r\n")
+    # Ends with a line break, as SMTP transmits it: the recipient stores the very bytes we stored.
+    raw = email.message().as_bytes(linesep="\r\n").rstrip(b"\r\n") + b"\r\n"
     sent_copy = _sent_copy_deliver(mailbox, raw, mail.bcc, now)
     message_id = sent_copy.message_id
     send_after = send_at or now + timedelta(seconds=settings.MAILSITE_UNDO_SEND_SECONDS)
