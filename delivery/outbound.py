@@ -115,15 +115,6 @@ def verp_address(*, delivery_id: int, domain: str) -> str:
     return f"{settings.MAILSITE_VERP_LOCAL_PART}+{delivery_id}@{domain}"
 
 
-def verp_delivery_id(*, address: str) -> int | None:
-    """The delivery id a VERP return path names, or ``None`` if the address is not one of ours."""
-    local, _, _ = address.strip().lower().partition("@")
-    prefix = f"{settings.MAILSITE_VERP_LOCAL_PART.lower()}+"
-    if not local.startswith(prefix) or not local[len(prefix) :].isdigit():
-        return None
-    return int(local[len(prefix) :])
-
-
 def outbound_send_queue_on_commit(*, delivery_ids: list[int], countdown: float) -> None:
     """Queue the send of ``delivery_ids`` after the transaction commits, in batches. A broker
     outage is logged, not raised: the release sweeper queues them after the re-queue lease."""

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -274,3 +275,39 @@ def _delivery_for_report(verp_id: int | None, original_message_id: str, recipien
         return None
     candidates = OutboundDelivery.objects.filter(rfc_message_id=original_message_id.strip("<>"))
     return candidates.filter(recipient=recipient.lower()).first() if recipient else None
+
+
+def bounce_receipt_apply(*, receipt_id: int, envelope_recipients: list[str], report: Any) -> int:
+    """Apply an inbound delivery status notification (``mailbox.parsing``'s ``MessageReport``,
+    read by attribute) to the deliveries it reports on. Returns how many events it recorded;
+    0 for other reports, reports on mail we did not send, and a receipt seen before."""
+    if report is None or report.report_type != "delivery-status":
+        return 0
+    verp_ids = [i for i in (verp_delivery_id(address=a) for a in envelope_recipients) if i is not None]
+    recipients = [
+        BouncedRecipient(recipient=r.recipient, action=r.action, status=r.status, diagnostic=r.diagnostic)
+        for r in report.recipients
+    ]
+    recorded = bounce_report_apply(
+        report_key=f"receipt:{receipt_id}",
+        envelope_recipients=envelope_recipients,
+        original_message_id=report.original_message_id,
+        recipients=recipients,
+        verp_delivery_id=verp_ids[0] if verp_ids else None,
+    )
+    return len(recorded)
+
+
+def verp_delivery_id(*, address: str) -> int | None:
+    """The delivery id a VERP return path (``bounces+<id>@domain``) names, or ``None``."""
+    local, _, _ = address.strip().lower().partition("@")
+    prefix = f"{settings.MAILSITE_VERP_LOCAL_PART.lower()}+"
+    if not local.startswith(prefix) or not local[len(prefix) :].isdigit():
+        return None
+    return int(local[len(prefix) :])
+
+
+def verp_address_known(*, address: str) -> bool:
+    """Whether ``address`` is the return path of one of our deliveries (so bounces to it are ours)."""
+    delivery_id = verp_delivery_id(address=address)
+    return delivery_id is not None and OutboundDelivery.objects.filter(pk=delivery_id).exists()

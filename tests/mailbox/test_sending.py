@@ -62,12 +62,14 @@ def test_a_sent_message_is_built_filed_under_sent_and_handed_off(mailbox, commit
     message = send(mailbox, committed, html="<p>Noon at the usual place?</p>")
 
     assert labels_of(message) == {Label.Role.SENT}
-    assert message.is_read and message.source_tag == "sent"
+    assert message.is_read
+    assert message.source_tag == "sent"
     raw = message_from_bytes(sent_bytes(message), policy=default)
     assert raw["Message-ID"].endswith("@example.test>")
     assert raw["Message-ID"] == f"<{message.message_id}>"
     assert str(raw["From"]) == "Alice <alice@example.test>"
-    assert raw["Date"] and raw["To"] == "carol@example.org"
+    assert raw["Date"]
+    assert raw["To"] == "carol@example.org"
     assert raw.get_body(("plain",)).get_content().strip() == "Noon at the usual place?"
     assert raw.get_body(("html",)).get_content().strip() == "<p>Noon at the usual place?</p>"
     delivery = OutboundDelivery.objects.get(message_id=message.id)
@@ -82,7 +84,8 @@ def test_the_undo_delay_holds_the_delivery_until_the_release(mailbox, committed,
     message = send(mailbox, committed)
 
     delivery = OutboundDelivery.objects.get(message_id=message.id)
-    assert delivery.status == "queued" and mail.outbox == []
+    assert delivery.status == "queued"
+    assert mail.outbox == []
     assert delivery.send_after >= timezone.now() + timedelta(seconds=8)
     assert outbound_release_due() == []
     assert outbound_release_due(now=delivery.send_after + timedelta(minutes=2)) == [delivery.id]
@@ -114,7 +117,8 @@ def test_send_later_waits_in_the_scheduled_view_until_its_time(mailbox, committe
 
     assert [(m.id, m.send_after) for m in messages_scheduled(mailbox=mailbox)] == [(message.id, at)]
     delivery = OutboundDelivery.objects.get(message_id=message.id)
-    assert delivery.status == "scheduled" and mail.outbox == []
+    assert delivery.status == "scheduled"
+    assert mail.outbox == []
     assert outbound_release_due() == []
     due = outbound_release_due(now=at + timedelta(seconds=1))
     assert due == [delivery.id]
@@ -164,7 +168,8 @@ def test_an_inline_forward_quotes_the_original(mailbox, committed):
 
     body = message_from_bytes(sent_bytes(forward), policy=default).get_body(("plain",)).get_content()
     assert "---------- Forwarded message ----------" in body
-    assert "Subject: Minutes" in body and "Body of Minutes" in body
+    assert "Subject: Minutes" in body
+    assert "Body of Minutes" in body
 
 
 def test_attachments_come_from_stored_blobs(mailbox, committed):
@@ -197,7 +202,8 @@ def test_a_local_recipient_gets_it_through_the_ingest_path_threaded(mailbox, oth
 
     received = Message.objects.get(mailbox=other_mailbox)
     assert labels_of(received) == {Label.Role.INBOX}
-    assert received.message_id == sent.message_id and received.receipt.source == "local"
+    assert received.message_id == sent.message_id
+    assert received.receipt.source == "local"
     assert mail.outbox == []
 
     reply = send(
@@ -238,7 +244,7 @@ def test_bad_sends_are_refused_with_a_clear_message(mailbox, committed, fields, 
 def test_a_suppressed_address_is_refused_up_front(mailbox, committed):
     Suppression.objects.create(address="carol@example.org", reason="hard_bounce", source="esp:mailgun")
 
-    with pytest.raises(SendRefused, match="carol@example.org is suppressed"):
+    with pytest.raises(SendRefused, match=r"carol@example\.org is suppressed"):
         send(mailbox, committed, to=["Carol@Example.org"])
 
 
