@@ -319,6 +319,8 @@ elif env.str("EMAIL_URL", default=""):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "outbox")
+# Any other Django email backend, by dotted path, wins over all of the above.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Seconds a sent message waits before it leaves, during which the sender can undo it.
 MAILSITE_UNDO_SEND_SECONDS = env.int("MAILSITE_UNDO_SEND_SECONDS", default=10)

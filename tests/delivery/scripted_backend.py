@@ -36,7 +36,11 @@ class ScriptedBackend(BaseEmailBackend):
     def _send(self, message) -> None:
         log = Path(os.environ[LOG_ENV])
         with log.open("a") as handle:
-            entry = {"to": message.recipients(), "message_id": message.extra_headers.get("Message-ID")}
+            entry = {
+                "to": message.recipients(),
+                "message_id": message.extra_headers.get("Message-ID"),
+                "pid": os.getpid(),
+            }
             handle.write(json.dumps(entry) + "\n")
         outcome = _next_outcome()
         if outcome == "ok":
