@@ -18,7 +18,6 @@ The delivery guarantee (ARCHITECTURE.md, "Life of an outbound message"):
 
 import random
 import smtplib
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +36,7 @@ from django.utils import timezone
 from delivery.models import DeliveryEvent, InboundReceipt, OutboundDelivery
 from delivery.selectors import blob_read
 from delivery.services import inbound_receipt_create
-from delivery.tracking import delivery_status_change
+from delivery.tracking import deliveries_record_sent, delivery_status_change
 from mailsite.celery import app as celery_app
 
 logger = structlog.get_logger(__name__)
@@ -169,22 +168,25 @@ def outbound_release_due(*, now: datetime | None = None, limit: int = 5000) -> l
 
 
 def outbound_claim(*, delivery_ids: list[int]) -> list[OutboundDelivery]:
-    """Start one attempt on each of ``delivery_ids`` that is due and unclaimed; commit before
-    returning, so the attempt is on record before anything goes on the wire."""
-    now = timezone.now()
-    with transaction.atomic():
-        rows = list(
-            OutboundDelivery.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=delivery_ids, status__in=WAITING, send_after__lte=now)
-            .select_related("blob")
-            .order_by("id")
+    """Start one attempt on each of ``delivery_ids`` that is due and unclaimed, committed before
+    this returns, so the attempt is on record before anything goes on the wire. Rows another
+    transaction holds (a cancel, a concurrent claim) are skipped, not waited for."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE delivery_outbounddelivery
+            SET status = 'sending', attempt_id = gen_random_uuid(), attempts = attempts + 1, updated_at = %s
+            WHERE id IN (
+                SELECT id FROM delivery_outbounddelivery
+                WHERE id = ANY(%s) AND status IN ('queued', 'scheduled') AND send_after <= %s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id
+            """,
+            [timezone.now(), list(delivery_ids), timezone.now()],
         )
-        for delivery in rows:
-            delivery.status = OutboundDelivery.Status.SENDING
-            delivery.attempt_id = uuid.uuid4()
-            delivery.attempts += 1
-        OutboundDelivery.objects.bulk_update(rows, ["status", "attempt_id", "attempts", "updated_at"])
-    return rows
+        claimed = [row[0] for row in cursor.fetchall()]
+    return list(OutboundDelivery.objects.filter(pk__in=claimed).select_related("blob").order_by("id"))
 
 
 def outbound_send(*, delivery_ids: list[int]) -> SendOutcome:
@@ -216,7 +218,9 @@ def _deliver_locally(delivery: OutboundDelivery) -> str:
             envelope_sender=delivery.envelope_sender,
             envelope_recipients=[delivery.recipient],
         )
-        _record_sent(delivery, esp="local", esp_message_id=f"receipt:{stored.receipt.id}", response="")
+        delivery.esp, delivery.esp_message_id = "local", f"receipt:{stored.receipt.id}"
+        delivery.handed_off_at, delivery.last_error = timezone.now(), "delivered locally"
+        deliveries_record_sent(deliveries=[delivery])
         if stored.created:
             transaction.on_commit(_parse_queuer(stored.receipt.id), robust=True)
     return "sent"
@@ -232,22 +236,34 @@ def _parse_queuer(receipt_id: int) -> Callable[[], None]:
 
 
 def _hand_off_all(deliveries: list[OutboundDelivery]) -> list[str]:
-    """Send each delivery over one reused connection; a failed send closes it, the next reopens."""
+    """Send each delivery over one reused connection (a failed send closes it, the next reopens),
+    then record the batch's hand-offs in one transaction. Failures are recorded as they happen.
+
+    A worker dying between a hand-off and that record leaves the delivery ``sending``: the
+    sweeper dead-letters it after the lease, never resends it (at most once per attempt)."""
     backend = get_connection(fail_silently=False)
-    raw_by_blob: dict[int, bytes] = {}
-    outcomes = []
+    templates: dict[int, MessageTemplate] = {}
+    outcomes, handed_off = [], []
     try:
         for delivery in deliveries:
-            if delivery.blob_id not in raw_by_blob:
-                raw_by_blob[delivery.blob_id] = blob_read(blob=delivery.blob)
-            outcomes.append(_hand_off(backend, delivery, raw_by_blob[delivery.blob_id]))
+            if delivery.blob_id not in templates:
+                templates[delivery.blob_id] = message_template(raw=blob_read(blob=delivery.blob))
+            outcome = _hand_off(backend, delivery, templates[delivery.blob_id])
+            outcomes.append("sent" if outcome is None else outcome)
+            if outcome is None:
+                handed_off.append(delivery)
     finally:
         backend.close()
+        if handed_off:
+            deliveries_record_sent(deliveries=handed_off)
+            logger.info("outbound.sent", delivery_ids=[d.id for d in handed_off], esp=handed_off[0].esp)
     return outcomes
 
 
-def _hand_off(backend: Any, delivery: OutboundDelivery, raw: bytes) -> str:
-    message = raw_email_message(raw=raw, delivery=delivery)
+def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTemplate") -> str | None:
+    """Hand one delivery to the backend: ``None`` once accepted (recorded by the caller with the
+    batch), else the failure's outcome, already recorded."""
+    message = raw_email_message(template=template, delivery=delivery)
     try:
         backend.open()
         backend.send_messages([message])
@@ -257,9 +273,11 @@ def _hand_off(backend: Any, delivery: OutboundDelivery, raw: bytes) -> str:
     except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
         backend.close()
         return _record_failure(delivery, error)
-    esp_id = _anymail_message_id(message)
-    _record_sent(delivery, esp=_backend_name(backend), esp_message_id=esp_id, response=status or "accepted")
-    return "sent"
+    delivery.esp = _backend_name(backend)
+    delivery.esp_message_id = _anymail_message_id(message)
+    delivery.handed_off_at = timezone.now()
+    delivery.last_error = status or "accepted"  # the server's answer, kept for the sent event
+    return None
 
 
 class RawEmailMessage(EmailMultiAlternatives):
@@ -281,27 +299,53 @@ class StoredMime(Message):
         return super().as_bytes(unixfrom, policy=self.policy.clone(linesep=linesep))
 
 
-def raw_email_message(*, raw: bytes, delivery: OutboundDelivery) -> RawEmailMessage:
-    """The Django message that carries ``raw`` to one recipient (envelope: that recipient only).
+@dataclass(frozen=True)
+class MessageTemplate:
+    """What every recipient's copy of one stored message shares, parsed once per batch."""
 
-    MIME backends send the stored headers (the real To and Cc); a field-based ESP addresses the
-    copy to its recipient alone, so there the To line shows only them.
-    """
+    raw: bytes
+    subject: str
+    text: str
+    html: str | None
+    from_email: str
+    headers: dict[str, str]
+    attachments: list[tuple[str, bytes, str]]
+
+
+def message_template(*, raw: bytes) -> MessageTemplate:
     parsed = message_from_bytes(raw, policy=default)
     text_part = parsed.get_body(preferencelist=("plain",))
     html_part = parsed.get_body(preferencelist=("html",))
-    message = RawEmailMessage(
+    return MessageTemplate(
+        raw=raw,
         subject=str(parsed.get("Subject", "")),
-        body=text_part.get_content() if text_part is not None else "",
+        text=text_part.get_content() if text_part is not None else "",
+        html=html_part.get_content() if html_part is not None else None,
         from_email=str(parsed.get("From", "")),
-        to=[delivery.recipient],
-        headers=_threading_headers(parsed, delivery),
+        headers=_threading_headers(parsed),
+        attachments=[
+            (part.get_filename() or "attachment", part.get_payload(decode=True), part.get_content_type())
+            for part in parsed.iter_attachments()
+        ],
     )
-    message.raw = raw
-    if html_part is not None:
-        message.attach_alternative(html_part.get_content(), "text/html")
-    for part in parsed.iter_attachments():
-        message.attach(part.get_filename() or "attachment", part.get_payload(decode=True), part.get_content_type())
+
+
+def raw_email_message(*, template: MessageTemplate, delivery: OutboundDelivery) -> RawEmailMessage:
+    """The Django message that carries the stored bytes to one recipient (envelope: that recipient
+    only). MIME backends send the stored headers (the real To and Cc); a field-based ESP addresses
+    the copy to its recipient alone, so there the To line shows only them."""
+    message = RawEmailMessage(
+        subject=template.subject,
+        body=template.text,
+        from_email=template.from_email,
+        to=[delivery.recipient],
+        headers={**template.headers, "X-Mailsite-Delivery": str(delivery.id)},
+    )
+    message.raw = template.raw
+    if template.html is not None:
+        message.attach_alternative(template.html, "text/html")
+    for filename, content, content_type in template.attachments:
+        message.attach(filename, content, content_type)
     if settings.MAILSITE_OUTBOUND_VERP and not settings.EMAIL_BACKEND.startswith("anymail."):
         message.from_email = delivery.envelope_sender  # SMTP/file: MAIL FROM; the header is in raw
     message.tags = [delivery.source_tag or "mailsite"]
@@ -309,12 +353,8 @@ def raw_email_message(*, raw: bytes, delivery: OutboundDelivery) -> RawEmailMess
     return message
 
 
-def _threading_headers(parsed: Any, delivery: OutboundDelivery) -> dict[str, str]:
-    headers = {
-        name: str(parsed[name]) for name in ("Message-ID", "Date", "In-Reply-To", "References") if parsed.get(name)
-    }
-    headers["X-Mailsite-Delivery"] = str(delivery.id)
-    return headers
+def _threading_headers(parsed: Any) -> dict[str, str]:
+    return {name: str(parsed[name]) for name in ("Message-ID", "Date", "In-Reply-To", "References") if parsed.get(name)}
 
 
 def _anymail_recipient_status(message: EmailMessage, recipient: str) -> str:
@@ -336,20 +376,6 @@ def _backend_name(backend: Any) -> str:
     """Anymail's ESP name as its webhooks report it (``amazon_ses``), else the Django backend's."""
     name = getattr(backend, "esp_name", "") or type(backend).__module__.rsplit(".", 1)[-1]
     return str(name).lower().replace(" ", "_")[:50]
-
-
-def _record_sent(delivery: OutboundDelivery, *, esp: str, esp_message_id: str, response: str) -> None:
-    delivery.esp = esp
-    delivery.esp_message_id = esp_message_id
-    delivery.handed_off_at = timezone.now()
-    delivery.last_error = ""
-    delivery_status_change(
-        delivery=delivery,
-        status=OutboundDelivery.Status.SENT,
-        mta_response=response,
-        extra_fields=("esp", "esp_message_id", "handed_off_at", "last_error"),
-    )
-    logger.info("outbound.sent", delivery_id=delivery.id, esp=esp, attempt_id=str(delivery.attempt_id))
 
 
 def _record_failure(delivery: OutboundDelivery, error: Exception) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from delivery.models import DeliveryEvent, OutboundDelivery, Suppression
@@ -88,6 +88,67 @@ def delivery_status_change(
                 description=description or ("dead letter" if status == Status.DEAD else ""),
             )
         return _status_changed_notify(delivery, occurred_at, publish=publish)
+
+
+def deliveries_record_sent(*, deliveries: list[OutboundDelivery]) -> None:
+    """Record a batch of hand-offs in one transaction: each delivery ``sent`` (``last_error``
+    holds the server's answer on the way in, and is cleared), its ``sent`` event, its
+    ``delivery.status_changed`` domain event, and one live update per message."""
+    with transaction.atomic():
+        now = timezone.now()
+        responses = {d.id: d.last_error for d in deliveries}
+        for delivery in deliveries:
+            delivery.status, delivery.last_error = Status.SENT, ""
+        _sent_rows_update(deliveries, now)
+        DeliveryEvent.objects.bulk_create(
+            DeliveryEvent(
+                mailbox_id=d.mailbox_id,
+                delivery=d,
+                event_type=DeliveryEvent.Type.SENT,
+                esp=d.esp,
+                occurred_at=d.handed_off_at or now,
+                mta_response=responses[d.id][:10_000],
+            )
+            for d in deliveries
+        )
+        # The same rows domain_event_record appends, in one statement for the batch.
+        events = DomainEvent.objects.bulk_create(
+            DomainEvent(
+                event_type=DomainEvent.Type.DELIVERY_STATUS_CHANGED,
+                subject_type="delivery",
+                subject_id=d.id,
+                mailbox_id=d.mailbox_id,
+                source_tag=d.source_tag,
+                payload={"message_id": d.message_id, "recipient": d.recipient, "status": d.status},
+                occurred_at=d.handed_off_at or now,
+            )
+            for d in deliveries
+        )
+        latest = {(d.mailbox_id, d.message_id): event.id for d, event in zip(deliveries, events, strict=True)}
+        for (mailbox_id, message_id), event_id in latest.items():
+            delivery_updated_publish(mailbox_id=mailbox_id, message_id=message_id, event_id=event_id)
+
+
+def _sent_rows_update(deliveries: list[OutboundDelivery], now: datetime) -> None:
+    """One UPDATE for the batch (Django's bulk_update builds a CASE per row and column)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE delivery_outbounddelivery AS d
+            SET status = 'sent', last_error = '', updated_at = %s,
+                esp = v.esp, esp_message_id = v.esp_message_id, handed_off_at = v.handed_off_at
+            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[])
+                AS v(id, esp, esp_message_id, handed_off_at)
+            WHERE d.id = v.id
+            """,
+            [
+                now,
+                [d.id for d in deliveries],
+                [d.esp for d in deliveries],
+                [d.esp_message_id for d in deliveries],
+                [d.handed_off_at or now for d in deliveries],
+            ],
+        )
 
 
 def _status_changed_notify(delivery: OutboundDelivery, occurred_at: datetime, *, publish: bool) -> DomainEvent:
