@@ -267,3 +267,14 @@ def test_smtp_round_trip_into_our_own_listener_threads_both_sides(listener, sett
     reply = Message.objects.get(mailbox=alice, subject="Re: Over the wire")
     assert reply.thread_id == sent.thread_id
     assert message_from_bytes(blob_read(blob=reply.blob), policy=default)["In-Reply-To"] == f"<{sent.message_id}>"
+
+
+def test_the_embedded_default_writes_the_exact_mime_under_the_outbox_folder(mailbox, committed, settings, tmp_path):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "outbox")
+
+    send(mailbox, committed)
+
+    [written] = (tmp_path / "outbox").iterdir()
+    stored = blob_read(blob=OutboundDelivery.objects.get().blob).decode().replace("\r\n", "\n")
+    assert stored.strip() in written.read_text()
