@@ -188,6 +188,8 @@ def test_without_metadata_the_esp_message_id_finds_the_delivery(post_json, deliv
     assert delivery.status == "bounced"
 
 
+# Anymail warns on every SendGrid webhook that it no longer supports SendGrid officially.
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
 def test_sendgrid_complaint_suppresses_and_opens_leave_the_status_alone(post_json, delivery):
     payload = sendgrid_events(delivery, ("delivered", "sg-1"), ("open", "sg-2"), ("spamreport", "sg-3"))
 
@@ -200,6 +202,7 @@ def test_sendgrid_complaint_suppresses_and_opens_leave_the_status_alone(post_jso
     assert Suppression.objects.get().reason == "complaint"
 
 
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
 def test_an_event_for_mail_we_did_not_send_is_ignored(post_json, delivery):
     payload = sendgrid_events(delivery, ("delivered", "sg-9"))
     payload[0]["delivery_id"] = "999999"
