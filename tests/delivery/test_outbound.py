@@ -5,10 +5,12 @@ import socket
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
@@ -278,3 +280,21 @@ def test_the_embedded_default_writes_the_exact_mime_under_the_outbox_folder(mail
     [written] = (tmp_path / "outbox").iterdir()
     stored = blob_read(blob=OutboundDelivery.objects.get().blob).decode().replace("\r\n", "\n")
     assert stored.strip() in written.read_text()
+
+
+# Committed for real: inside the test's wrapping transaction the command found its connection closed.
+@pytest.mark.django_db(transaction=True)
+def test_runoutbound_sends_what_is_due_without_a_beat_or_worker(mailbox, committed, scripted, settings):
+    settings.MAILSITE_UNDO_SEND_SECONDS = 10
+    log = scripted()
+    send(mailbox, committed)
+    out = StringIO()
+
+    call_command("runoutbound", "--once", stdout=out)
+    assert sends_logged(log) == []  # still within the undo delay
+
+    OutboundDelivery.objects.update(send_after=timezone.now(), enqueued_at=None)
+    call_command("runoutbound", "--once", stdout=out)
+
+    assert "sent 1" in out.getvalue()
+    assert len(sends_logged(log)) == 1
