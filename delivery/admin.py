@@ -1,17 +1,18 @@
 """Admin of the transport layer: blobs, inbound receipts, outbound deliveries, suppressions.
 
 Everything but suppressions is view-only: blobs are immutable, and receipts, deliveries and
-their events change only through the pipeline (retry actions will be services called from here).
+their events change only through the pipeline; the retry action calls its service.
 """
 
 from django import forms
 from django.contrib import admin
 from django.core.validators import validate_email
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
 from delivery.models import Blob, DeliveryEvent, InboundReceipt, OutboundDelivery, Suppression
+from delivery.outbound import outbound_retry
 from mailsite.admin import BigTableAdminMixin, RecentValuesFilter, ViewOnlyAdminMixin, size_human
 
 ERROR_PREVIEW_CHARS = 80
@@ -75,7 +76,14 @@ class OutboundDeliveryAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelA
     list_filter = ("status", EspFilter, ("updated_at", admin.DateFieldListFilter))
     search_fields = ("=recipient", "esp_message_id__exact", "message_id__exact")
     raw_id_fields = ("blob",)
+    # The error history: every attempt's failure is an event with the server's answer.
     inlines = (DeliveryEventInline,)
+    actions = ["retry"]
+
+    @admin.action(description="Retry the selected dead-lettered, failed or interrupted deliveries")
+    def retry(self, request: HttpRequest, queryset: QuerySet[OutboundDelivery]) -> None:
+        retried = outbound_retry(delivery_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"Queued {len(retried)} delivery(ies) to be sent again, each as a new attempt.")
 
     @admin.display(description="last error")
     def last_error_preview(self, obj: OutboundDelivery) -> str:

@@ -33,6 +33,7 @@ class InboundReceipt(models.Model):
         ESP_WEBHOOK = "esp_webhook", "ESP webhook"
         SMTP = "smtp", "SMTP listener"
         IMPORT = "import", "Import"
+        LOCAL = "local", "Sent from this installation"
 
     class Status(models.TextChoices):
         RECEIVED = "received"
@@ -105,6 +106,14 @@ class OutboundDelivery(models.Model):
     source_tag = models.CharField(max_length=100, blank=True)
     send_after = models.DateTimeField(help_text="Not handed to the ESP before this (undo send, send later).")
     attempt_id = models.UUIDField(null=True, blank=True, help_text="Idempotency key of the current attempt.")
+    is_local = models.BooleanField(default=False, help_text="To a mailbox of ours: delivered by the ingest path.")
+    rfc_message_id = models.CharField(
+        max_length=998, blank=True, help_text="The Message-ID sent, without angle brackets: matches bounces."
+    )
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a send task was last queued for it (the sweeper waits a lease)."
+    )
+    handed_off_at = models.DateTimeField(null=True, blank=True, help_text="When the ESP or relay accepted it.")
     attempts = models.PositiveIntegerField(default=0)
     esp = models.CharField(max_length=50, blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True)
@@ -123,6 +132,9 @@ class OutboundDelivery(models.Model):
                 condition=models.Q(status__in=["scheduled", "queued"]),
             ),
             models.Index(fields=["esp", "esp_message_id"], name="outbound_esp_message"),
+            models.Index(fields=["rfc_message_id"], name="outbound_rfc_message_id"),
+            # Claimed attempts whose worker may have died: the sweeper dead-letters them after a lease.
+            models.Index(fields=["updated_at"], name="outbound_sending", condition=models.Q(status="sending")),
             models.Index(fields=["status", "-updated_at"], name="outbound_status_recent"),
         ]
 

@@ -1,10 +1,18 @@
 """Reads of the transport layer."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from django.core.files.storage import storages
 
-from delivery.models import Blob, InboundReceipt
+from delivery.models import Blob, DeliveryEvent, InboundReceipt, OutboundDelivery
+
+
+class HasId(Protocol):
+    """A mailbox, seen from ``delivery``, which never imports ``mailbox``: its id is enough."""
+
+    id: int
 
 
 def blob_read(*, blob: Blob) -> bytes:
@@ -17,3 +25,64 @@ def inbound_receipts_stale(*, received_before: datetime, limit: int = 500) -> li
     """Receipts still waiting to be parsed well after they arrived (their task was lost)."""
     pending = InboundReceipt.objects.filter(status=InboundReceipt.Status.RECEIVED, received_at__lt=received_before)
     return list(pending.order_by("received_at").values_list("id", flat=True)[:limit])
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    event_type: str
+    occurred_at: datetime
+    response: str
+
+
+@dataclass(frozen=True)
+class RecipientTimeline:
+    """One recipient's way: queued → sent → delivered / bounced, with the server's words."""
+
+    delivery_id: int
+    recipient: str
+    status: str
+    reason: str  # why it was not delivered; empty otherwise
+    steps: list[TimelineStep]
+
+    @property
+    def is_failure(self) -> bool:
+        return self.status in FAILURE_STATUSES
+
+    @property
+    def failure_text(self) -> str:
+        """ "Not delivered to X: reason", for the conversation view."""
+        return f"Not delivered to {self.recipient}: {self.reason or self.status}" if self.is_failure else ""
+
+
+FAILURE_STATUSES = frozenset(
+    {
+        OutboundDelivery.Status.BOUNCED,
+        OutboundDelivery.Status.REJECTED,
+        OutboundDelivery.Status.FAILED,
+        OutboundDelivery.Status.DEAD,
+        OutboundDelivery.Status.COMPLAINED,
+    }
+)
+
+
+def delivery_timeline_for_message(*, mailbox: HasId, message_id: int) -> list[RecipientTimeline]:
+    """Per recipient of one of ``mailbox``'s sent messages, its delivery events in order.
+    Another mailbox's message gives an empty list."""
+    deliveries = OutboundDelivery.objects.filter(mailbox_id=mailbox.id, message_id=message_id).order_by("id")
+    events = DeliveryEvent.objects.filter(mailbox_id=mailbox.id, delivery__in=deliveries).order_by("occurred_at", "id")
+    steps: dict[int, list[TimelineStep]] = {}
+    for event in events.exclude(event_type__in=(DeliveryEvent.Type.OPENED, DeliveryEvent.Type.CLICKED)):
+        response = event.mta_response or event.description
+        steps.setdefault(event.delivery_id, []).append(TimelineStep(event.event_type, event.occurred_at, response))
+    return [
+        RecipientTimeline(
+            d.id, d.recipient, d.status, d.last_error if d.status in FAILURE_STATUSES else "", steps.get(d.id, [])
+        )
+        for d in deliveries
+    ]
+
+
+def outbound_scheduled_message_ids(*, mailbox: HasId) -> list[int]:
+    """The mailbox's messages with deliveries waiting for their send-later time."""
+    scheduled = OutboundDelivery.objects.filter(mailbox_id=mailbox.id, status=OutboundDelivery.Status.SCHEDULED)
+    return list(scheduled.values_list("message_id", flat=True).distinct())

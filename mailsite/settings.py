@@ -149,6 +149,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "receipts-sweep": {"task": "mailbox.receipts_sweep", "schedule": 60.0},
+    # Hands due outbound deliveries (send later, retries, lost tasks) to the send task.
+    "outbound-release": {"task": "delivery.outbound_release", "schedule": 5.0},
 }
 # A receipt still unparsed this long after arriving lost its task (broker down at commit time).
 MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(seconds=env.int("MAILSITE_RECEIPT_SWEEP_AFTER_SECONDS", default=120))
@@ -313,3 +315,48 @@ ANYMAIL.update(
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # SNS signing certificates come only from Amazon's SNS hosts over HTTPS (delivery.sns holds the
 # pattern); tests alone set MAILSITE_SNS_CERT_URL_PATTERN, never the environment.
+
+# --- Outbound mail ---------------------------------------------------------------------------
+# How messages leave (README, "Sending"): an ESP through Anymail when MAILSITE_ESP names one, else
+# Django's SMTP backend to the relay in EMAIL_URL, else files under var/outbox (nothing leaves).
+MAILSITE_ESP = env.str("MAILSITE_ESP", default="")
+_ANYMAIL_SENDING_KEYS = (
+    "AMAZON_SES_CONFIGURATION_SET_NAME",
+    "MAILGUN_API_KEY",
+    "MAILGUN_SENDER_DOMAIN",
+    "MAILGUN_API_URL",
+    "POSTMARK_SERVER_TOKEN",
+    "SENDGRID_API_KEY",
+    "MAILJET_API_KEY",
+    "MAILJET_SECRET_KEY",
+)
+ANYMAIL.update({key: env.str(key) for key in _ANYMAIL_SENDING_KEYS if env.str(key, default="")})
+if MAILSITE_ESP:
+    EMAIL_BACKEND = f"anymail.backends.{MAILSITE_ESP}.EmailBackend"
+elif env.str("EMAIL_URL", default=""):
+    # smtp://user:password@relay:587 (STARTTLS: smtp+tls://, implicit TLS: smtp+ssl://)
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "outbox")
+# Any other Django email backend, by dotted path, wins over all of the above.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Seconds a sent message waits before it leaves, during which the sender can undo it.
+MAILSITE_UNDO_SEND_SECONDS = env.int("MAILSITE_UNDO_SEND_SECONDS", default=10)
+# Recipients a mailbox may send to per minute and per day: a compromised account cannot spam.
+MAILSITE_SEND_LIMIT_PER_MINUTE = env.int("MAILSITE_SEND_LIMIT_PER_MINUTE", default=60)
+MAILSITE_SEND_LIMIT_PER_DAY = env.int("MAILSITE_SEND_LIMIT_PER_DAY", default=2000)
+# Attempts per delivery before it is dead-lettered; back-off doubles from a few seconds, capped.
+MAILSITE_OUTBOUND_MAX_ATTEMPTS = env.int("MAILSITE_OUTBOUND_MAX_ATTEMPTS", default=8)
+MAILSITE_OUTBOUND_BACKOFF_CAP_SECONDS = env.int("MAILSITE_OUTBOUND_BACKOFF_CAP_SECONDS", default=1800)
+# Deliveries per send task: one connection to the relay or ESP serves the whole batch.
+MAILSITE_OUTBOUND_BATCH_SIZE = env.int("MAILSITE_OUTBOUND_BATCH_SIZE", default=50)
+# A due delivery whose task was queued this long ago and has not run is queued again.
+MAILSITE_OUTBOUND_REQUEUE_AFTER = timedelta(seconds=env.int("MAILSITE_OUTBOUND_REQUEUE_AFTER_SECONDS", default=60))
+# A claimed attempt not finished after this long lost its worker mid-send: dead-lettered, never resent.
+MAILSITE_OUTBOUND_SENDING_LEASE = timedelta(seconds=env.int("MAILSITE_OUTBOUND_SENDING_LEASE_SECONDS", default=900))
+# Envelope sender for SMTP relays: bounces+<delivery id>@<sender's domain> (VERP), so a bounce
+# names the delivery it is about. Off for relays that insist on the From address.
+MAILSITE_OUTBOUND_VERP = env.bool("MAILSITE_OUTBOUND_VERP", default=True)
+MAILSITE_VERP_LOCAL_PART = env.str("MAILSITE_VERP_LOCAL_PART", default="bounces")

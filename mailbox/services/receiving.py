@@ -8,6 +8,7 @@ from django.db import transaction
 from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
 from delivery.services import inbound_receipt_finish, inbound_receipt_start_attempt
+from delivery.tracking import bounce_receipt_apply
 from mailbox.models import Label, Mailbox
 from mailbox.parsing import ParsedMessage, parse_message
 from mailbox.selectors import mailboxes_for_addresses
@@ -41,7 +42,12 @@ def receipt_process(*, receipt_id: int) -> ReceiptOutcome | None:
     parsed = parse_message(blob_read(blob=receipt.blob), received_at=receipt.received_at)
     if parsed.is_malformed:
         return _quarantine(receipt, "no message header found: not an RFC 5322 message")
-    mailboxes, unknown = mailboxes_for_addresses(addresses=_recipients(receipt, parsed))
+    recipients = _recipients(receipt, parsed)
+    bounces = bounce_receipt_apply(receipt_id=receipt.id, envelope_recipients=recipients, report=parsed.report)
+    mailboxes, unknown = mailboxes_for_addresses(addresses=recipients)
+    if not mailboxes and bounces:  # a bounce to a VERP return path: it lives on the delivery
+        inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error="bounce report applied")
+        return ReceiptOutcome(InboundReceipt.Status.PARSED)
     if not mailboxes:
         return _quarantine(receipt, "no local recipient" + (f": unknown {', '.join(unknown)}" if unknown else ""))
     for mailbox in mailboxes:

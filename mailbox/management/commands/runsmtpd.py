@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from delivery.models import InboundReceipt
 from delivery.smtp import InboundSMTPHandler, RecipientStatus, SMTPArrival, smtp_controller
+from delivery.tracking import verp_address_known
 from mailbox.selectors import mailboxes_for_addresses
 from mailbox.services.ingest import inbound_accept
 
@@ -20,7 +21,7 @@ from mailbox.services.ingest import inbound_accept
 def smtp_recipient_status(address: str) -> RecipientStatus:
     """Ours (a mailbox or alias), unknown on one of our domains, or foreign (no relaying)."""
     mailboxes, unknown = mailboxes_for_addresses(addresses=[address])
-    if mailboxes:
+    if mailboxes or (unknown and verp_address_known(address=address)):  # VERP: a bounce for our mail
         return RecipientStatus.LOCAL
     return RecipientStatus.UNKNOWN if unknown else RecipientStatus.FOREIGN
 
