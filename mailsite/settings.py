@@ -293,3 +293,9 @@ ANYMAIL.update(
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # SNS signing certificates come only from Amazon's SNS hosts over HTTPS (delivery.sns holds the
 # pattern); tests alone set MAILSITE_SNS_CERT_URL_PATTERN, never the environment.
+
+# --- Compose ---------------------------------------------------------------------------------
+# Largest single attachment a user can upload to a draft, and recipients (to + cc + bcc) per
+# message. The defaults leave the whole message under the SMTP listener's 35 MiB.
+MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES = env.int("MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES", default=25 * 1024 * 1024)
+MAILSITE_COMPOSE_MAX_RECIPIENTS = env.int("MAILSITE_COMPOSE_MAX_RECIPIENTS", default=100)
