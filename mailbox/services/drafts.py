@@ -11,7 +11,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from email.utils import getaddresses
+from email.utils import parseaddr
 from typing import Any
 
 import nh3
@@ -78,10 +78,43 @@ def format_address(name: str, address: str) -> str:
     return f"{name} <{address}>"
 
 
+def split_addresses(text: str) -> list[str]:
+    """The typed entries of an address field, as typed: commas and semicolons separate, except
+    inside a quoted name or angle brackets."""
+    entries, current, quoted, escaped, angle = [], [], False, False, False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch in "<>" and not quoted:
+            angle = ch == "<"
+        elif ch in ",;" and not (quoted or angle):
+            entries.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    entries.append("".join(current))
+    return [entry.strip() for entry in entries if entry.strip()]
+
+
+def _parse_entry(entry: str) -> tuple[str, str] | None:
+    """(name, address) of one typed entry, or ``None`` when it is not an address: a bare
+    address, or a name followed by ``<address>``."""
+    name, address = parseaddr(entry)
+    well_formed = entry.endswith(">") if "<" in entry else entry == address
+    try:
+        validate_email(address)
+    except ValidationError:
+        return None
+    return (name.strip(), address) if well_formed else None
+
+
 def parse_addresses(text: str) -> list[tuple[str, str]]:
-    """Split a typed field into (name, address) pairs; commas and semicolons separate."""
-    pairs = getaddresses([text.replace(";", ",")])
-    return [(name.strip(), address.strip()) for name, address in pairs if name.strip() or address.strip()]
+    """The valid (name, address) pairs of a typed field; see ``recipients_check`` for the rest."""
+    return [pair for pair in map(_parse_entry, split_addresses(text)) if pair is not None]
 
 
 def recipients_check(*, to: str, cc: str, bcc: str, require_one: bool = True) -> dict[str, str]:
@@ -90,13 +123,9 @@ def recipients_check(*, to: str, cc: str, bcc: str, require_one: bool = True) ->
     problems: dict[str, str] = {}
     total = 0
     for field, text in (("to", to), ("cc", cc), ("bcc", bcc)):
-        bad = []
-        for name, address in parse_addresses(text):
-            total += 1
-            try:
-                validate_email(address)
-            except ValidationError:
-                bad.append(address or name)
+        entries = split_addresses(text)
+        total += len(entries)
+        bad = [entry for entry in entries if _parse_entry(entry) is None]
         if bad:
             problems[field] = "Not a valid address: " + ", ".join(bad)
     limit = settings.MAILSITE_COMPOSE_MAX_RECIPIENTS
