@@ -21,7 +21,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
-from django.utils.formats import number_format
 from markdown_it import MarkdownIt
 
 from delivery.services import blob_store_file
@@ -337,7 +336,7 @@ def size_text(size: int) -> str:
     for unit, scale in (("KB", 1024), ("MB", 1024**2), ("GB", 1024**3)):
         if size < scale * 1024 or unit == "GB":
             value = size / scale
-            return f"{number_format(value, 0 if value >= 10 else 1)} {unit}"
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
 
 
