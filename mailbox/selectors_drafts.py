@@ -6,7 +6,7 @@ Every function takes the user's mailbox and filters on it; a foreign id reads as
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 
 from mailbox.models import Alias, Attachment, Contact, Draft, DraftAttachment, Mailbox, Message, Participant
@@ -85,15 +85,20 @@ def own_addresses(*, mailbox: Mailbox) -> set[str]:
 
 def contacts_autocomplete(*, mailbox: Mailbox, query: str) -> list[Contact]:
     """Contacts whose address or name starts with ``query`` (case-insensitive), most contacted
-    first. Both prefix matches use an index of (mailbox, pattern-ops column)."""
+    first."""
     prefix = query.strip().lower()
     if not prefix:
         return []
-    by_address = Q(address__startswith=prefix)
-    by_name = Q(name_lower__startswith=prefix)
     return list(
+        contacts_matching(mailbox=mailbox, prefix=prefix).order_by("-times_contacted", "address")[:AUTOCOMPLETE_LIMIT]
+    )
+
+
+def contacts_matching(*, mailbox: Mailbox, prefix: str) -> QuerySet[Contact]:
+    """Contacts of ``mailbox`` whose address or lowercased name starts with the lowercase
+    ``prefix``: a BitmapOr of two range scans on the (mailbox, pattern-ops) indexes."""
+    return (
         Contact.objects.filter(mailbox=mailbox)
         .alias(name_lower=Lower("display_name"))
-        .filter(by_address | by_name)
-        .order_by("-times_contacted", "address")[:AUTOCOMPLETE_LIMIT]
+        .filter(Q(address__startswith=prefix) | Q(name_lower__startswith=prefix))
     )

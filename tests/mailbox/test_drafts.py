@@ -381,3 +381,27 @@ def test_draft_to_outgoing_has_the_send_fields(mailbox):
 )
 def test_entries_that_are_not_addresses_are_reported_as_typed(entry):
     assert recipients_check(to=f"dave@example.org, {entry}", cc="", bcc="") == {"to": f"Not a valid address: {entry}"}
+
+
+@pytest.mark.django_db
+def test_autocomplete_is_two_prefix_index_ranges(mailbox):
+    """With a realistic address book, the planner answers the selector's query from the two
+    (mailbox, pattern-ops) indexes: range bounds (``~>=~``) in both index conditions."""
+    from django.db import connection
+
+    from mailbox.models import Contact
+    from mailbox.selectors_drafts import contacts_matching
+
+    # Volume for the planner only: thousands of rows through contact_record would take minutes.
+    Contact.objects.bulk_create(
+        Contact(mailbox=mailbox, address=f"user{n}@example.org", display_name=f"Name {n}") for n in range(5000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mailbox_contact")
+    plan = contacts_matching(mailbox=mailbox, prefix="user12").explain()
+    assert "BitmapOr" in plan
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert any("contact_address_prefix" in line for line in plan.splitlines())
+    assert any("contact_name_prefix" in line for line in plan.splitlines())
+    assert all("~>=~" in line for line in conditions)
+    assert len(conditions) == 2
