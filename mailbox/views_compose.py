@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from mailbox import selectors, selectors_drafts
@@ -205,18 +206,25 @@ def draft_autosave(request: HttpRequest) -> JsonResponse:
     )
 
 
+@csrf_exempt
 @require_POST
 def draft_attachment_upload(request: HttpRequest, draft_id: int) -> JsonResponse:
     """One file (field ``file``) attached to a draft, streamed to blob storage. A request longer
-    than the attachment limit is refused from its Content-Length, before the body is read."""
-    mailbox = _mailbox_or_404(request)
-    current = selectors_drafts.draft_get(mailbox=mailbox, draft_id=draft_id)
-    if current is None:
-        raise Http404("No such draft")
+    than the attachment limit is refused from its Content-Length before anything parses its
+    body, which is why the CSRF check (it reads the form) runs after that, in ``_upload``."""
     limit = settings.MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES
     if (_int_or_none(request.META.get("CONTENT_LENGTH")) or 0) > limit + UPLOAD_OVERHEAD:
         problem = f"That file is too large: attachments can be at most {draft_services.size_text(limit)}."
         return JsonResponse({"error": problem}, status=413)
+    return _upload(request, draft_id)
+
+
+@csrf_protect
+def _upload(request: HttpRequest, draft_id: int) -> JsonResponse:
+    mailbox = _mailbox_or_404(request)
+    current = selectors_drafts.draft_get(mailbox=mailbox, draft_id=draft_id)
+    if current is None:
+        raise Http404("No such draft")
     upload = request.FILES.get("file")
     if upload is None:
         return JsonResponse({"error": "No file was received."}, status=400)

@@ -214,12 +214,19 @@ def test_autosave_creates_then_updates_and_reports_conflicts(client, owner):
 
 
 @pytest.mark.django_db
-def test_autosave_requires_csrf(owner):
+def test_every_compose_post_requires_csrf(owner):
     from django.test import Client
 
+    draft = draft_create(mailbox=owner)
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(owner.user)
     assert strict.post(reverse("draft_autosave"), _form(body="x")).status_code == 403
+    assert strict.post(reverse("compose"), _form(body="x")).status_code == 403
+    assert strict.post(reverse("draft", args=[draft.id]), {"action": "discard"}).status_code == 403
+    upload = {"file": SimpleUploadedFile("a.txt", b"a")}
+    assert strict.post(reverse("draft_attachment_upload", args=[draft.id]), upload).status_code == 403
+    assert Draft.objects.get(pk=draft.id).version == 1
+    assert not DraftAttachment.objects.exists()
 
 
 @pytest.mark.django_db
