@@ -49,7 +49,7 @@ class DraftConflict(Exception):
 
 
 class AttachmentRejected(ValidationError):
-    """An upload the draft cannot take (too large, empty); the message says why."""
+    """An upload the draft cannot take (too large); the message says why."""
 
 
 @dataclass(frozen=True)
