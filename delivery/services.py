@@ -4,7 +4,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -117,3 +117,32 @@ def inbound_receipt_reset(*, receipt_id: int) -> InboundReceipt:
     receipt.status = InboundReceipt.Status.RECEIVED
     receipt.save(update_fields=["status"])
     return receipt
+
+
+def blob_store_file(*, file: File) -> Blob:
+    """Like ``blob_store`` for an uploaded file, read in chunks: hashed in one pass, then streamed
+    to storage, so a large upload is never held in memory whole."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in file.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    sha256 = digest.hexdigest()
+    existing = Blob.objects.filter(sha256=sha256).first()
+    if existing is not None:
+        return existing
+    key = blob_storage_key(sha256)
+    storage = storages["mail"]
+    if not storage.exists(key):
+        file.seek(0)
+        saved_as = storage.save(key, file)
+        if saved_as != key:
+            raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
+    blob = Blob(sha256=sha256, size=size, storage_key=key)
+    blob.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            blob.save()
+    except IntegrityError:
+        return Blob.objects.get(sha256=sha256)
+    return blob

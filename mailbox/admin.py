@@ -19,6 +19,8 @@ from mailbox.models import (
     Attachment,
     Contact,
     Domain,
+    Draft,
+    DraftAttachment,
     Label,
     Mailbox,
     Message,
@@ -88,7 +90,7 @@ class MailboxAdmin(admin.ModelAdmin):
     list_filter = ("domain", "user__is_active")
     search_fields = ("address", "display_name")
     date_hierarchy = "created_at"
-    fields = ("address", "display_name", "user", "domain", "local_part", "created_at")
+    fields = ("address", "display_name", "signature", "user", "domain", "local_part", "created_at")
     readonly_fields = ("address", "user", "domain", "local_part", "created_at")
     inlines = (AliasInline,)
 
@@ -294,3 +296,29 @@ class ReceiptAdmin(InboundReceiptAdmin):
     def reprocess(self, request: HttpRequest, queryset: QuerySet[InboundReceipt]) -> None:
         queued = inbound_reprocess(receipt_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"Queued {queued} receipt(s) for processing.")
+
+
+class DraftAttachmentInline(ViewOnlyAdminMixin, admin.TabularInline):
+    model = DraftAttachment
+    fields = ("filename", "content_type", "size", "blob")
+    raw_id_fields = ("blob",)
+    extra = 0
+
+
+@admin.register(Draft)
+class DraftAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    """Drafts are the user's own unsent text: staff may look (support), the services write."""
+
+    list_display = ("subject", "mailbox", "mode", "version", "updated_at")
+    list_select_related = ("mailbox",)
+    search_fields = ("=mailbox__address", "subject")
+    raw_id_fields = ("mailbox", "thread", "reply_to", "forward_of")
+    inlines = (DraftAttachmentInline,)
+
+
+@admin.register(DraftAttachment)
+class DraftAttachmentAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("filename", "content_type", "size", "draft", "mailbox")
+    list_select_related = ("draft", "mailbox")
+    search_fields = ("=mailbox__address", "filename")
+    raw_id_fields = ("mailbox", "draft", "blob")

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Lower
@@ -34,6 +34,7 @@ class Mailbox(models.Model):
     address = models.CharField(max_length=320, help_text="Primary address, lowercase.")
     display_name = models.CharField(max_length=255, blank=True)
     keyboard_shortcuts = models.BooleanField(default=True, help_text="Gmail-style keys in the web UI.")
+    signature = models.TextField(blank=True, help_text="Added below new messages, replies and forwards.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -83,6 +84,15 @@ class Contact(models.Model):
         ]
         indexes = [
             models.Index("mailbox", models.F("times_contacted").desc(), name="contact_mailbox_frequent"),
+            # Autocomplete: prefix matches on the (lowercase) address and the lowercased name.
+            models.Index(
+                models.F("mailbox"),
+                OpClass(models.F("address"), name="varchar_pattern_ops"),
+                name="contact_address_prefix",
+            ),
+            models.Index(
+                models.F("mailbox"), OpClass(Lower("display_name"), name="text_pattern_ops"), name="contact_name_prefix"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -322,3 +332,65 @@ class ThreadLabel(models.Model):
 
     def __str__(self) -> str:
         return f"thread {self.thread_id} in label {self.label_id}"
+
+
+class Draft(models.Model):
+    """A message being written: what was typed, as typed (addresses are checked, never rewritten).
+
+    ``version`` grows by one on every save; a save that names an older version is refused, so two
+    tabs editing the same draft cannot silently overwrite each other.
+    """
+
+    class Mode(models.TextChoices):
+        NEW = "new"
+        REPLY = "reply"
+        REPLY_ALL = "reply_all", "Reply all"
+        FORWARD = "forward"
+
+    class BodyFormat(models.TextChoices):
+        PLAIN = "plain", "Plain text"
+        MARKDOWN = "markdown", "Simple formatting"
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="drafts")
+    thread = models.ForeignKey("threads.Thread", on_delete=models.SET_NULL, related_name="+", null=True, blank=True)
+    reply_to = models.ForeignKey(Message, on_delete=models.SET_NULL, related_name="+", null=True, blank=True)
+    forward_of = models.ForeignKey(Message, on_delete=models.SET_NULL, related_name="+", null=True, blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.NEW)
+    to = models.TextField(blank=True, help_text="Comma-separated, as typed.")
+    cc = models.TextField(blank=True)
+    bcc = models.TextField(blank=True)
+    subject = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    body_format = models.CharField(max_length=10, choices=BodyFormat.choices, default=BodyFormat.PLAIN)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # The drafts list, newest first, keyset-paginated on (updated_at, id).
+            models.Index("mailbox", models.F("updated_at").desc(), models.F("id").desc(), name="draft_mailbox_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or "(no subject)"
+
+
+class DraftAttachment(models.Model):
+    """A file attached to a draft; the bytes are a shared Blob (a forward reuses the original's)."""
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="attachments")
+    blob = models.ForeignKey("delivery.Blob", on_delete=models.PROTECT, related_name="+")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["draft", "id"], name="draftattachment_draft")]
+
+    def __str__(self) -> str:
+        return self.filename

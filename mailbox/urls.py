@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mailbox import views
+from mailbox import views, views_compose
 
 urlpatterns = [
     path("", views.thread_list, name="inbox"),
@@ -16,4 +16,10 @@ urlpatterns = [
     path("labels/<int:label_id>/delete/", views.label_delete, name="label_delete"),
     path("settings/", views.settings_view, name="settings"),
     path("search/", views.search, name="search"),
+    path("compose/", views_compose.compose, name="compose"),
+    path("drafts/", views_compose.drafts, name="drafts"),
+    path("drafts/autosave/", views_compose.draft_autosave, name="draft_autosave"),
+    path("drafts/<int:draft_id>/", views_compose.draft, name="draft"),
+    path("drafts/<int:draft_id>/attachments/", views_compose.draft_attachment_upload, name="draft_attachment_upload"),
+    path("contacts/autocomplete/", views_compose.contacts_autocomplete, name="contacts_autocomplete"),
 ]

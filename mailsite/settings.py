@@ -360,3 +360,9 @@ MAILSITE_OUTBOUND_SENDING_LEASE = timedelta(seconds=env.int("MAILSITE_OUTBOUND_S
 # names the delivery it is about. Off for relays that insist on the From address.
 MAILSITE_OUTBOUND_VERP = env.bool("MAILSITE_OUTBOUND_VERP", default=True)
 MAILSITE_VERP_LOCAL_PART = env.str("MAILSITE_VERP_LOCAL_PART", default="bounces")
+
+# --- Compose ---------------------------------------------------------------------------------
+# Largest single attachment a user can upload to a draft, and recipients (to + cc + bcc) per
+# message. The defaults leave the whole message under the SMTP listener's 35 MiB.
+MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES = env.int("MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES", default=25 * 1024 * 1024)
+MAILSITE_COMPOSE_MAX_RECIPIENTS = env.int("MAILSITE_COMPOSE_MAX_RECIPIENTS", default=100)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.headerregistry import Address
 from email.policy import compat32
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import NamedTuple
 
 from django.conf import settings
@@ -125,8 +125,10 @@ def message_send_cancel(*, mailbox: Mailbox, message_id: int) -> int:
 
 
 def _recipients_check(mail: OutgoingMail) -> list[str]:
-    """Every recipient once, lowercase; invalid or suppressed ones refused by name."""
-    recipients = list(dict.fromkeys(a.strip().lower() for a in [*mail.to, *mail.cc, *mail.bcc] if a.strip()))
+    """Every recipient's address once, lowercase (entries may be ``Name <address>``); invalid or
+    suppressed ones refused by name."""
+    entries = [*mail.to, *mail.cc, *mail.bcc]
+    recipients = list(dict.fromkeys(_bare_address(entry) for entry in entries if entry.strip()))
     if not recipients:
         raise SendRefused("Add at least one recipient.")
     if len(recipients) > MAX_RECIPIENTS:
@@ -141,6 +143,12 @@ def _recipients_check(mail: OutgoingMail) -> list[str]:
             "remove the address or ask an administrator to lift the suppression."
         )
     return recipients
+
+
+def _bare_address(entry: str) -> str:
+    """``Name <a@b>`` → ``a@b``; anything without angle brackets is taken as the address itself."""
+    entry = entry.strip()
+    return (parseaddr(entry)[1] if "<" in entry else entry).strip().lower()
 
 
 def _is_valid_address(address: str) -> bool:

@@ -20,8 +20,10 @@ from django.utils import timezone
 from delivery.models import Blob, DeliveryEvent, InboundReceipt, OutboundDelivery, Suppression
 from delivery.services import blob_store
 from mailbox.admin import AliasForm
-from mailbox.models import Alias, Contact, Domain, Label, Mailbox, Message
+from mailbox.models import Alias, Contact, Domain, Draft, Label, Mailbox, Message
+from mailbox.selectors_drafts import source_message_get
 from mailbox.services import domain_get_or_create, message_import_raw
+from mailbox.services.drafts import draft_create
 from mailsite.admin import EstimatedCountPaginator
 from mailsite.models import DomainEvent
 from tests.mail import raw_message
@@ -91,6 +93,9 @@ def _add_data(mailbox, round_: int) -> None:
     Contact.objects.create(mailbox=mailbox, address=f"carol{round_}@example.org", times_contacted=1)
     Label.objects.create(mailbox=mailbox, name=f"Projects {round_}", colour="#336699", position=10 + round_)
     Group.objects.create(name=f"support {round_}")
+    draft_create(
+        mailbox=mailbox, mode=Draft.Mode.FORWARD, source=source_message_get(mailbox=mailbox, message_id=first.id)
+    )
 
 
 @pytest.fixture
