@@ -1,0 +1,218 @@
+"""The conversation view and what it embeds: the sandboxed body document, attachments, inline
+images and the image proxy. Thin: selectors read, ``mailbox.rendering`` makes bodies safe."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
+from django.core import signing
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_POST
+
+from delivery.selectors import blob_open
+from mailbox import selectors, selectors_conversation
+from mailbox.models import Attachment, Mailbox, Message
+from mailbox.rendering.body import render_body
+from mailbox.rendering.urls import inline_image_signature_valid, message_url_policy
+from mailbox.services.flags import messages_mark_read
+from mailbox.services.images import (
+    ImageFetchError,
+    image_fetch,
+    proxy_token_url,
+    remote_images_always_for_sender,
+)
+
+# Attachment types we label as such; anything else is sent as opaque bytes.
+SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
+    "application/pdf",
+    "application/zip",
+    "text/plain",
+    "text/csv",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+# Responses carrying untrusted bytes run no script and load nothing, even if opened directly.
+UNTRUSTED_CSP = "default-src 'none'; sandbox"
+
+
+@dataclass(frozen=True)
+class MessageCard:
+    """One message as the conversation view shows it."""
+
+    message: Message
+    expanded: bool
+    was_unread: bool
+    show_images: bool
+    body_url: str
+    images_always: bool
+    preview_types = selectors_conversation.INLINE_IMAGE_TYPES
+
+    @property
+    def authentication(self) -> list[tuple[str, str]]:
+        """SPF, DKIM and DMARC as the receiving server recorded them ("none" when it did not)."""
+        results = self.message.authentication_results or {}
+        return [(check.upper(), str(results.get(check) or "none")) for check in ("spf", "dkim", "dmarc")]
+
+    def people(self, role: str) -> list:
+        return [p for p in self.message.participants.all() if p.role == role]
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        return [a for a in self.message.attachments.all() if not a.is_inline]
+
+
+def _mailbox_or_404(request: HttpRequest) -> Mailbox:
+    mailbox = selectors.mailbox_get_for_user(user=request.user)
+    if mailbox is None:
+        raise Http404("No mailbox")
+    return mailbox
+
+
+@require_GET
+def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
+    """All messages of a thread; opening it marks it read."""
+    mailbox = _mailbox_or_404(request)
+    conversation = selectors_conversation.conversation_get(mailbox=mailbox, thread_id=thread_id)
+    if conversation is None or not conversation.messages:
+        raise Http404("No such conversation")
+    messages = conversation.messages
+    unread = [m.id for m in messages if not m.is_read]
+    if unread:
+        messages_mark_read(mailbox=mailbox, message_ids=unread)
+    opened = {_int_or_none(request.GET.get("open")), messages[-1].id, *unread}
+    shown = _int_or_none(request.GET.get("images"))
+    cards = [_card(mailbox, conversation, m, m.id in opened, m.id in unread, m.id == shown) for m in messages]
+    context = {"mailbox": mailbox, "thread": conversation.thread, "cards": cards}
+    return render(request, "mailbox/thread_detail.html", context)
+
+
+def _card(mailbox: Mailbox, conversation, message: Message, expanded: bool, unread: bool, asked: bool) -> MessageCard:
+    always = mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or (
+        message.from_address.lower() in conversation.image_senders
+    )
+    body_url = reverse("message_body", args=[message.id]) + ("?images=1" if asked else "")
+    return MessageCard(message, expanded, unread, asked or always, body_url, always)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
+
+
+@require_GET
+@xframe_options_sameorigin
+def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The sanitised body as its own document, for ``<iframe sandbox>`` on our pages only."""
+    mailbox = _mailbox_or_404(request)
+    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
+    if message is None:
+        raise Http404("No such message")
+    body = selectors_conversation.message_body_get(mailbox=mailbox, message=message)
+    parts = selectors_conversation.message_inline_parts(mailbox=mailbox, message=message)
+    senders = selectors_conversation.image_senders_allowed(mailbox=mailbox, addresses={message.from_address.lower()})
+    show = request.GET.get("images") == "1" or mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or bool(senders)
+    policy = message_url_policy(mailbox_id=mailbox.id, message_id=message.id, content_ids=set(parts), show_remote=show)
+    rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
+    response = render(request, "mailbox/message_body.html", {"message": message, "body": rendered})
+    origin = request.build_absolute_uri("/").rstrip("/")
+    images = f"data: {origin}{policy.own_prefixes[0]}" + (f" {origin}{reverse('image_proxy')}" if show else "")
+    response["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src 'unsafe-inline'; img-src {images}; "
+        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def attachment(request: HttpRequest, message_id: int, attachment_id: int) -> FileResponse:
+    """An attachment as a download, streamed from object storage, never rendered by the browser."""
+    mailbox = _mailbox_or_404(request)
+    part = selectors_conversation.attachment_get_for_mailbox(
+        mailbox_id=mailbox.id, message_id=message_id, attachment_id=attachment_id
+    )
+    if part is None:
+        raise Http404("No such attachment")
+    content_type = part.content_type.lower() if part.content_type.lower() in SAFE_DOWNLOAD_TYPES else ""
+    filename = part.filename or f"attachment-{part.id}"
+    return _untrusted(
+        FileResponse(
+            blob_open(blob=part.blob),
+            as_attachment=True,
+            filename=filename,
+            content_type=content_type or "application/octet-stream",
+        )
+    )
+
+
+@login_not_required
+@require_GET
+def inline_image(request: HttpRequest, message_id: int, content_id: str) -> HttpResponse:
+    """An inline ``cid:`` image of a message: for its owner's session, or with the signature the
+    body document's URL carries (its requests come without our cookies; see rendering.urls)."""
+    mailbox_id = _mailbox_id_for_inline(request, message_id, content_id)
+    if mailbox_id is None:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        raise Http404("No such image")
+    part = selectors_conversation.inline_part_get(mailbox_id=mailbox_id, message_id=message_id, content_id=content_id)
+    if part is None:
+        raise Http404("No such image")
+    response = FileResponse(blob_open(blob=part.blob), content_type=part.content_type.lower())
+    response["Cache-Control"] = "private, max-age=86400"
+    return _untrusted(response)
+
+
+def _mailbox_id_for_inline(request: HttpRequest, message_id: int, content_id: str) -> int | None:
+    if request.user.is_authenticated:
+        mailbox = selectors.mailbox_get_for_user(user=request.user)
+        return mailbox.id if mailbox else None
+    signature = request.GET.get("s", "")
+    mailbox_id = selectors_conversation.message_mailbox_id(message_id=message_id)
+    valid = mailbox_id is not None and inline_image_signature_valid(
+        mailbox_id=mailbox_id, message_id=message_id, content_id=content_id, signature=signature
+    )
+    return mailbox_id if valid else None
+
+
+@login_not_required
+@require_GET
+def image_proxy(request: HttpRequest) -> HttpResponse:
+    """A remote image fetched for the reader. Only URLs our own renderer signed are fetched."""
+    try:
+        url = proxy_token_url(request.GET.get("u", ""))
+    except signing.BadSignature:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return HttpResponseBadRequest("This image link is not valid or has expired.", content_type="text/plain")
+    try:
+        image = image_fetch(url=url)
+    except ImageFetchError as exc:
+        return HttpResponse(f"Image not available: {exc}", status=502, content_type="text/plain")
+    response = HttpResponse(image.data, content_type=image.content_type)
+    response["Cache-Control"] = "private, max-age=86400"
+    return _untrusted(response)
+
+
+@require_POST
+def remote_images_always(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Always show remote images from this message's sender, then back to the conversation."""
+    mailbox = _mailbox_or_404(request)
+    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
+    if message is None:
+        raise Http404("No such message")
+    if message.from_address:
+        remote_images_always_for_sender(mailbox=mailbox, address=message.from_address)
+    return redirect(reverse("thread_detail", args=[message.thread_id]) + f"#m-{message.id}")
+
+
+def _untrusted(response: HttpResponse) -> HttpResponse:
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = UNTRUSTED_CSP
+    response["Referrer-Policy"] = "no-referrer"
+    return response
