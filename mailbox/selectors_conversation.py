@@ -90,3 +90,8 @@ def inline_part_get(*, mailbox_id: int, message_id: int, content_id: str) -> Att
 def message_mailbox_id(*, message_id: int) -> int | None:
     """The mailbox a message belongs to: only for checking a signature that names both."""
     return Message.objects.filter(pk=message_id).values_list("mailbox_id", flat=True).first()
+
+
+def mailbox_get(*, mailbox_id: int) -> Mailbox | None:
+    """A mailbox by id: only once a signature naming it has been checked."""
+    return Mailbox.objects.filter(pk=mailbox_id).first()

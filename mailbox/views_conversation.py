@@ -2,6 +2,7 @@
 images and the image proxy. Thin: selectors read, ``mailbox.rendering`` makes bodies safe."""
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
@@ -16,7 +17,12 @@ from delivery.selectors import blob_open
 from mailbox import selectors, selectors_conversation
 from mailbox.models import Attachment, Mailbox, Message
 from mailbox.rendering.body import render_body
-from mailbox.rendering.urls import inline_image_signature_valid, message_url_policy
+from mailbox.rendering.urls import (
+    body_signature,
+    body_signature_valid,
+    inline_image_signature_valid,
+    message_url_policy,
+)
 from mailbox.services.flags import messages_mark_read
 from mailbox.services.images import (
     ImageFetchError,
@@ -102,11 +108,15 @@ def _int_or_none(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() and len(value) < 19 else None
 
 
+@login_not_required
 @require_GET
 @xframe_options_sameorigin
 def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
-    """The sanitised body as its own document, for ``<iframe sandbox>`` on our pages only."""
-    mailbox = _mailbox_or_404(request)
+    """The sanitised body as its own document, for ``<iframe sandbox>`` on our pages only: for the
+    owner's session, or with the signature of the document's own "show images" link."""
+    mailbox = _mailbox_for_body(request, message_id)
+    if mailbox is None:
+        return redirect_to_login(request.get_full_path())
     message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
     if message is None:
         raise Http404("No such message")
@@ -116,7 +126,9 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     show = request.GET.get("images") == "1" or mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or bool(senders)
     policy = message_url_policy(mailbox_id=mailbox.id, message_id=message.id, content_ids=set(parts), show_remote=show)
     rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
-    response = render(request, "mailbox/message_body.html", {"message": message, "body": rendered})
+    show_images_query = urlencode({"images": "1", "s": body_signature(mailbox_id=mailbox.id, message_id=message.id)})
+    context = {"message": message, "body": rendered, "show_images_query": show_images_query}
+    response = render(request, "mailbox/message_body.html", context)
     origin = request.build_absolute_uri("/").rstrip("/")
     images = f"data: {origin}{policy.own_prefixes[0]}" + (f" {origin}{reverse('image_proxy')}" if show else "")
     response["Content-Security-Policy"] = (
@@ -127,6 +139,16 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _mailbox_for_body(request: HttpRequest, message_id: int) -> Mailbox | None:
+    if request.user.is_authenticated:
+        return _mailbox_or_404(request)
+    mailbox_id = selectors_conversation.message_mailbox_id(message_id=message_id)
+    signature = request.GET.get("s", "")
+    if mailbox_id is None or not body_signature_valid(mailbox_id=mailbox_id, message_id=message_id, signature=signature):
+        return None
+    return selectors_conversation.mailbox_get(mailbox_id=mailbox_id)
 
 
 @require_GET

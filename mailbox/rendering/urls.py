@@ -14,22 +14,39 @@ from django.urls import reverse
 from mailbox.rendering.html import UrlPolicy
 from mailbox.services.images import proxy_token
 
-INLINE_SALT = "mailbox.inline_image"
-INLINE_MAX_AGE = 24 * 3600
+CAPABILITY_SALT = "mailbox.body_capability"
+CAPABILITY_MAX_AGE = 24 * 3600
 
 
-def inline_image_signature(*, mailbox_id: int, message_id: int, content_id: str) -> str:
-    signed = signing.TimestampSigner(salt=INLINE_SALT).sign(f"{mailbox_id}/{message_id}/{content_id}")
-    return signed.rsplit(":", 2)[-2] + ":" + signed.rsplit(":", 1)[-1]
+def _signature(value: str) -> str:
+    signed = signing.TimestampSigner(salt=CAPABILITY_SALT).sign(value)
+    return signed[len(value) + 1 :]
 
 
-def inline_image_signature_valid(*, mailbox_id: int, message_id: int, content_id: str, signature: str) -> bool:
-    value = f"{mailbox_id}/{message_id}/{content_id}"
+def _signature_valid(value: str, signature: str) -> bool:
     try:
-        signing.TimestampSigner(salt=INLINE_SALT).unsign(f"{value}:{signature}", max_age=INLINE_MAX_AGE)
+        signing.TimestampSigner(salt=CAPABILITY_SALT).unsign(f"{value}:{signature}", max_age=CAPABILITY_MAX_AGE)
     except signing.BadSignature:
         return False
     return True
+
+
+def inline_image_signature(*, mailbox_id: int, message_id: int, content_id: str) -> str:
+    return _signature(f"cid/{mailbox_id}/{message_id}/{content_id}")
+
+
+def inline_image_signature_valid(*, mailbox_id: int, message_id: int, content_id: str, signature: str) -> bool:
+    return _signature_valid(f"cid/{mailbox_id}/{message_id}/{content_id}", signature)
+
+
+def body_signature(*, mailbox_id: int, message_id: int) -> str:
+    """For the body document's own "show images" link: the frame reloads itself without our
+    cookies, like its image requests."""
+    return _signature(f"body/{mailbox_id}/{message_id}")
+
+
+def body_signature_valid(*, mailbox_id: int, message_id: int, signature: str) -> bool:
+    return _signature_valid(f"body/{mailbox_id}/{message_id}", signature)
 
 
 def message_url_policy(*, mailbox_id: int, message_id: int, content_ids: set[str], show_remote: bool) -> UrlPolicy:

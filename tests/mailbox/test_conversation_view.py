@@ -213,3 +213,19 @@ def test_attachments_are_downloads_with_a_safe_type(client, mailbox):
     assert 'class="thumb"' in page and "page.html" in page
     # An SVG is never served inline, not even through the cid route.
     assert client.get(reverse("inline_image", args=[messages[0].id, "x"])).status_code == 404
+
+
+def test_show_images_link_in_the_body_works_without_a_session(client, mailbox, other_mailbox):
+    messages = _thread(mailbox, 1, html='<img src="https://img.example.net/a.png">')
+    client.force_login(mailbox.user)
+    body = client.get(reverse("message_body", args=[messages[0].id])).content.decode()
+    link = re.search(r'<a href="(\?images=1&amp;s=[^"]+)">Show images</a>', body).group(1).replace("&amp;", "&")
+    url = reverse("message_body", args=[messages[0].id]) + link
+    client.logout()  # the sandboxed frame reloads itself without our cookies
+
+    shown = client.get(url)
+
+    assert shown.status_code == 200 and "/proxy/image/" in shown.content.decode()
+    other = reverse("message_body", args=[messages[0].id + 1000]) + link
+    assert client.get(other).status_code == 302  # the signature names one message
+    assert client.get(url.replace("s=", "s=x")).status_code == 302
