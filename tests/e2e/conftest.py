@@ -86,8 +86,10 @@ def asgi_server(transactional_db, settings) -> Iterator[str]:
         db_settings["CONN_MAX_AGE"] = kept_max_age
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser():
+    """One Chromium per test module. Not per session: Playwright's event loop (and the switch
+    below) must not outlive the browser tests, or every later test would run beside it."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
     from playwright.sync_api import sync_playwright
