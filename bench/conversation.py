@@ -54,7 +54,7 @@ def _setup() -> None:
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
 
 
-def _build(count: int):
+def _build(count: int) -> tuple:
     from mailbox.services import mailbox_create, message_import_raw
     from tests.mailbox.conversation_mail import PNG, conversation_message
 

@@ -38,7 +38,9 @@ def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None
         )
     )
     senders = {m.from_address.lower() for m in messages if m.from_address}
-    return Conversation(thread=thread, messages=messages, image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders))
+    return Conversation(
+        thread=thread, messages=messages, image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders)
+    )
 
 
 def image_senders_allowed(*, mailbox: Mailbox, addresses: set[str]) -> frozenset[str]:

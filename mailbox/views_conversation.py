@@ -26,13 +26,13 @@ from mailbox.rendering.urls import (
     message_url_policy,
 )
 from mailbox.services.flags import messages_mark_read
-from mailbox.templatetags.mailbox_tags import short_date
 from mailbox.services.images import (
     ImageFetchError,
     image_fetch,
     proxy_token_url,
     remote_images_always_for_sender,
 )
+from mailbox.templatetags.mailbox_tags import short_date
 
 # Attachment types we label as such; anything else is sent as opaque bytes.
 SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
@@ -84,7 +84,9 @@ class _Urls:
         return pattern.replace(str(self.MESSAGE), str(message_id)).replace(str(self.PART), str(part_id))
 
 
-def _card(urls: _Urls, message: Message, *, expanded: bool, unread: bool, show_images: bool, asked: bool) -> MessageCard:
+def _card(
+    urls: _Urls, message: Message, *, expanded: bool, unread: bool, show_images: bool, asked: bool
+) -> MessageCard:
     people = message.participants.all()
     results = message.authentication_results or {}
     return MessageCard(
@@ -192,7 +194,9 @@ def _mailbox_for_body(request: HttpRequest, message_id: int) -> Mailbox | None:
         return _mailbox_or_404(request)
     mailbox_id = selectors_conversation.message_mailbox_id(message_id=message_id)
     signature = request.GET.get("s", "")
-    if mailbox_id is None or not body_signature_valid(mailbox_id=mailbox_id, message_id=message_id, signature=signature):
+    if mailbox_id is None or not body_signature_valid(
+        mailbox_id=mailbox_id, message_id=message_id, signature=signature
+    ):
         return None
     return selectors_conversation.mailbox_get(mailbox_id=mailbox_id)
 

@@ -29,7 +29,9 @@ ALLOWED_PROPERTIES = frozenset(
     }
 )  # fmt: skip
 # Display values that keep the message in normal flow (no "contents" tricks or grid overlays).
-ALLOWED_DISPLAY = frozenset({"none", "block", "inline", "inline-block", "table", "table-row", "table-cell", "list-item"})
+ALLOWED_DISPLAY = frozenset(
+    {"none", "block", "inline", "inline-block", "table", "table-row", "table-cell", "list-item"}
+)
 ALLOWED_FUNCTIONS = frozenset({"rgb", "rgba", "hsl", "hsla", "calc"})
 _PLAIN_TOKENS = (
     tinycss2.ast.WhitespaceToken,
@@ -60,16 +62,21 @@ def style_clean(style: str) -> str:
 
 
 def _value_is_plain(tokens: list) -> bool:
+    """Only plain tokens and allow-listed functions (recursively); no url(), blocks or bad tokens."""
     for token in tokens:
+        if isinstance(token, tinycss2.ast.Comment):
+            continue
         if isinstance(token, tinycss2.ast.FunctionBlock):
             if token.lower_name not in ALLOWED_FUNCTIONS or not _value_is_plain(token.arguments):
                 return False
-        elif isinstance(token, tinycss2.ast.Comment):
-            continue
-        elif not isinstance(token, _PLAIN_TOKENS):
-            return False  # url(), blocks, bad tokens
-        elif isinstance(token, tinycss2.ast.LiteralToken) and token.value in {";", "{", "}", "<!--", "-->"}:
-            return False
-        elif isinstance(token, tinycss2.ast.StringToken) and any(c in token.value for c in "\\\n\r\"'<>"):
+        elif not isinstance(token, _PLAIN_TOKENS) or _token_is_suspicious(token):
             return False
     return True
+
+
+def _token_is_suspicious(token: object) -> bool:
+    if isinstance(token, tinycss2.ast.LiteralToken):
+        return token.value in {";", "{", "}", "<!--", "-->"}
+    if isinstance(token, tinycss2.ast.StringToken):
+        return any(c in token.value for c in "\\\n\r\"'<>")
+    return False

@@ -91,7 +91,12 @@ def _request(url: str, deadline: float) -> urllib3.BaseHTTPResponse:
     timeout = urllib3.Timeout(connect=min(remaining, 5.0), read=remaining)
     if parts.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
-            address, port, timeout=timeout, retries=False, server_hostname=parts.hostname, assert_hostname=parts.hostname
+            address,
+            port,
+            timeout=timeout,
+            retries=False,
+            server_hostname=parts.hostname,
+            assert_hostname=parts.hostname,
         )
     else:
         pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-# A 1×1 transparent PNG.
+# A 1x1 transparent PNG.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"

@@ -18,7 +18,7 @@ from tests.mailbox.conversation_mail import PNG
 class _Handler(BaseHTTPRequestHandler):
     seen: list[dict] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+    def do_GET(self) -> None:
         _Handler.seen.append({"path": self.path, "headers": dict(self.headers)})
         route = urlsplit(self.path).path
         if route == "/pixel.png":
@@ -103,9 +103,11 @@ def test_localhost_name_is_refused(image_server):
 
 def test_fetches_an_image_without_telling_the_reader(image_server, loopback_allowed):
     image = image_fetch(url=f"{image_server}/pixel.png?u=1")
-    assert image.content_type == "image/png" and image.data == PNG
+    assert image.content_type == "image/png"
+    assert image.data == PNG
     headers = _Handler.seen[0]["headers"]
-    assert "Cookie" not in headers and "Referer" not in headers
+    assert "Cookie" not in headers
+    assert "Referer" not in headers
     assert headers["User-Agent"] == "Mailsite image proxy"
 
 
@@ -133,10 +135,13 @@ def test_proxy_route_serves_only_signed_urls(client, mailbox, image_server, loop
     forged = client.get(reverse("image_proxy"), {"u": "x" + proxy_token(url)})
     not_image = client.get(reverse("image_proxy"), {"u": proxy_token(f"{image_server}/page.html")})
 
-    assert good.status_code == 200 and good.content == PNG
-    assert good["Content-Type"] == "image/png" and good["X-Content-Type-Options"] == "nosniff"
+    assert good.status_code == 200
+    assert good.content == PNG
+    assert good["Content-Type"] == "image/png"
+    assert good["X-Content-Type-Options"] == "nosniff"
     assert forged.status_code == 400
-    assert not_image.status_code == 502 and b"script" not in not_image.content
+    assert not_image.status_code == 502
+    assert b"script" not in not_image.content
     client.logout()
     assert client.get(reverse("image_proxy"), {"u": "forged"}).status_code == 302
     # The body document's requests carry no session; the signature alone lets them through.
@@ -145,4 +150,5 @@ def test_proxy_route_serves_only_signed_urls(client, mailbox, image_server, loop
 
 def test_token_round_trip_hides_the_url():
     token = proxy_token("https://tracker.example.net/p.gif?id=42")
-    assert "tracker" not in token and parse_qs(f"u={token}")["u"][0] == token
+    assert "tracker" not in token
+    assert parse_qs(f"u={token}")["u"][0] == token
