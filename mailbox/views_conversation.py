@@ -1,6 +1,7 @@
 """The conversation view and what it embeds: the sandboxed body document, attachments, inline
 images and the image proxy. Thin: selectors read, ``mailbox.rendering`` makes bodies safe."""
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -45,6 +46,7 @@ SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 PREVIEW_TYPES = selectors_conversation.INLINE_IMAGE_TYPES
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # Responses carrying untrusted bytes run no script and load nothing, even if opened directly.
 UNTRUSTED_CSP = "default-src 'none'; sandbox"
 
@@ -211,7 +213,8 @@ def attachment(request: HttpRequest, message_id: int, attachment_id: int) -> Fil
     if part is None:
         raise Http404("No such attachment")
     content_type = part.content_type.lower() if part.content_type.lower() in SAFE_DOWNLOAD_TYPES else ""
-    filename = part.filename or f"attachment-{part.id}"
+    # Control characters would break the header; the name is only a suggestion to the browser.
+    filename = _CONTROL_CHARACTERS.sub("", part.filename) or f"attachment-{part.id}"
     return _untrusted(
         FileResponse(
             blob_open(blob=part.blob),

@@ -242,3 +242,22 @@ def test_show_images_link_in_the_body_works_without_a_session(client, mailbox, o
     other = reverse("message_body", args=[messages[0].id + 1000]) + link
     assert client.get(other).status_code == 302  # the signature names one message
     assert client.get(url.replace("s=", "s=x")).status_code == 302
+
+
+def test_an_attachment_name_with_control_characters_still_downloads(client, mailbox):
+    raw = (
+        b"From: Carol <carol@example.org>\r\nTo: alice@example.test\r\nSubject: odd name\r\n"
+        b"Message-ID: <odd-name@example.org>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''re%0D%0Aport%09.pdf\r\n\r\n%PDF\r\n--b--\r\n"
+    )
+    message = message_import_raw(mailbox=mailbox, raw=raw, source_tag="test").message
+    part = message.attachments.get()
+    client.force_login(mailbox.user)
+
+    response = client.get(reverse("attachment", args=[message.id, part.id]))
+
+    assert response.status_code == 200
+    assert not set("\r\n\t") & set(response["Content-Disposition"])
+    assert response["Content-Disposition"].startswith('attachment; filename="re')

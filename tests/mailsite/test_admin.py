@@ -22,6 +22,7 @@ from delivery.services import blob_store
 from mailbox.admin import AliasForm
 from mailbox.models import Alias, Contact, Domain, Label, Mailbox, Message
 from mailbox.services import domain_get_or_create, message_import_raw
+from mailbox.services.images import remote_images_always_for_sender
 from mailsite.admin import EstimatedCountPaginator
 from mailsite.models import DomainEvent
 from tests.mail import raw_message
@@ -91,6 +92,7 @@ def _add_data(mailbox, round_: int) -> None:
     Contact.objects.create(mailbox=mailbox, address=f"carol{round_}@example.org", times_contacted=1)
     Label.objects.create(mailbox=mailbox, name=f"Projects {round_}", colour="#336699", position=10 + round_)
     Group.objects.create(name=f"support {round_}")
+    remote_images_always_for_sender(mailbox=mailbox, address=f"news{round_}@example.org")
 
 
 @pytest.fixture
