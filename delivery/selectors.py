@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from django.core.files import File
 from django.core.files.storage import storages
 
 from delivery.models import Blob, DeliveryEvent, InboundReceipt, OutboundDelivery
@@ -86,3 +87,8 @@ def outbound_scheduled_message_ids(*, mailbox: HasId) -> list[int]:
     """The mailbox's messages with deliveries waiting for their send-later time."""
     scheduled = OutboundDelivery.objects.filter(mailbox_id=mailbox.id, status=OutboundDelivery.Status.SCHEDULED)
     return list(scheduled.values_list("message_id", flat=True).distinct())
+
+
+def blob_open(*, blob: Blob) -> File:
+    """The stored bytes of ``blob`` as an open file, to stream without loading them whole."""
+    return storages["mail"].open(blob.storage_key, "rb")

@@ -27,6 +27,7 @@ from mailbox.models import (
     MessageBody,
     MessageLabel,
     Participant,
+    RemoteImageSender,
     ThreadLabel,
 )
 from mailbox.services.ingest import inbound_reprocess
@@ -120,6 +121,14 @@ class ContactAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("mailbox",)
     list_filter = (("last_contacted_at", admin.DateFieldListFilter),)
     search_fields = ("=address", "display_name", "=mailbox__address")
+    raw_id_fields = ("mailbox",)
+
+
+@admin.register(RemoteImageSender)
+class RemoteImageSenderAdmin(BigTableAdminMixin, admin.ModelAdmin):
+    list_display = ("address", "mailbox", "created_at")
+    list_select_related = ("mailbox",)
+    search_fields = ("=address", "=mailbox__address")
     raw_id_fields = ("mailbox",)
 
 

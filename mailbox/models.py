@@ -37,6 +37,12 @@ class Mailbox(models.Model):
     signature = models.TextField(blank=True, help_text="Added below new messages, replies and forwards.")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class RemoteImages(models.TextChoices):
+        ASK = "ask", "Ask before showing remote images"
+        ALWAYS = "always", "Always show remote images (through the image proxy)"
+
+    remote_images = models.CharField(max_length=10, choices=RemoteImages.choices, default=RemoteImages.ASK)
+
     class Meta:
         verbose_name_plural = "mailboxes"
         constraints = [
@@ -394,3 +400,23 @@ class DraftAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class RemoteImageSender(models.Model):
+    """A sender whose remote images this mailbox always shows (through the image proxy)."""
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=320, help_text="Normalised: lowercase.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "address"], name="remoteimagesender_unique_per_mailbox"),
+            models.CheckConstraint(
+                condition=models.Q(address=Lower("address")), name="remoteimagesender_address_lowercase"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"images from {self.address} in {self.mailbox_id}"

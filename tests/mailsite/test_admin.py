@@ -24,6 +24,7 @@ from mailbox.models import Alias, Contact, Domain, Draft, Label, Mailbox, Messag
 from mailbox.selectors_drafts import source_message_get
 from mailbox.services import domain_get_or_create, message_import_raw
 from mailbox.services.drafts import draft_create
+from mailbox.services.images import remote_images_always_for_sender
 from mailsite.admin import EstimatedCountPaginator
 from mailsite.models import DomainEvent
 from tests.mail import raw_message
@@ -96,6 +97,8 @@ def _add_data(mailbox, round_: int) -> None:
     draft_create(
         mailbox=mailbox, mode=Draft.Mode.FORWARD, source=source_message_get(mailbox=mailbox, message_id=first.id)
     )
+
+    remote_images_always_for_sender(mailbox=mailbox, address=f"news{round_}@example.org")
 
 
 @pytest.fixture

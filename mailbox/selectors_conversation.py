@@ -1,0 +1,99 @@
+"""Reads behind the conversation view, each scoped to the requesting user's mailbox.
+
+The view's query count does not grow with the thread: messages, their participants and their
+attachments are three queries whatever the length; bodies are read one at a time by the body
+document, only when a message is opened.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Prefetch
+
+from mailbox.models import Attachment, Mailbox, Message, MessageBody, Participant, RemoteImageSender
+from threads.models import Thread
+
+# Content types a browser may show inline from our routes: raster images only (never SVG or HTML).
+INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
+class Conversation:
+    thread: Thread
+    messages: list[Message]
+    image_senders: frozenset[str]
+
+
+def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None:
+    """A thread of ``mailbox`` with its messages oldest first, participants and attachments
+    prefetched, and which of its senders' images are always shown; ``None`` if not the mailbox's."""
+    thread = Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).first()
+    if thread is None:
+        return None
+    messages = list(
+        Message.objects.filter(mailbox=mailbox, thread_id=thread.id)
+        .order_by("date", "id")
+        .prefetch_related(
+            Prefetch("participants", queryset=Participant.objects.filter(mailbox=mailbox).order_by("role", "position")),
+            Prefetch("attachments", queryset=Attachment.objects.filter(mailbox=mailbox).order_by("position")),
+        )
+    )
+    senders = {m.from_address.lower() for m in messages if m.from_address}
+    return Conversation(
+        thread=thread, messages=messages, image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders)
+    )
+
+
+def image_senders_allowed(*, mailbox: Mailbox, addresses: set[str]) -> frozenset[str]:
+    """Those of ``addresses`` whose remote images the mailbox always shows."""
+    if not addresses:
+        return frozenset()
+    rows = RemoteImageSender.objects.filter(mailbox=mailbox, address__in=addresses)
+    return frozenset(rows.values_list("address", flat=True))
+
+
+def message_get_for_mailbox(*, mailbox: Mailbox, message_id: int) -> Message | None:
+    return Message.objects.filter(mailbox=mailbox, pk=message_id).first()
+
+
+def message_body_get(*, mailbox: Mailbox, message: Message) -> MessageBody | None:
+    return MessageBody.objects.filter(mailbox=mailbox, message=message).first()
+
+
+def message_inline_parts(*, mailbox: Mailbox, message: Message) -> dict[str, Attachment]:
+    """The message's parts with a Content-ID, by that id."""
+    parts = Attachment.objects.filter(mailbox=mailbox, message=message).exclude(content_id="").order_by("position")
+    by_id: dict[str, Attachment] = {}
+    for part in parts:
+        by_id.setdefault(part.content_id.strip("<> "), part)
+    return by_id
+
+
+def attachment_get_for_mailbox(*, mailbox_id: int, message_id: int, attachment_id: int) -> Attachment | None:
+    return (
+        Attachment.objects.filter(mailbox_id=mailbox_id, message_id=message_id, pk=attachment_id)
+        .select_related("blob")
+        .first()
+    )
+
+
+def inline_part_get(*, mailbox_id: int, message_id: int, content_id: str) -> Attachment | None:
+    """The message's part with that Content-ID, if it is an image a browser may show inline."""
+    wanted = {content_id, f"<{content_id}>"}
+    return (
+        Attachment.objects.filter(
+            mailbox_id=mailbox_id, message_id=message_id, content_id__in=wanted, content_type__in=INLINE_IMAGE_TYPES
+        )
+        .select_related("blob")
+        .order_by("position")
+        .first()
+    )
+
+
+def message_mailbox_id(*, message_id: int) -> int | None:
+    """The mailbox a message belongs to: only for checking a signature that names both."""
+    return Message.objects.filter(pk=message_id).values_list("mailbox_id", flat=True).first()
+
+
+def mailbox_get(*, mailbox_id: int) -> Mailbox | None:
+    """A mailbox by id: only once a signature naming it has been checked."""
+    return Mailbox.objects.filter(pk=mailbox_id).first()

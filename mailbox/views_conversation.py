@@ -1,0 +1,293 @@
+"""The conversation view and what it embeds: the sandboxed body document, attachments, inline
+images and the image proxy. Thin: selectors read, ``mailbox.rendering`` makes bodies safe."""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
+from django.core import signing
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_POST
+
+from delivery.selectors import blob_open
+from mailbox import selectors, selectors_conversation
+from mailbox.models import Attachment, Mailbox, Message, Participant
+from mailbox.rendering.body import render_body
+from mailbox.rendering.urls import (
+    body_signature,
+    body_signature_valid,
+    inline_image_signature_valid,
+    message_url_policy,
+)
+from mailbox.services.flags import messages_mark_read
+from mailbox.services.images import (
+    ImageFetchError,
+    image_fetch,
+    proxy_token_url,
+    remote_images_always_for_sender,
+)
+from mailbox.templatetags.mailbox_tags import short_date
+
+# Attachment types we label as such; anything else is sent as opaque bytes.
+SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
+    "application/pdf",
+    "application/zip",
+    "text/plain",
+    "text/csv",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+PREVIEW_TYPES = selectors_conversation.INLINE_IMAGE_TYPES
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Responses carrying untrusted bytes run no script and load nothing, even if opened directly.
+UNTRUSTED_CSP = "default-src 'none'; sandbox"
+
+
+@dataclass(frozen=True)
+class MessageCard:
+    """One message as the conversation view shows it, everything the template needs computed
+    once: a 100-message thread must render well under 100 ms."""
+
+    message: Message
+    expanded: bool
+    was_unread: bool
+    show_images: bool
+    body_url: str
+    images_always_url: str
+    sender: str
+    to: str
+    cc: str
+    date_short: str
+    date_full: str
+    attachments: list[tuple[Attachment, str, bool]]  # (part, download URL, previewable)
+    authentication: list[tuple[str, str]]
+
+
+class _Urls:
+    """Per-message URLs by substitution into one reversed URL each: ``reverse`` per message and
+    route would cost more than the rest of the page."""
+
+    MESSAGE, PART = 999999999999, 888888888888
+
+    def __init__(self) -> None:
+        self.body = reverse("message_body", args=[self.MESSAGE])
+        self.images_always = reverse("remote_images_always", args=[self.MESSAGE])
+        self.attachment = reverse("attachment", args=[self.MESSAGE, self.PART])
+
+    def of(self, pattern: str, message_id: int, part_id: int = 0) -> str:
+        return pattern.replace(str(self.MESSAGE), str(message_id)).replace(str(self.PART), str(part_id))
+
+
+def _card(
+    urls: _Urls, message: Message, *, expanded: bool, unread: bool, show_images: bool, asked: bool
+) -> MessageCard:
+    people = message.participants.all()
+    results = message.authentication_results or {}
+    return MessageCard(
+        message=message,
+        expanded=expanded,
+        was_unread=unread,
+        show_images=show_images,
+        body_url=urls.of(urls.body, message.id) + ("?images=1" if asked else ""),
+        images_always_url=urls.of(urls.images_always, message.id),
+        sender=_address_text(message.from_name, message.from_address),
+        to=", ".join(_address_text(p.display_name, p.address) for p in people if p.role == Participant.Role.TO),
+        cc=", ".join(_address_text(p.display_name, p.address) for p in people if p.role == Participant.Role.CC),
+        date_short=short_date(message.date),
+        date_full=date_format(timezone.localtime(message.date), "D j M Y, H:i"),
+        attachments=[
+            (part, urls.of(urls.attachment, message.id, part.id), part.content_type in PREVIEW_TYPES)
+            for part in message.attachments.all()
+            if not part.is_inline
+        ],
+        # SPF, DKIM and DMARC as the receiving server recorded them ("none" when it did not).
+        authentication=[(check.upper(), str(results.get(check) or "none")) for check in ("spf", "dkim", "dmarc")],
+    )
+
+
+def _address_text(name: str, address: str) -> str:
+    return f"{name} <{address}>" if name else address
+
+
+def _mailbox_or_404(request: HttpRequest) -> Mailbox:
+    mailbox = selectors.mailbox_get_for_user(user=request.user)
+    if mailbox is None:
+        raise Http404("No mailbox")
+    return mailbox
+
+
+@require_GET
+def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
+    """All messages of a thread; opening it marks it read."""
+    mailbox = _mailbox_or_404(request)
+    conversation = selectors_conversation.conversation_get(mailbox=mailbox, thread_id=thread_id)
+    if conversation is None or not conversation.messages:
+        raise Http404("No such conversation")
+    messages = conversation.messages
+    unread = [m.id for m in messages if not m.is_read]
+    if unread:
+        messages_mark_read(mailbox=mailbox, message_ids=unread)
+    opened = {_int_or_none(request.GET.get("open")), messages[-1].id, *unread}
+    shown = _int_or_none(request.GET.get("images"))
+    always = mailbox.remote_images == Mailbox.RemoteImages.ALWAYS
+    urls = _Urls()
+    cards = [
+        _card(
+            urls,
+            m,
+            expanded=m.id in opened,
+            unread=m.id in unread,
+            show_images=m.id == shown or always or m.from_address.lower() in conversation.image_senders,
+            asked=m.id == shown,
+        )
+        for m in messages
+    ]
+    context = {"mailbox": mailbox, "thread": conversation.thread, "cards": cards}
+    return render(request, "mailbox/thread_detail.html", context)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
+
+
+@login_not_required
+@require_GET
+@xframe_options_sameorigin
+def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The sanitised body as its own document, for ``<iframe sandbox>`` on our pages only: for the
+    owner's session, or with the signature of the document's own "show images" link."""
+    mailbox = _mailbox_for_body(request, message_id)
+    if mailbox is None:
+        return redirect_to_login(request.get_full_path())
+    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
+    if message is None:
+        raise Http404("No such message")
+    body = selectors_conversation.message_body_get(mailbox=mailbox, message=message)
+    parts = selectors_conversation.message_inline_parts(mailbox=mailbox, message=message)
+    senders = selectors_conversation.image_senders_allowed(mailbox=mailbox, addresses={message.from_address.lower()})
+    show = request.GET.get("images") == "1" or mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or bool(senders)
+    policy = message_url_policy(mailbox_id=mailbox.id, message_id=message.id, content_ids=set(parts), show_remote=show)
+    rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
+    show_images_query = urlencode({"images": "1", "s": body_signature(mailbox_id=mailbox.id, message_id=message.id)})
+    context = {"message": message, "body": rendered, "show_images_query": show_images_query}
+    response = render(request, "mailbox/message_body.html", context)
+    origin = request.build_absolute_uri("/").rstrip("/")
+    images = f"data: {origin}{policy.own_prefixes[0]}" + (f" {origin}{reverse('image_proxy')}" if show else "")
+    response["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src 'unsafe-inline'; img-src {images}; "
+        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _mailbox_for_body(request: HttpRequest, message_id: int) -> Mailbox | None:
+    if request.user.is_authenticated:
+        return _mailbox_or_404(request)
+    mailbox_id = selectors_conversation.message_mailbox_id(message_id=message_id)
+    signature = request.GET.get("s", "")
+    if mailbox_id is None or not body_signature_valid(
+        mailbox_id=mailbox_id, message_id=message_id, signature=signature
+    ):
+        return None
+    return selectors_conversation.mailbox_get(mailbox_id=mailbox_id)
+
+
+@require_GET
+def attachment(request: HttpRequest, message_id: int, attachment_id: int) -> FileResponse:
+    """An attachment as a download, streamed from object storage, never rendered by the browser."""
+    mailbox = _mailbox_or_404(request)
+    part = selectors_conversation.attachment_get_for_mailbox(
+        mailbox_id=mailbox.id, message_id=message_id, attachment_id=attachment_id
+    )
+    if part is None:
+        raise Http404("No such attachment")
+    content_type = part.content_type.lower() if part.content_type.lower() in SAFE_DOWNLOAD_TYPES else ""
+    # Control characters would break the header; the name is only a suggestion to the browser.
+    filename = _CONTROL_CHARACTERS.sub("", part.filename) or f"attachment-{part.id}"
+    return _untrusted(
+        FileResponse(
+            blob_open(blob=part.blob),
+            as_attachment=True,
+            filename=filename,
+            content_type=content_type or "application/octet-stream",
+        )
+    )
+
+
+@login_not_required
+@require_GET
+def inline_image(request: HttpRequest, message_id: int, content_id: str) -> HttpResponse:
+    """An inline ``cid:`` image of a message: for its owner's session, or with the signature the
+    body document's URL carries (its requests come without our cookies; see rendering.urls)."""
+    mailbox_id = _mailbox_id_for_inline(request, message_id, content_id)
+    if mailbox_id is None:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        raise Http404("No such image")
+    part = selectors_conversation.inline_part_get(mailbox_id=mailbox_id, message_id=message_id, content_id=content_id)
+    if part is None:
+        raise Http404("No such image")
+    response = FileResponse(blob_open(blob=part.blob), content_type=part.content_type.lower())
+    response["Cache-Control"] = "private, max-age=86400"
+    return _untrusted(response)
+
+
+def _mailbox_id_for_inline(request: HttpRequest, message_id: int, content_id: str) -> int | None:
+    if request.user.is_authenticated:
+        mailbox = selectors.mailbox_get_for_user(user=request.user)
+        return mailbox.id if mailbox else None
+    signature = request.GET.get("s", "")
+    mailbox_id = selectors_conversation.message_mailbox_id(message_id=message_id)
+    valid = mailbox_id is not None and inline_image_signature_valid(
+        mailbox_id=mailbox_id, message_id=message_id, content_id=content_id, signature=signature
+    )
+    return mailbox_id if valid else None
+
+
+@login_not_required
+@require_GET
+def image_proxy(request: HttpRequest) -> HttpResponse:
+    """A remote image fetched for the reader. Only URLs our own renderer signed are fetched."""
+    try:
+        url = proxy_token_url(request.GET.get("u", ""))
+    except signing.BadSignature:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return HttpResponseBadRequest("This image link is not valid or has expired.", content_type="text/plain")
+    try:
+        image = image_fetch(url=url)
+    except ImageFetchError as exc:
+        return HttpResponse(f"Image not available: {exc}", status=502, content_type="text/plain")
+    response = HttpResponse(image.data, content_type=image.content_type)
+    response["Cache-Control"] = "private, max-age=86400"
+    return _untrusted(response)
+
+
+@require_POST
+def remote_images_always(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Always show remote images from this message's sender, then back to the conversation."""
+    mailbox = _mailbox_or_404(request)
+    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
+    if message is None:
+        raise Http404("No such message")
+    if message.from_address:
+        remote_images_always_for_sender(mailbox=mailbox, address=message.from_address)
+    return redirect(reverse("thread_detail", args=[message.thread_id]) + f"#m-{message.id}")
+
+
+def _untrusted(response: HttpResponse) -> HttpResponse:
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = UNTRUSTED_CSP
+    response["Referrer-Policy"] = "no-referrer"
+    return response

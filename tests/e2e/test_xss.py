@@ -1,0 +1,124 @@
+"""Hostile HTML in a real browser: every corpus payload, delivered as real mail and opened in the
+real conversation view, runs no script and makes no request off this machine.
+
+Two passes. The viewer pass is the product as users get it: sanitised bodies in sandboxed,
+CSP-locked iframes. The sanitiser pass puts the sanitised HTML in an ordinary page with scripts
+enabled and no sandbox, so the sanitiser is checked on its own and not only behind the sandbox.
+Payloads are batched (many per message, many per page) so the run takes minutes.
+"""
+
+import re
+from urllib.parse import urlsplit
+
+from mailbox.rendering.body import html_render
+from mailbox.rendering.html import UrlPolicy
+from mailbox.services import message_import_raw
+from tests.e2e.conftest import log_in, off_loop, screenshot
+from tests.mailbox.conversation_mail import conversation_message
+from tests.xss_corpus import all_payloads
+
+PER_MESSAGE = 120
+PER_PAGE = 400
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Records what scripts did: alert/confirm/prompt/print calls and postMessage markers from frames.
+TRIPWIRE_JS = """
+window.__xss = [];
+for (const name of ["alert", "confirm", "prompt", "print"]) {
+  window[name] = (...args) => { window.__xss.push(name + ":" + args.join(",")); };
+}
+window.addEventListener("message", (event) => { window.__xss.push("message:" + String(event.data)); });
+"""
+# The marker a payload variant calls instead of alert: visible to the top page even from a
+# sandboxed frame. No quotes, spaces, "=" or ">", so it survives in any attribute, quoted or not.
+MARKER = "(function(x){top.postMessage(String(x),String.fromCharCode(42))})"
+
+
+def marker_variant(payload: str) -> str:
+    return re.sub(r"\balert\b", MARKER, payload)
+
+
+def _batches(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _guard_network(page) -> dict[str, list[str]]:
+    """Abort and record every request for a host not on this machine."""
+    seen: dict[str, list[str]] = {"all": [], "foreign": []}
+
+    def route(route) -> None:
+        url = route.request.url
+        seen["all"].append(url)
+        host = urlsplit(url).hostname or ""
+        if url.startswith(("data:", "about:", "blob:")) or host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            seen["foreign"].append(url)
+            route.abort()
+
+    page.context.route("**/*", route)
+    return seen
+
+
+def test_hostile_mail_in_the_real_viewer(page, tripwire, mailbox, request):
+    payloads = all_payloads()
+    bodies = ["".join(f"<div>{marker_variant(p)}</div>\n" for p in batch) for batch in _batches(payloads, PER_MESSAGE)]
+    messages = [
+        off_loop(
+            message_import_raw,
+            mailbox=mailbox,
+            raw=conversation_message(n, to=mailbox.address, thread="xss", html=body),
+            source_tag="test",
+        ).message
+        for n, body in enumerate(bodies)
+    ]
+    assert len({m.thread_id for m in messages}) == 1
+    popups: list[str] = []
+    page.context.on("page", lambda new: popups.append(new.url))
+    page.add_init_script(TRIPWIRE_JS)
+    log_in(page, mailbox.address)
+    network = _guard_network(page)
+
+    page.goto(f"/t/{messages[0].thread_id}/")
+    frames = page.locator("iframe.message-body")
+    assert frames.count() == len(messages)
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(1500)  # timers and late handlers in payloads get their chance
+
+    body_frames = [f for f in page.frames if "/body/" in f.url]
+    assert len(body_frames) == len(messages), [f.url for f in page.frames]
+    for frame in body_frames:
+        assert frame.locator("script, svg, math, form, iframe, object, embed, link, style[src]").count() == 0
+    screenshot(page, request.node.name, "viewer")
+    assert page.evaluate("window.__xss") == []
+    assert tripwire.dialogs == []
+    assert network["foreign"] == []
+    assert popups == []
+    assert page.url.endswith(f"/t/{messages[0].thread_id}/")
+    assert any("/body/" in url for url in network["all"])
+
+
+def test_sanitised_payloads_run_nothing_even_without_the_sandbox(page, tripwire):
+    network = _guard_network(page)
+    page.add_init_script(TRIPWIRE_JS)
+    policy = UrlPolicy(cid_url=lambda cid: None, proxy_url=None, own_prefixes=("/m/1/cid/",))
+    payloads = all_payloads()
+    sanitised = [html_render(p, policy=policy) for p in payloads + [marker_variant(p) for p in payloads]]
+
+    current = {"html": ""}
+    # A real navigation per batch (so the tripwire init script runs), answered without the server.
+    page.route("**/__sanitised__", lambda route: route.fulfill(body=current["html"], content_type="text/html"))
+    # The tripwire itself works: unsanitised payloads are caught, by the alert and by the marker.
+    broken = "data:image/png;base64,AAAA"  # fails to decode at once, no request
+    current["html"] = f"<img src={broken} onerror=alert(1)>" + marker_variant(f"<img src={broken} onerror=alert(2)>")
+    page.goto("/__sanitised__")
+    page.wait_for_function("window.__xss.length >= 2", timeout=30_000)
+    for batch in _batches(sanitised, PER_PAGE):
+        current["html"] = "<!doctype html><body>" + "".join(f"<div>{html}</div>" for html in batch)
+        page.goto("/__sanitised__")
+        page.wait_for_timeout(200)
+        hits = page.evaluate("window.__xss")
+        assert hits == [], hits
+        assert page.locator("script").count() == 0
+
+    assert tripwire.dialogs == []
+    assert network["foreign"] == []

@@ -1,0 +1,263 @@
+"""The conversation view, the body document and the attachment routes, through the test client."""
+
+import re
+from urllib.parse import unquote
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from mailbox.models import Message, RemoteImageSender
+from mailbox.services import message_import_raw, messages_mark_read
+from tests.mailbox.conversation_mail import PNG, conversation_message
+from threads.models import Thread
+
+pytestmark = pytest.mark.django_db
+
+
+def _thread(mailbox, count: int, **kwargs) -> list[Message]:
+    delivered = [
+        message_import_raw(
+            mailbox=mailbox, raw=conversation_message(n, to=mailbox.address, **kwargs), source_tag="test"
+        )
+        for n in range(count)
+    ]
+    return [d.message for d in delivered]
+
+
+def test_conversation_lists_every_message_in_order_and_marks_the_thread_read(client, mailbox):
+    messages = _thread(mailbox, 3)
+    messages_mark_read(mailbox=mailbox, message_ids=[messages[0].id])
+    client.force_login(mailbox.user)
+
+    response = client.get(reverse("thread_detail", args=[messages[0].thread_id]))
+
+    assert response.status_code == 200
+    cards = response.context["cards"]
+    assert [c.message.id for c in cards] == [m.id for m in messages]
+    # The read first message is collapsed; unread ones and the latest are open.
+    assert [c.expanded for c in cards] == [False, True, True]
+    html = response.content.decode()
+    assert f'data-src="{reverse("message_body", args=[messages[0].id])}"' in html
+    assert f'src="{reverse("message_body", args=[messages[2].id])}"' in html
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in html
+    assert "allow-scripts" not in html
+    assert "allow-same-origin" not in html
+    assert not Message.objects.filter(thread_id=messages[0].thread_id, is_read=False).exists()
+    assert Thread.objects.get(pk=messages[0].thread_id).unread_count == 0
+
+
+def test_sender_details_show_authentication_results_and_join_reason(client, mailbox):
+    auth = "mx.example.test; spf=pass smtp.mailfrom=example.org; dkim=fail header.d=example.org; dmarc=fail"
+    messages = _thread(mailbox, 2, auth=auth)
+    client.force_login(mailbox.user)
+
+    html = client.get(reverse("thread_detail", args=[messages[0].thread_id])).content.decode()
+
+    assert "SPF: pass" in html
+    assert "DKIM: fail" in html
+    assert "DMARC: fail" in html
+    assert "carol@example.org" in html
+    assert "In-Reply-To/References" in html  # why the reply joined the thread
+    assert "Started a new thread" in html
+
+
+def test_another_users_thread_message_and_attachment_are_404(client, mailbox, other_mailbox):
+    messages = _thread(mailbox, 1, attachments=(("a.pdf", "application/pdf", b"%PDF-1.4"),))
+    part = messages[0].attachments.get()
+    client.force_login(other_mailbox.user)
+
+    assert client.get(reverse("thread_detail", args=[messages[0].thread_id])).status_code == 404
+    assert client.get(reverse("message_body", args=[messages[0].id])).status_code == 404
+    assert client.get(reverse("attachment", args=[messages[0].id, part.id])).status_code == 404
+    assert client.get(reverse("thread_detail", args=[999999])).status_code == 404
+    assert client.post(reverse("remote_images_always", args=[messages[0].id])).status_code == 404
+
+
+def test_anonymous_is_sent_to_log_in(client, mailbox):
+    messages = _thread(mailbox, 1)
+    for url in (reverse("thread_detail", args=[messages[0].thread_id]), reverse("message_body", args=[messages[0].id])):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_query_count_does_not_grow_with_the_thread(client, mailbox):
+    short = _thread(mailbox, 2, thread="short", attachments=(("a.pdf", "application/pdf", b"%PDF"),))
+    long = _thread(mailbox, 25, thread="long", attachments=(("a.pdf", "application/pdf", b"%PDF"),))
+    client.force_login(mailbox.user)
+    for messages in (short, long):  # first visit: marks read
+        client.get(reverse("thread_detail", args=[messages[0].thread_id]))
+    counts = []
+    for messages in (short, long):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse("thread_detail", args=[messages[0].thread_id])).status_code == 200
+        counts.append(len(captured))
+    assert counts[0] == counts[1], counts
+    messages_mark_read(mailbox=mailbox, message_ids=[m.id for m in short + long], is_read=False)
+    unread_counts = []
+    for messages in (short, long):
+        with CaptureQueriesContext(connection) as captured:
+            client.get(reverse("thread_detail", args=[messages[0].thread_id]))
+        unread_counts.append(len(captured))
+    assert unread_counts[0] == unread_counts[1], unread_counts
+
+
+def test_body_document_has_its_own_csp_and_framing_rules(client, mailbox):
+    messages = _thread(mailbox, 1, html="<p>Hello <b>there</b><script>alert(1)</script></p>")
+    client.force_login(mailbox.user)
+
+    response = client.get(reverse("message_body", args=[messages[0].id]))
+
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+    assert csp.startswith("default-src 'none'; style-src 'unsafe-inline'; img-src data: http://testserver/m/")
+    assert "frame-ancestors 'self'" in csp
+    assert "proxy" not in csp
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    body = response.content.decode()
+    assert "<b>there</b>" in body
+    assert "<script" not in body
+    assert "alert(1)" not in body
+
+
+def test_plain_text_is_escaped_before_links_are_made(client, mailbox):
+    text = 'Look <img src=x onerror=alert(1)> at https://example.com/a?b=1&c=2 "now"\n\nOn Mon, Bob wrote:\n> old\n'
+    messages = _thread(mailbox, 1, text=text)
+    client.force_login(mailbox.user)
+
+    body = client.get(reverse("message_body", args=[messages[0].id])).content.decode()
+
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    assert (
+        '<a href="https://example.com/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer">'
+        "https://example.com/a?b=1&amp;c=2</a>" in body
+    )
+    assert '<details class="quoted"><summary>Show quoted text</summary>' in body
+
+
+def test_remote_images_blocked_until_asked_then_proxied(client, mailbox):
+    html = '<p>Hi<img src="https://tracker.example.net/p.gif"></p>'
+    messages = _thread(mailbox, 1, html=html)
+    client.force_login(mailbox.user)
+    url = reverse("message_body", args=[messages[0].id])
+
+    blocked = client.get(url).content.decode()
+    shown = client.get(url, {"images": "1"})
+
+    assert "tracker.example.net" not in blocked
+    assert "Show images" in blocked
+    body = shown.content.decode()
+    assert "tracker.example.net" not in body  # only inside the signed token
+    assert re.search(r'<img src="/proxy/image/\?u=[^"]+">', body)
+    assert "http://testserver/proxy/image/" in shown["Content-Security-Policy"]
+
+
+def test_always_show_images_for_a_sender(client, mailbox):
+    messages = _thread(mailbox, 1, html='<img src="https://img.example.net/a.png">')
+    client.force_login(mailbox.user)
+
+    response = client.post(reverse("remote_images_always", args=[messages[0].id]))
+
+    assert response.status_code == 302
+    assert RemoteImageSender.objects.filter(mailbox=mailbox, address="carol@example.org").count() == 1
+    assert "/proxy/image/" in client.get(reverse("message_body", args=[messages[0].id])).content.decode()
+    page = client.get(reverse("thread_detail", args=[messages[0].thread_id])).content.decode()
+    assert "Always show images from" not in page
+
+
+def test_mailbox_setting_always_shows_images(client, mailbox):
+    mailbox.remote_images = mailbox.RemoteImages.ALWAYS
+    mailbox.save(update_fields=["remote_images"])
+    messages = _thread(mailbox, 1, html='<img src="https://img.example.net/a.png">')
+    client.force_login(mailbox.user)
+
+    assert "/proxy/image/" in client.get(reverse("message_body", args=[messages[0].id])).content.decode()
+
+
+def test_cid_images_served_from_our_signed_route(client, mailbox):
+    messages = _thread(mailbox, 1, html='<p><img src="cid:logo@example.org"></p>', inline_png_cid="logo@example.org")
+    client.force_login(mailbox.user)
+    body = client.get(reverse("message_body", args=[messages[0].id])).content.decode()
+    src = re.search(r'<img src="([^"]+)"', body).group(1).replace("&amp;", "&")
+    assert unquote(src).startswith(f"/m/{messages[0].id}/cid/logo@example.org/?s=")
+
+    client.logout()  # the sandboxed body's image requests carry no session: the signature is enough
+    image = client.get(src)
+    assert image.status_code == 200
+    assert image["Content-Type"] == "image/png"
+    assert b"".join(image.streaming_content) == PNG
+    assert image["X-Content-Type-Options"] == "nosniff"
+    forged = client.get(src.split("?s=")[0] + "?s=1:forged")
+    assert forged.status_code == 302  # to the login page
+
+
+def test_attachments_are_downloads_with_a_safe_type(client, mailbox):
+    html_attack = b"<script>alert(1)</script>"
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    messages = _thread(
+        mailbox,
+        1,
+        attachments=(
+            ("page.html", "text/html", html_attack),
+            ("pic.svg", "image/svg+xml", svg),
+            ("dot.png", "image/png", PNG),
+        ),
+    )
+    parts = {p.filename: p for p in messages[0].attachments.all()}
+    client.force_login(mailbox.user)
+
+    for name, expected_type in (("page.html", "application/octet-stream"), ("pic.svg", "application/octet-stream")):
+        response = client.get(reverse("attachment", args=[messages[0].id, parts[name].id]))
+        assert response.status_code == 200
+        assert response["Content-Type"] == expected_type
+        assert response["Content-Disposition"].startswith("attachment;")
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in response["Content-Security-Policy"]
+    png = client.get(reverse("attachment", args=[messages[0].id, parts["dot.png"].id]))
+    assert png["Content-Type"] == "image/png"
+    assert b"".join(png.streaming_content) == PNG
+    page = client.get(reverse("thread_detail", args=[messages[0].thread_id])).content.decode()
+    assert 'class="thumb"' in page
+    assert "page.html" in page
+    # An SVG is never served inline, not even through the cid route.
+    assert client.get(reverse("inline_image", args=[messages[0].id, "x"])).status_code == 404
+
+
+def test_show_images_link_in_the_body_works_without_a_session(client, mailbox, other_mailbox):
+    messages = _thread(mailbox, 1, html='<img src="https://img.example.net/a.png">')
+    client.force_login(mailbox.user)
+    body = client.get(reverse("message_body", args=[messages[0].id])).content.decode()
+    link = re.search(r'<a href="(\?images=1&amp;s=[^"]+)">Show images</a>', body).group(1).replace("&amp;", "&")
+    url = reverse("message_body", args=[messages[0].id]) + link
+    client.logout()  # the sandboxed frame reloads itself without our cookies
+
+    shown = client.get(url)
+
+    assert shown.status_code == 200
+    assert "/proxy/image/" in shown.content.decode()
+    other = reverse("message_body", args=[messages[0].id + 1000]) + link
+    assert client.get(other).status_code == 302  # the signature names one message
+    assert client.get(url.replace("s=", "s=x")).status_code == 302
+
+
+def test_an_attachment_name_with_control_characters_still_downloads(client, mailbox):
+    raw = (
+        b"From: Carol <carol@example.org>\r\nTo: alice@example.test\r\nSubject: odd name\r\n"
+        b"Message-ID: <odd-name@example.org>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''re%0D%0Aport%09.pdf\r\n\r\n%PDF\r\n--b--\r\n"
+    )
+    message = message_import_raw(mailbox=mailbox, raw=raw, source_tag="test").message
+    part = message.attachments.get()
+    client.force_login(mailbox.user)
+
+    response = client.get(reverse("attachment", args=[message.id, part.id]))
+
+    assert response.status_code == 200
+    assert not set("\r\n\t") & set(response["Content-Disposition"])
+    assert response["Content-Disposition"].startswith('attachment; filename="re')
