@@ -12,23 +12,31 @@ Kinds:
 - ``public``: reachable logged out, by design (reason given).
 - ``webhook``: authenticated otherwise than by a session (reason given): no login redirect, and a
   request without the credentials is refused with a 4xx.
+- ``signed``: reachable with a signed token in the URL instead of a session (reason given): without a
+  valid token, anonymous visitors are sent to login and everyone else gets a 4xx.
 - ``admin``: Django admin: anonymous visitors and non-staff users go to the admin login.
 """
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from mailbox.models import Label, ThreadLabel
+from mailbox.models import Attachment, Label, ThreadLabel
 from mailbox.services import mailbox_create, message_import_raw
+from mailbox.services.drafts import draft_create
 from mailbox.services.preferences import user_label_create
-from tests.mail import raw_message
 
 SECRET_SUBJECT = "Secret-subject-of-alice"
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 
 
 @dataclass
@@ -39,6 +47,10 @@ class World:
     thread_id: int
     label_id: int
     inbox_id: int
+    message_id: int = 0
+    attachment_id: int = 0
+    content_id: str = ""
+    draft_id: int = 0
 
     def owner_thread_in_inbox(self) -> bool:
         return ThreadLabel.objects.filter(thread_id=self.thread_id, label_id=self.inbox_id).exists()
@@ -84,6 +96,31 @@ COVERAGE: dict[str, Access] = {
     # --- search ---------------------------------------------------------------------------------
     # Matches the secret thread without naming it (a query is echoed in the page).
     "search": Access("own", query=lambda w: {"q": "from:carol@example.org"}),
+    # --- ui-conversation ------------------------------------------------------------------------
+    "thread_detail": Access("owned", kwargs=lambda w: {"thread_id": w.thread_id}),
+    "message_body": Access("owned", kwargs=lambda w: {"message_id": w.message_id}),
+    "attachment": Access("owned", kwargs=lambda w: {"message_id": w.message_id, "attachment_id": w.attachment_id}),
+    "inline_image": Access("owned", kwargs=lambda w: {"message_id": w.message_id, "content_id": w.content_id}),
+    "remote_images_always": Access("owned", method="POST", kwargs=lambda w: {"message_id": w.message_id}),
+    "image_proxy": Access(
+        "signed",
+        reason="body frames are sandboxed without same-origin, so Chrome sends no session cookie: the "
+        "proxied image URL carries a signed, expiring token for one mailbox instead",
+    ),
+    # --- compose --------------------------------------------------------------------------------
+    "compose": Access("own"),
+    "drafts": Access("own"),
+    "draft": Access("owned", kwargs=lambda w: {"draft_id": w.draft_id}),
+    "draft_autosave": Access(
+        "own", method="POST", data=lambda w: {"subject": "A new draft", "body": "text", "body_format": "plain"}
+    ),
+    "draft_attachment_upload": Access(
+        "owned",
+        method="POST",
+        kwargs=lambda w: {"draft_id": w.draft_id},
+        data=lambda w: {"file": SimpleUploadedFile("notes.txt", b"some notes", content_type="text/plain")},
+    ),
+    "contacts_autocomplete": Access("own", query=lambda w: {"q": "car"}),
     # --- the project ----------------------------------------------------------------------------
     "login": Access("public", reason="the login page itself"),
     "logout": Access("public", method="POST", reason="logging out needs no login; it sends visitors to login"),
@@ -122,10 +159,37 @@ def test_every_url_pattern_is_covered():
 @pytest.fixture
 def world(db) -> World:
     owner = mailbox_create(address="alice@example.test", password="pw-alice-1234", display_name="Alice")
-    delivered = message_import_raw(mailbox=owner, raw=raw_message("secret@x", SECRET_SUBJECT), source_tag="t")
+    delivered = message_import_raw(mailbox=owner, raw=_secret_message(), source_tag="t")
+    message = delivered.message
     label = user_label_create(mailbox=owner, name="Private")
     inbox = Label.objects.get(mailbox=owner, role=Label.Role.INBOX)
-    return World(owner=owner, thread_id=delivered.message.thread_id, label_id=label.id, inbox_id=inbox.id)
+    download = Attachment.objects.get(mailbox=owner, message=message, is_inline=False)
+    inline = Attachment.objects.get(mailbox=owner, message=message, is_inline=True)
+    return World(
+        owner=owner,
+        thread_id=message.thread_id,
+        label_id=label.id,
+        inbox_id=inbox.id,
+        message_id=message.id,
+        attachment_id=download.id,
+        content_id=inline.content_id,
+        draft_id=draft_create(mailbox=owner).id,
+    )
+
+
+def _secret_message() -> bytes:
+    """The owner's message: HTML with an inline cid: image, and a PDF attachment."""
+    msg = EmailMessage()
+    msg["From"] = "Carol <carol@example.org>"
+    msg["To"] = "alice@example.test"
+    msg["Subject"] = SECRET_SUBJECT
+    msg["Message-ID"] = "<secret@x>"
+    msg["Date"] = "Mon, 02 Nov 2026 10:00:00 +0000"
+    msg.set_content("Plain part")
+    msg.add_alternative('<p>HTML part <img src="cid:logo@x"></p>', subtype="html")
+    msg.get_payload()[1].add_related(PNG_1PX, maintype="image", subtype="png", cid="<logo@x>")
+    msg.add_attachment(b"%PDF-1.4 secret", maintype="application", subtype="pdf", filename="secret.pdf")
+    return bytes(msg)
 
 
 def _visitor(role: str, world: World) -> Client:
@@ -161,14 +225,17 @@ CASES = [(name, role) for name in NAMED if name in COVERAGE for role in ("owner"
 def test_each_visitor_gets_what_the_table_says(world, name, role):
     access = COVERAGE[name]
     response = _request(_visitor(role, world), name, access, world)
-    body = response.content.decode(errors="replace")
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    body = raw.decode(errors="replace")
     assert response.status_code < 500, body[:500]
     if access.kind == "public":
         assert response.status_code in (200, 302)
     elif role == "anonymous":
         assert _sent_to_login(response), (response.status_code, response.get("Location"))
-    elif role == "owner":
+    elif role == "owner" and access.kind != "signed":
         assert response.status_code in (200, 204, 302), response.status_code
+    elif access.kind == "signed":
+        assert 400 <= response.status_code < 500, response.status_code
     elif access.kind == "owned":
         assert response.status_code == 404
     else:
