@@ -8,11 +8,18 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.db import transaction
 
 from delivery.models import InboundReceipt
-from delivery.services import ReceiptStored, inbound_receipt_create, inbound_receipt_reset
-from mailbox.tasks import receipt_process_task
+from delivery.services import (
+    Arrival,
+    ReceiptStored,
+    inbound_receipt_create,
+    inbound_receipt_reset,
+    inbound_receipts_create,
+)
+from mailbox.tasks import receipt_process_task, receipts_process_batch_task
 
 logger = structlog.get_logger(__name__)
 
@@ -58,6 +65,20 @@ def inbound_accept(
     return stored
 
 
+def inbound_accept_many(*, arrivals: list[Arrival]) -> list[ReceiptStored]:
+    """``inbound_accept`` for a batch of arrivals (a bulk import): stored and committed together,
+    then their parse queued in batches of ``MAILSITE_INBOUND_BATCH_SIZE`` once that has committed."""
+    with transaction.atomic():
+        stored = inbound_receipts_create(arrivals=arrivals)
+        created = [s.receipt.id for s in stored if s.created]
+        size = max(1, settings.MAILSITE_INBOUND_BATCH_SIZE)
+        for start in range(0, len(created), size):
+            transaction.on_commit(_batch_queuer(created[start : start + size]), robust=True)
+    duplicates = len(stored) - len(created)
+    logger.info("inbound.received_batch", received=len(created), duplicates=duplicates)
+    return stored
+
+
 def inbound_reprocess(*, receipt_ids: list[int]) -> int:
     """Put failed or quarantined receipts back in line and queue them (staff, after a fix).
 
@@ -80,3 +101,10 @@ def _parse_queuer(receipt_id: int) -> Callable[[], None]:
         receipt_process_task.delay(receipt_id)
 
     return queue_parse
+
+
+def _batch_queuer(receipt_ids: list[int]) -> Callable[[], None]:
+    def queue_parse_batch() -> None:
+        receipts_process_batch_task.delay(receipt_ids)
+
+    return queue_parse_batch

@@ -1,18 +1,23 @@
 """Turning a stored inbound receipt into messages in every local recipient's mailbox."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from django.db import transaction
+from django.utils import timezone
 
 from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
-from delivery.services import inbound_receipt_finish, inbound_receipt_start_attempt
-from mailbox.models import Label, Mailbox
+from delivery.services import (
+    inbound_receipt_finish,
+    inbound_receipt_start_attempt,
+    inbound_receipts_claim,
+    inbound_receipts_finish,
+)
+from mailbox.models import Label, Mailbox, Message
 from mailbox.parsing import ParsedMessage, parse_message
 from mailbox.selectors import mailboxes_for_addresses
-from mailbox.services.delivering import message_deliver
-from mailsite.events import domain_event_record
+from mailbox.services.delivering import Copy, DeferredRows, MailboxContext, message_deliver, message_deliver_new
 from mailsite.models import DomainEvent
 
 logger = structlog.get_logger(__name__)
@@ -39,17 +44,95 @@ def receipt_process(*, receipt_id: int) -> ReceiptOutcome | None:
         # Parsed, quarantined or failed: final until staff reprocess it.
         return ReceiptOutcome(receipt.status)
     parsed = parse_message(blob_read(blob=receipt.blob), received_at=receipt.received_at)
-    if parsed.is_malformed:
-        return _quarantine(receipt, "no message header found: not an RFC 5322 message")
-    mailboxes, unknown = mailboxes_for_addresses(addresses=_recipients(receipt, parsed))
-    if not mailboxes:
-        return _quarantine(receipt, "no local recipient" + (f": unknown {', '.join(unknown)}" if unknown else ""))
+    mailboxes, unknown = (
+        ([], []) if parsed.is_malformed else mailboxes_for_addresses(addresses=_recipients(receipt, parsed))
+    )
+    reason = _quarantine_reason(parsed, mailboxes, unknown)
+    if reason:
+        return _quarantine(receipt, reason)
     for mailbox in mailboxes:
         _deliver_copy(receipt, parsed, mailbox)
-    note = f"unknown local recipients: {', '.join(unknown)}" if unknown else ""
-    inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error=note)
+    inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error=_unknown_note(unknown))
     logger.info("inbound.parsed", receipt_id=receipt.id, copies=len(mailboxes), unknown=unknown)
     return ReceiptOutcome(InboundReceipt.Status.PARSED, len(mailboxes), tuple(unknown))
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did: receipts finished in it, and those handed back because it failed."""
+
+    finished: list[int] = field(default_factory=list)
+    handed_back: list[int] = field(default_factory=list)
+    error: str = ""
+
+
+def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> BatchOutcome:
+    """Process many waiting receipts in one transaction: the bulk import's and the busy worker's path.
+
+    Claims the waiting receipts among ``receipt_ids`` (plus, up to ``fill_to``, others never tried),
+    skipping receipts another worker holds. Mailboxes, aliases and labels are read once for the
+    batch; each copy is still delivered whole before the next (so the thread resolver sees every
+    earlier copy). If anything fails, the whole batch rolls back — nothing half-written stays — and
+    its receipts come back in ``handed_back``, still waiting, for the caller to process one by one
+    (``receipt_process``, one transaction per copy), so one bad message never loses or blocks the others.
+    """
+    claimed: list[InboundReceipt] = []
+    try:
+        with transaction.atomic():
+            claimed = inbound_receipts_claim(receipt_ids=receipt_ids, fill_to=fill_to)
+            _batch_deliver(claimed)
+    except Exception as error:  # noqa: BLE001 - any failure: the caller retries one receipt at a time
+        handed_back = sorted({r.id for r in claimed} | set(receipt_ids))
+        logger.warning("inbound.batch_failed", receipts=len(handed_back), error=repr(error))
+        return BatchOutcome(handed_back=handed_back, error=repr(error))
+    logger.info("inbound.batch_parsed", receipts=len(claimed))
+    return BatchOutcome(finished=[r.id for r in claimed])
+
+
+def _batch_deliver(receipts: list[InboundReceipt]) -> None:
+    routes: dict[tuple[str, ...], tuple[list[Mailbox], list[str]]] = {}
+    contexts: dict[int, MailboxContext] = {}
+    present = _copies_present(receipts)
+    deferred = DeferredRows()
+    for receipt in receipts:
+        parsed = parse_message(blob_read(blob=receipt.blob), received_at=receipt.received_at)
+        key = tuple(sorted(set(_recipients(receipt, parsed))))
+        if key not in routes:
+            routes[key] = mailboxes_for_addresses(addresses=list(key))
+        mailboxes, unknown = routes[key]
+        reason = _quarantine_reason(parsed, mailboxes, unknown)
+        if reason:
+            receipt.status, receipt.last_error = InboundReceipt.Status.QUARANTINED, reason
+            deferred.events.append(_quarantine_event(receipt, reason))
+            continue
+        for mailbox in mailboxes:
+            if (mailbox.id, receipt.blob_id) in present:
+                continue  # an earlier arrival of the same bytes already put it there
+            if mailbox.id not in contexts:
+                contexts[mailbox.id] = MailboxContext.load(mailbox)
+            message_deliver_new(context=contexts[mailbox.id], copy=_copy(receipt, parsed), deferred=deferred)
+            present.add((mailbox.id, receipt.blob_id))
+        receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
+    deferred.flush()
+    inbound_receipts_finish(receipts=receipts)
+
+
+def _copies_present(receipts: list[InboundReceipt]) -> set[tuple[int, int]]:
+    """(mailbox id, blob id) of the copies of these receipts' bytes already delivered."""
+    blob_ids = {r.blob_id for r in receipts}
+    return set(Message.objects.filter(blob_id__in=blob_ids).values_list("mailbox_id", "blob_id"))
+
+
+def _quarantine_reason(parsed: ParsedMessage, mailboxes: list[Mailbox], unknown: list[str]) -> str:
+    if parsed.is_malformed:
+        return "no message header found: not an RFC 5322 message"
+    if not mailboxes:
+        return "no local recipient" + (f": unknown {', '.join(unknown)}" if unknown else "")
+    return ""
+
+
+def _unknown_note(unknown: list[str]) -> str:
+    return f"unknown local recipients: {', '.join(unknown)}" if unknown else ""
 
 
 def receipt_fail(*, receipt_id: int, error: str) -> None:
@@ -72,9 +155,24 @@ def _recipients(receipt: InboundReceipt, parsed: ParsedMessage) -> list[str]:
 @transaction.atomic
 def _deliver_copy(receipt: InboundReceipt, parsed: ParsedMessage, mailbox: Mailbox) -> None:
     """One transaction per mailbox copy."""
-    hints = receipt.metadata
+    copy = _copy(receipt, parsed)
     message_deliver(
         mailbox=mailbox,
+        blob=copy.blob,
+        parsed=parsed,
+        source_tag=copy.source_tag,
+        label_roles=copy.label_roles,
+        user_labels=copy.user_labels,
+        is_read=copy.is_read,
+        is_starred=copy.is_starred,
+        receipt=receipt,
+        received_at=receipt.received_at,
+    )
+
+
+def _copy(receipt: InboundReceipt, parsed: ParsedMessage) -> Copy:
+    hints = receipt.metadata
+    return Copy(
         blob=receipt.blob,
         parsed=parsed,
         source_tag=_source_tag(receipt),
@@ -104,12 +202,17 @@ def _source_tag(receipt: InboundReceipt) -> str:
 @transaction.atomic
 def _quarantine(receipt: InboundReceipt, reason: str) -> ReceiptOutcome:
     inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.QUARANTINED, error=reason)
-    domain_event_record(
+    _quarantine_event(receipt, reason).save()
+    logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
+    return ReceiptOutcome(InboundReceipt.Status.QUARANTINED)
+
+
+def _quarantine_event(receipt: InboundReceipt, reason: str) -> DomainEvent:
+    return DomainEvent(
         event_type=DomainEvent.Type.RECEIPT_QUARANTINED,
         subject_type="receipt",
         subject_id=receipt.id,
         source_tag=_source_tag(receipt),
         payload={"reason": reason},
+        occurred_at=timezone.now(),
     )
-    logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
-    return ReceiptOutcome(InboundReceipt.Status.QUARANTINED)
