@@ -112,7 +112,8 @@ def inbound_receipt_create(
         source, raw, esp, event_id, envelope_sender, tuple(envelope_recipients), verdicts, correlation_id, metadata
     )
     receipt = _receipt_build(arrival, blob_store(data=raw))
-    receipt.full_clean(validate_unique=False, validate_constraints=False)
+    # The blob was just stored: no need to look its row up again to validate the foreign key.
+    receipt.full_clean(exclude=["blob"], validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             receipt.save()

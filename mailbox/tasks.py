@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from delivery.metrics import INBOUND_RETRIED
 from delivery.selectors import inbound_receipts_stale
 from mailbox.services.receiving import receipt_fail, receipt_process, receipts_process_batch
 
@@ -42,6 +43,7 @@ def receipt_process_task(self, receipt_id: int, batch: bool = True) -> None:  # 
                 receipt_fail(receipt_id=receipt_id, error=f"gave up after {MAX_RETRIES} retries: {error!r}")
                 return
             logger.warning("inbound.retried", error=repr(error))
+            INBOUND_RETRIED.inc()
             raise self.retry(exc=error, countdown=_backoff(self.request.retries), max_retries=MAX_RETRIES) from error
         except Exception as error:
             # A bug met by this message: keep it visible to staff, who reprocess after the fix.

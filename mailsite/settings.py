@@ -151,6 +151,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A receipt still unparsed this long after arriving lost its task (broker down at commit time).
 MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(seconds=env.int("MAILSITE_RECEIPT_SWEEP_AFTER_SECONDS", default=120))
+# A bearer token that lets a Prometheus scraper read /metrics (staff sessions can read it too); empty: staff only.
+MAILSITE_METRICS_TOKEN = env.str("MAILSITE_METRICS_TOKEN", default="")
 # How many waiting receipts one parse task or import step processes in one transaction (1: never batch).
 MAILSITE_INBOUND_BATCH_SIZE = env.int("MAILSITE_INBOUND_BATCH_SIZE", default=50)
 

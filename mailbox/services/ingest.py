@@ -11,6 +11,7 @@ import structlog
 from django.conf import settings
 from django.db import transaction
 
+from delivery.metrics import INBOUND_DUPLICATES, INBOUND_RECEIVED
 from delivery.models import InboundReceipt
 from delivery.services import (
     Arrival,
@@ -56,6 +57,7 @@ def inbound_accept(
         if stored.created:
             # robust: a broker outage must not fail the request; the sweeper queues it later.
             transaction.on_commit(_parse_queuer(stored.receipt.id), robust=True)
+    (INBOUND_RECEIVED if stored.created else INBOUND_DUPLICATES).labels(source=source).inc()
     logger.info(
         "inbound.received" if stored.created else "inbound.duplicate",
         receipt_id=stored.receipt.id,
@@ -75,6 +77,10 @@ def inbound_accept_many(*, arrivals: list[Arrival]) -> list[ReceiptStored]:
         for start in range(0, len(created), size):
             transaction.on_commit(_batch_queuer(created[start : start + size]), robust=True)
     duplicates = len(stored) - len(created)
+    for source in {arrival.source for arrival in arrivals}:
+        received = sum(1 for s in stored if s.created and s.receipt.source == source)
+        INBOUND_RECEIVED.labels(source=source).inc(received)
+        INBOUND_DUPLICATES.labels(source=source).inc(sum(1 for a in arrivals if a.source == source) - received)
     logger.info("inbound.received_batch", received=len(created), duplicates=duplicates)
     return stored
 

@@ -6,6 +6,7 @@ import structlog
 from django.db import transaction
 from django.utils import timezone
 
+from delivery.metrics import INBOUND_FAILED, INBOUND_PARSED, INBOUND_QUARANTINED
 from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
 from delivery.services import (
@@ -53,6 +54,7 @@ def receipt_process(*, receipt_id: int) -> ReceiptOutcome | None:
     for mailbox in mailboxes:
         _deliver_copy(receipt, parsed, mailbox)
     inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error=_unknown_note(unknown))
+    INBOUND_PARSED.inc()
     logger.info("inbound.parsed", receipt_id=receipt.id, copies=len(mailboxes), unknown=unknown)
     return ReceiptOutcome(InboundReceipt.Status.PARSED, len(mailboxes), tuple(unknown))
 
@@ -85,7 +87,10 @@ def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> Batch
         handed_back = sorted({r.id for r in claimed} | set(receipt_ids))
         logger.warning("inbound.batch_failed", receipts=len(handed_back), error=repr(error))
         return BatchOutcome(handed_back=handed_back, error=repr(error))
-    logger.info("inbound.batch_parsed", receipts=len(claimed))
+    quarantined = sum(1 for r in claimed if r.status == InboundReceipt.Status.QUARANTINED)
+    INBOUND_QUARANTINED.inc(quarantined)
+    INBOUND_PARSED.inc(len(claimed) - quarantined)
+    logger.info("inbound.batch_parsed", receipts=len(claimed), quarantined=quarantined)
     return BatchOutcome(finished=[r.id for r in claimed])
 
 
@@ -104,6 +109,7 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
         if reason:
             receipt.status, receipt.last_error = InboundReceipt.Status.QUARANTINED, reason
             deferred.events.append(_quarantine_event(receipt, reason))
+            logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
             continue
         for mailbox in mailboxes:
             if (mailbox.id, receipt.blob_id) in present:
@@ -140,6 +146,7 @@ def receipt_fail(*, receipt_id: int, error: str) -> None:
     receipt = InboundReceipt.objects.filter(pk=receipt_id).first()
     if receipt is not None:
         inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.FAILED, error=error)
+        INBOUND_FAILED.inc()
         logger.error("inbound.failed", receipt_id=receipt_id, error=error)
 
 
@@ -203,6 +210,7 @@ def _source_tag(receipt: InboundReceipt) -> str:
 def _quarantine(receipt: InboundReceipt, reason: str) -> ReceiptOutcome:
     inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.QUARANTINED, error=reason)
     _quarantine_event(receipt, reason).save()
+    transaction.on_commit(INBOUND_QUARANTINED.inc)
     logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
     return ReceiptOutcome(InboundReceipt.Status.QUARANTINED)
 
