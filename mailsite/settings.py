@@ -8,6 +8,7 @@ listed, with its default, in README.md.
 """
 
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -277,6 +278,15 @@ MAILSITE_SMTP_MAX_MESSAGE_BYTES = env.int("MAILSITE_SMTP_MAX_MESSAGE_BYTES", def
 MAILSITE_SMTP_MAX_RECIPIENTS = env.int("MAILSITE_SMTP_MAX_RECIPIENTS", default=100)
 # The name in the greeting and EHLO reply; empty means the machine's fully qualified name.
 MAILSITE_SMTP_HOSTNAME = env.str("MAILSITE_SMTP_HOSTNAME", default="")
+# Authentication-Results headers are trusted only from these authserv-ids (RFC 8601 §5): the host
+# that checks SPF/DKIM/DMARC for us — our MX, or the ESP's (e.g. amazonses.com) — and our names.
+# A sender can write any such header; one naming another host neither passes nor fails the mail.
+MAILSITE_AUTHSERV_IDS = [
+    name.lower()
+    for name in env.list(
+        "MAILSITE_AUTHSERV_IDS", default=[MAILSITE_DEFAULT_DOMAIN, MAILSITE_SMTP_HOSTNAME or socket.getfqdn()]
+    )
+]
 # aiosmtpd logs every SMTP command (with addresses) at INFO; our own log lines say what matters.
 LOGGING["loggers"]["mail.log"] = {"level": env.str("MAILSITE_SMTP_LOG_LEVEL", default="WARNING")}
 

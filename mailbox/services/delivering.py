@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -304,7 +305,7 @@ def message_import_raw(
     """Store ``raw`` content-addressed, parse it and deliver it into ``mailbox``."""
     received_at = timezone.now()
     blob = blob_store(data=raw)
-    parsed = parse_message(raw, received_at=received_at)
+    parsed = parse_message(raw, received_at=received_at, authserv_ids=settings.MAILSITE_AUTHSERV_IDS)
     return message_deliver(
         mailbox=mailbox,
         blob=blob,

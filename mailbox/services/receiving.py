@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 import structlog
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,7 +45,7 @@ def receipt_process(*, receipt_id: int) -> ReceiptOutcome | None:
     if receipt.status != InboundReceipt.Status.RECEIVED:
         # Parsed, quarantined or failed: final until staff reprocess it.
         return ReceiptOutcome(receipt.status)
-    parsed = parse_message(blob_read(blob=receipt.blob), received_at=receipt.received_at)
+    parsed = _parse(receipt)
     mailboxes, unknown = (
         ([], []) if parsed.is_malformed else mailboxes_for_addresses(addresses=_recipients(receipt, parsed))
     )
@@ -100,7 +101,7 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
     present = _copies_present(receipts)
     deferred = DeferredRows()
     for receipt in receipts:
-        parsed = parse_message(blob_read(blob=receipt.blob), received_at=receipt.received_at)
+        parsed = _parse(receipt)
         key = tuple(sorted(set(_recipients(receipt, parsed))))
         if key not in routes:
             routes[key] = mailboxes_for_addresses(addresses=list(key))
@@ -121,6 +122,11 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
         receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
     deferred.flush()
     inbound_receipts_finish(receipts=receipts)
+
+
+def _parse(receipt: InboundReceipt) -> ParsedMessage:
+    raw = blob_read(blob=receipt.blob)
+    return parse_message(raw, received_at=receipt.received_at, authserv_ids=settings.MAILSITE_AUTHSERV_IDS)
 
 
 def _copies_present(receipts: list[InboundReceipt]) -> set[tuple[int, int]]:

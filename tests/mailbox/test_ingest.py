@@ -129,9 +129,12 @@ def test_without_envelope_the_header_addressees_are_used(mailbox, other_mailbox)
         ({"spam": True}, "", "Spam"),
         ({}, "mx.example.test; spf=pass; dkim=pass; dmarc=fail (p=reject)", "Spam"),
         ({}, "mx.example.test; spf=pass; dkim=pass; dmarc=pass", "Inbox"),
+        # Written by the sender (another authserv-id): neither fails nor passes the mail.
+        ({}, "mx.forger.example; spf=fail; dkim=fail; dmarc=fail (p=reject)", "Inbox"),
     ],
 )
-def test_baseline_spam_routing(mailbox, verdicts, auth_header, folder):
+def test_baseline_spam_routing(mailbox, settings, verdicts, auth_header, folder):
+    settings.MAILSITE_AUTHSERV_IDS = ["mx.example.test"]
     raw = (f"Authentication-Results: {auth_header}\r\n".encode() if auth_header else b"") + RAW
     receipt = _receipt(raw=raw, envelope_recipients=["alice@example.test"], verdicts=verdicts)
 
@@ -139,8 +142,10 @@ def test_baseline_spam_routing(mailbox, verdicts, auth_header, folder):
 
     message = Message.objects.get()
     assert _labels(message) == {folder}
-    if auth_header:
+    if auth_header.startswith("mx.example.test"):
         assert message.authentication_results["dmarc"] in {"pass", "fail"}
+    else:
+        assert message.authentication_results == {}
 
 
 @pytest.mark.django_db
