@@ -1,8 +1,10 @@
 """Writes that put messages into mailboxes."""
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -28,6 +30,8 @@ from mailsite.realtime import mailbox_publish_on_commit
 from threads.models import Thread
 from threads.services import SummaryDelta, thread_add_message_summary
 
+logger = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True)
 class Delivered:
@@ -44,6 +48,9 @@ class MailboxContext:
     own: frozenset[str]
     labels_by_role: dict[str, Label]
     labels_by_name: dict[str, Label]
+    # Message-IDs known to be held by a message of the mailbox (``taken``), among those looked up.
+    taken: set[str] = field(default_factory=set)
+    looked_up: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, mailbox: Mailbox) -> "MailboxContext":
@@ -55,6 +62,26 @@ class MailboxContext:
             labels_by_role={label.role: label for label in labels if label.role},
             labels_by_name={label.name.lower(): label for label in labels},
         )
+
+    def message_ids_look_up(self, message_ids: set[str]) -> None:
+        """Learn which of ``message_ids`` the mailbox's messages already hold (one query)."""
+        wanted = message_ids - self.looked_up
+        if wanted:
+            held = Message.objects.filter(mailbox=self.mailbox, message_id__in=wanted)
+            self.taken.update(held.values_list("message_id", flat=True))
+            self.looked_up.update(wanted)
+
+    def own_message_id(self, copy: "Copy") -> str:
+        """The copy's identity in the mailbox: its Message-ID, unless another message of the mailbox
+        (other bytes: a byte-identical copy never gets this far) already holds it. Then an id made
+        from the original and the bytes' hash, stable across re-deliveries; the original header
+        stays in the raw message and readable in the made-up id."""
+        message_id = copy.parsed.message_id
+        self.message_ids_look_up({message_id})
+        if message_id not in self.taken:
+            return message_id
+        local, _, domain = message_id.rpartition("@")
+        return f"{local or message_id}.dup-{copy.blob.sha256[:16]}@{domain or 'mailsite.invalid'}"[:998]
 
     def labels_for(self, *, roles: tuple[str, ...], names: tuple[str, ...]) -> list[Label]:
         """The system labels named by role and the user labels by name (created when new)."""
@@ -147,6 +174,10 @@ def message_deliver_new(*, context: MailboxContext, copy: Copy, deferred: Deferr
 
 def _message_place_and_insert(context: MailboxContext, copy: Copy) -> tuple[Message, Correspondence]:
     parsed = copy.parsed
+    message_id = context.own_message_id(copy)
+    if message_id != parsed.message_id:
+        logger.info("inbound.message_id_reused", message_id=parsed.message_id, given=message_id)
+        parsed = dataclasses.replace(parsed, message_id=message_id, message_id_synthesised=True)
     correspondence = correspondence_of(
         sender=parsed.sender.address,
         addresses={role: [a.address for a in found] for role, found in parsed.addresses.items()},
@@ -182,6 +213,8 @@ def _message_place_and_insert(context: MailboxContext, copy: Copy) -> tuple[Mess
         source_tag=copy.source_tag,
     )
     message.save(force_insert=True)
+    context.taken.add(message_id)
+    context.looked_up.add(message_id)
     return message, correspondence
 
 

@@ -100,8 +100,10 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
     contexts: dict[int, MailboxContext] = {}
     present = _copies_present(receipts)
     deferred = DeferredRows()
+    parsed_all = {receipt.id: _parse(receipt) for receipt in receipts}
+    batch_ids = {parsed.message_id for parsed in parsed_all.values()}
     for receipt in receipts:
-        parsed = _parse(receipt)
+        parsed = parsed_all[receipt.id]
         key = tuple(sorted(set(_recipients(receipt, parsed))))
         if key not in routes:
             routes[key] = mailboxes_for_addresses(addresses=list(key))
@@ -117,6 +119,7 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
                 continue  # an earlier arrival of the same bytes already put it there
             if mailbox.id not in contexts:
                 contexts[mailbox.id] = MailboxContext.load(mailbox)
+                contexts[mailbox.id].message_ids_look_up(batch_ids)
             message_deliver_new(context=contexts[mailbox.id], copy=_copy(receipt, parsed), deferred=deferred)
             present.add((mailbox.id, receipt.blob_id))
         receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
