@@ -117,6 +117,22 @@ def _peak_rss_mb(process: subprocess.Popen) -> float:
     return 0.0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _database_cpu() -> dict[int, float]:
+    """CPU time of every PostgreSQL backend serving the bench database, by process id."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return {pid: _cpu_seconds(pid) for (pid,) in cursor.fetchall()}
+
+
 def _stop(workers: list[subprocess.Popen]) -> None:
     for worker in workers:
         worker.terminate()
@@ -202,6 +218,7 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     if mode == "import":
         _write_mbox(tagged, folder / "bench.mbox")  # written before the clock starts
     running = _start_workers(workers, env, logs, tag)
+    workers_cpu, database_cpu, feeder_cpu = [_cpu_seconds(w.pid) for w in running], _database_cpu(), time.process_time()
     started = time.perf_counter()
     feed = (lambda: _feed_import(folder / "bench.mbox", address)) if mode == "import" else None
     stored = feed() if feed else _feed_webhook(tagged, address, tag)
@@ -209,6 +226,9 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     receipt_filter = {"envelope_recipients__contains": [address]}
     _wait_final(receipt_filter, stored)
     elapsed = time.perf_counter() - started
+    feeder_cpu = time.process_time() - feeder_cpu
+    workers_cpu = sum(_cpu_seconds(w.pid) - before for w, before in zip(running, workers_cpu, strict=True))
+    database_cpu = sum(cpu - database_cpu.get(pid, 0.0) for pid, cpu in _database_cpu().items())
     peaks = ", ".join(f"{_peak_rss_mb(worker):.0f} MB" for worker in running)
     _stop(running)
     shutil.rmtree(folder, ignore_errors=True)
@@ -219,6 +239,11 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     print(
         f"  {name} {workers} worker(s): {rate:7,.0f} msg/s end to end ({done:,} in {elapsed:6.1f}s; "
         f"stored in {fed:5.1f}s)  {_percentiles(latencies)}  peak RSS/worker {peaks}  {outcomes}"
+    )
+    per_message = [cpu * 1000 / done for cpu in (feeder_cpu, workers_cpu, database_cpu)]
+    print(
+        f"    CPU per message: feeder {per_message[0]:.1f} ms, workers {per_message[1]:.1f} ms, "
+        f"PostgreSQL {per_message[2]:.1f} ms → {2000 / sum(per_message):,.0f} msg/s if 2 cores were ours alone"
     )
     return rate
 

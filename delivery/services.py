@@ -236,9 +236,14 @@ def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[
 
 
 def inbound_receipts_finish(*, receipts: list[InboundReceipt]) -> None:
-    """Record the outcomes already set on ``receipts`` (status, last_error) in one statement."""
+    """Record the outcomes already set on ``receipts`` (status, last_error): one UPDATE per
+    distinct outcome, usually one for the whole batch."""
     now = timezone.now()
+    outcomes: dict[tuple[str, str], list[int]] = {}
     for receipt in receipts:
         receipt.last_error = receipt.last_error[:10_000]
         receipt.parsed_at = now if receipt.status == InboundReceipt.Status.PARSED else None
-    InboundReceipt.objects.bulk_update(receipts, ["status", "last_error", "parsed_at"])
+        outcomes.setdefault((receipt.status, receipt.last_error), []).append(receipt.pk)
+    for (status, error), ids in outcomes.items():
+        parsed_at = now if status == InboundReceipt.Status.PARSED else None
+        InboundReceipt.objects.filter(pk__in=ids).update(status=status, last_error=error, parsed_at=parsed_at)

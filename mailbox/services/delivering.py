@@ -6,7 +6,8 @@ from datetime import datetime
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, When
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
@@ -31,6 +32,22 @@ from threads.models import Thread
 from threads.services import SummaryDelta, thread_add_message_summary
 
 logger = structlog.get_logger(__name__)
+
+# Advisory lock space (first key of the two-key form) of "deliveries into mailbox <second key>".
+_DELIVERY_LOCK_SPACE = 0x6D62
+_DELIVERY_LOCK_SQL = "SELECT {function}(%s, id) FROM unnest(%s::int[]) AS id ORDER BY id"
+
+
+def mailbox_deliveries_lock(*, mailbox_ids: list[int], exclusive: bool) -> None:
+    """Hold the mailboxes' delivery locks until the transaction ends, in id order.
+
+    A batch holds them exclusively, a single delivery shared: a batch places many messages before
+    it commits, and two of those, or a batch and a single delivery, taking the thread resolver's
+    locks for one mailbox in different orders would deadlock. Single deliveries still run side by side.
+    """
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(_DELIVERY_LOCK_SQL.format(function=function), [_DELIVERY_LOCK_SPACE, sorted(set(mailbox_ids))])
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,7 @@ def message_deliver(
     if existing is not None:
         return Delivered(existing, created=False)
     copy = Copy(blob, parsed, source_tag, label_roles, user_labels, is_read, is_starred, receipt, received_at)
+    mailbox_deliveries_lock(mailbox_ids=[mailbox.id], exclusive=False)
     context = MailboxContext.load(mailbox)
     try:
         # One savepoint around thread placement and insert: if a concurrent delivery of the same
@@ -162,7 +180,8 @@ def message_deliver(
 
 def message_deliver_new(*, context: MailboxContext, copy: Copy, deferred: DeferredRows) -> Message:
     """Deliver a copy the caller knows is not in the mailbox yet, inside the caller's transaction,
-    without savepoints; bodies and events wait in ``deferred`` for the caller's ``flush()``.
+    without savepoints; bodies and events wait in ``deferred`` for the caller's ``flush()``. The
+    caller holds the mailbox's delivery lock exclusively (``mailbox_deliveries_lock``).
 
     For batches: a concurrent delivery of the same blob raises ``IntegrityError``, and the caller
     rolls its whole transaction back and delivers the batch's messages one by one instead.
@@ -283,29 +302,29 @@ def _thread_labels_add(*, thread: Thread, labels: list[Label], message: Message)
     Every label lists a conversation at its latest message, whichever label that message has,
     so the date shown and the sort order agree (a reply you send moves the thread up the Inbox).
     """
-    if thread.message_count == 1:
-        # A new thread has no label rows yet: insert them, nothing to read or re-date.
-        ThreadLabel.objects.bulk_create(
-            ThreadLabel(
-                mailbox_id=thread.mailbox_id,
-                label=label,
-                thread=thread,
-                message_count=1,
-                unread_count=0 if message.is_read else 1,
-                last_message_at=thread.last_message_at,
-            )
-            for label in labels
+    unread = 0 if message.is_read else 1
+    # A new thread has no label rows yet: nothing to read or re-date.
+    existing: set[int] = set()
+    if thread.message_count > 1:
+        existing = set(ThreadLabel.objects.filter(thread=thread).values_list("label_id", flat=True))
+        counted = [label.id for label in labels if label.id in existing]
+        # One statement: count the message in its labels' rows, re-date every row of the thread.
+        ThreadLabel.objects.filter(thread=thread).update(
+            message_count=F("message_count") + Case(When(label_id__in=counted, then=1), default=0),
+            unread_count=F("unread_count") + Case(When(label_id__in=counted, then=unread), default=0),
+            last_message_at=thread.last_message_at,
         )
-        return
-    existing = {row.label_id: row for row in ThreadLabel.objects.filter(thread=thread, label__in=labels)}
-    for label in labels:
-        row = existing.get(label.id) or ThreadLabel(mailbox_id=thread.mailbox_id, label=label, thread=thread)
-        row.message_count += 1
-        row.unread_count += 0 if message.is_read else 1
-        row.last_message_at = thread.last_message_at
-        row.save()
-    ThreadLabel.objects.filter(thread=thread).exclude(last_message_at=thread.last_message_at).update(
-        last_message_at=thread.last_message_at
+    ThreadLabel.objects.bulk_create(
+        ThreadLabel(
+            mailbox_id=thread.mailbox_id,
+            label=label,
+            thread=thread,
+            message_count=1,
+            unread_count=unread,
+            last_message_at=thread.last_message_at,
+        )
+        for label in labels
+        if label.id not in existing
     )
 
 

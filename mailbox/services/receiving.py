@@ -19,7 +19,14 @@ from delivery.services import (
 from mailbox.models import Label, Mailbox, Message
 from mailbox.parsing import ParsedMessage, parse_message
 from mailbox.selectors import mailboxes_for_addresses
-from mailbox.services.delivering import Copy, DeferredRows, MailboxContext, message_deliver, message_deliver_new
+from mailbox.services.delivering import (
+    Copy,
+    DeferredRows,
+    MailboxContext,
+    mailbox_deliveries_lock,
+    message_deliver,
+    message_deliver_new,
+)
 from mailsite.models import DomainEvent
 
 logger = structlog.get_logger(__name__)
@@ -97,17 +104,20 @@ def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> Batch
 
 def _batch_deliver(receipts: list[InboundReceipt]) -> None:
     routes: dict[tuple[str, ...], tuple[list[Mailbox], list[str]]] = {}
-    contexts: dict[int, MailboxContext] = {}
-    present = _copies_present(receipts)
-    deferred = DeferredRows()
-    parsed_all = {receipt.id: _parse(receipt) for receipt in receipts}
-    batch_ids = {parsed.message_id for parsed in parsed_all.values()}
+    plan: list[tuple[InboundReceipt, ParsedMessage, list[Mailbox], list[str]]] = []
     for receipt in receipts:
-        parsed = parsed_all[receipt.id]
+        parsed = _parse(receipt)
         key = tuple(sorted(set(_recipients(receipt, parsed))))
         if key not in routes:
             routes[key] = mailboxes_for_addresses(addresses=list(key))
-        mailboxes, unknown = routes[key]
+        plan.append((receipt, parsed, *routes[key]))
+    mailbox_ids = [m.id for _, parsed, mailboxes, _ in plan if not parsed.is_malformed for m in mailboxes]
+    mailbox_deliveries_lock(mailbox_ids=mailbox_ids, exclusive=True)
+    present = _copies_present(receipts)  # read under the locks: no delivery of these is under way
+    batch_ids = {parsed.message_id for _, parsed, _, _ in plan}
+    contexts: dict[int, MailboxContext] = {}
+    deferred = DeferredRows()
+    for receipt, parsed, mailboxes, unknown in plan:
         reason = _quarantine_reason(parsed, mailboxes, unknown)
         if reason:
             receipt.status, receipt.last_error = InboundReceipt.Status.QUARANTINED, reason
