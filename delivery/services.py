@@ -214,25 +214,33 @@ def inbound_receipt_reset(*, receipt_id: int) -> InboundReceipt:
     return receipt
 
 
-def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[InboundReceipt]:
-    """Lock the waiting receipts among ``receipt_ids`` (and, up to ``fill_to`` in all, other receipts
+@transaction.atomic
+def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[int]:
+    """Pick the waiting receipts among ``receipt_ids`` (and, up to ``fill_to`` in all, other receipts
     waiting their first attempt), skipping any another worker holds, and count one attempt on each.
 
-    Call inside the transaction that processes them: the row locks last until it ends, so no two
-    workers process one receipt at once. Oldest first; blobs come with them.
+    Commits at once, so the attempt stays counted even if the worker dies processing them (and a
+    receipt that killed a worker is never taken along again); ``inbound_receipts_lock`` then holds
+    them while they are processed.
     """
-    waiting = InboundReceipt.objects.filter(status=InboundReceipt.Status.RECEIVED).select_related("blob")
-    claimed = list(waiting.filter(pk__in=receipt_ids).order_by("pk").select_for_update(skip_locked=True, of=("self",)))
+    waiting = InboundReceipt.objects.filter(status=InboundReceipt.Status.RECEIVED)
+    claimed = list(waiting.filter(pk__in=receipt_ids).order_by("pk").select_for_update(skip_locked=True))
     room = fill_to - len(claimed)
     if room > 0:
         # Only receipts never tried: one that failed a try waits for its own task's back-off.
         others = waiting.filter(attempts=0).exclude(pk__in=receipt_ids).order_by("received_at")
-        claimed += list(others.select_for_update(skip_locked=True, of=("self",))[:room])
-    if claimed:
-        InboundReceipt.objects.filter(pk__in=[r.pk for r in claimed]).update(attempts=F("attempts") + 1)
-        for receipt in claimed:
-            receipt.attempts += 1
-    return claimed
+        claimed += list(others.select_for_update(skip_locked=True)[:room])
+    ids = [receipt.pk for receipt in claimed]
+    if ids:
+        InboundReceipt.objects.filter(pk__in=ids).update(attempts=F("attempts") + 1)
+    return ids
+
+
+def inbound_receipts_lock(*, receipt_ids: list[int]) -> list[InboundReceipt]:
+    """Lock those of ``receipt_ids`` still waiting and not held by another worker, with their blobs,
+    in id order. Call inside the transaction that processes them: the locks last until it ends."""
+    waiting = InboundReceipt.objects.filter(pk__in=receipt_ids, status=InboundReceipt.Status.RECEIVED)
+    return list(waiting.select_related("blob").order_by("pk").select_for_update(skip_locked=True, of=("self",)))
 
 
 def inbound_receipts_finish(*, receipts: list[InboundReceipt]) -> None:

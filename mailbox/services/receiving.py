@@ -15,6 +15,7 @@ from delivery.services import (
     inbound_receipt_start_attempt,
     inbound_receipts_claim,
     inbound_receipts_finish,
+    inbound_receipts_lock,
 )
 from mailbox.models import Label, Mailbox, Message
 from mailbox.parsing import ParsedMessage, parse_message
@@ -86,13 +87,14 @@ def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> Batch
     its receipts come back in ``handed_back``, still waiting, for the caller to process one by one
     (``receipt_process``, one transaction per copy), so one bad message never loses or blocks the others.
     """
-    claimed: list[InboundReceipt] = []
+    claimed_ids: list[int] = []
     try:
+        claimed_ids = inbound_receipts_claim(receipt_ids=receipt_ids, fill_to=fill_to)
         with transaction.atomic():
-            claimed = inbound_receipts_claim(receipt_ids=receipt_ids, fill_to=fill_to)
+            claimed = inbound_receipts_lock(receipt_ids=claimed_ids)
             _batch_deliver(claimed)
     except Exception as error:  # noqa: BLE001 - any failure: the caller retries one receipt at a time
-        handed_back = sorted({r.id for r in claimed} | set(receipt_ids))
+        handed_back = sorted({*claimed_ids, *receipt_ids})
         logger.warning("inbound.batch_failed", receipts=len(handed_back), error=repr(error))
         return BatchOutcome(handed_back=handed_back, error=repr(error))
     quarantined = sum(1 for r in claimed if r.status == InboundReceipt.Status.QUARANTINED)
