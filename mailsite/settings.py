@@ -281,10 +281,12 @@ MAILSITE_SMTP_HOSTNAME = env.str("MAILSITE_SMTP_HOSTNAME", default="")
 # Authentication-Results headers are trusted only from these authserv-ids (RFC 8601 §5): the host
 # that checks SPF/DKIM/DMARC for us — our MX, or the ESP's (e.g. amazonses.com) — and our names.
 # A sender can write any such header; one naming another host neither passes nor fails the mail.
+# A name without a dot (localhost, a bare host name) is never a default: anyone could claim it.
 MAILSITE_AUTHSERV_IDS = [
     name.lower()
     for name in env.list(
-        "MAILSITE_AUTHSERV_IDS", default=[MAILSITE_DEFAULT_DOMAIN, MAILSITE_SMTP_HOSTNAME or socket.getfqdn()]
+        "MAILSITE_AUTHSERV_IDS",
+        default=[n for n in (MAILSITE_DEFAULT_DOMAIN, MAILSITE_SMTP_HOSTNAME or socket.getfqdn()) if "." in n],
     )
 ]
 # aiosmtpd logs every SMTP command (with addresses) at INFO; our own log lines say what matters.
