@@ -7,6 +7,7 @@ from typing import Any
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
@@ -45,6 +46,44 @@ def blob_store(*, data: bytes) -> Blob:
     return blob
 
 
+def blobs_store(*, datas: list[bytes]) -> dict[str, Blob]:
+    """Store many byte strings at once, content-addressed: ``blob_store`` for a batch, with one
+    look-up and one insert. Returns every blob by sha256 (existing or new)."""
+    by_sha = {hashlib.sha256(data).hexdigest(): data for data in datas}
+    blobs = {blob.sha256: blob for blob in Blob.objects.filter(sha256__in=by_sha)}
+    storage = storages["mail"]
+    missing = []
+    for sha256, data in by_sha.items():
+        if sha256 in blobs:
+            continue
+        key = blob_storage_key(sha256)
+        if not storage.exists(key):
+            saved_as = storage.save(key, ContentFile(data))
+            if saved_as != key:
+                raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
+        missing.append(Blob(sha256=sha256, size=len(data), storage_key=key))
+    if missing:
+        # Bytes first, rows second, as in blob_store; a concurrent writer's row stands.
+        Blob.objects.bulk_create(missing, ignore_conflicts=True)
+        blobs.update({b.sha256: b for b in Blob.objects.filter(sha256__in=[m.sha256 for m in missing])})
+    return blobs
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One arrival of raw mail, as ``inbound_receipt_create`` takes it."""
+
+    source: str
+    raw: bytes
+    esp: str = ""
+    event_id: str = ""
+    envelope_sender: str = ""
+    envelope_recipients: tuple[str, ...] = ()
+    verdicts: dict[str, Any] | None = None
+    correlation_id: str = ""
+    metadata: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class ReceiptStored:
     receipt: InboundReceipt
@@ -69,26 +108,82 @@ def inbound_receipt_create(
     A repeat of an arrival the channel identifies (same source, ESP and event id) is recognised
     by the database's unique constraint: the first receipt is returned and nothing changes.
     """
-    blob = blob_store(data=raw)
-    receipt = InboundReceipt(
-        source=source,
-        esp=esp,
-        event_id=event_id[:255],
-        blob=blob,
-        envelope_sender=envelope_sender[:998],
-        envelope_recipients=[r.strip().lower()[:998] for r in envelope_recipients if r.strip()],
-        verdicts=verdicts or {},
-        correlation_id=correlation_id[:64],
-        metadata=metadata or {},
-        received_at=timezone.now(),
+    arrival = Arrival(
+        source, raw, esp, event_id, envelope_sender, tuple(envelope_recipients), verdicts, correlation_id, metadata
     )
-    receipt.full_clean(validate_unique=False, validate_constraints=False)
+    receipt = _receipt_build(arrival, blob_store(data=raw))
+    # The blob was just stored: no need to look its row up again to validate the foreign key.
+    receipt.full_clean(exclude=["blob"], validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             receipt.save()
     except IntegrityError:
         return ReceiptStored(InboundReceipt.objects.get(source=source, esp=esp, event_id=receipt.event_id), False)
     return ReceiptStored(receipt, created=True)
+
+
+def _receipt_build(arrival: Arrival, blob: Blob) -> InboundReceipt:
+    return InboundReceipt(
+        source=arrival.source,
+        esp=arrival.esp,
+        event_id=arrival.event_id[:255],
+        blob=blob,
+        envelope_sender=arrival.envelope_sender[:998],
+        envelope_recipients=[r.strip().lower()[:998] for r in arrival.envelope_recipients if r.strip()],
+        verdicts=arrival.verdicts or {},
+        correlation_id=arrival.correlation_id[:64],
+        metadata=arrival.metadata or {},
+        received_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def inbound_receipts_create(*, arrivals: list[Arrival]) -> list[ReceiptStored]:
+    """``inbound_receipt_create`` for a batch (a bulk import): blobs and receipts each in one insert.
+
+    Arrivals the database already holds, or that repeat an earlier one of the batch, come back as
+    not created. If a concurrent writer inserts one of them meanwhile, the batch falls back to
+    creating them one by one, each recognised by the unique constraint.
+    """
+    blobs = blobs_store(datas=[arrival.raw for arrival in arrivals])
+    keys = {(a.source, a.esp, a.event_id[:255]) for a in arrivals if a.event_id}
+    known = {
+        (r.source, r.esp, r.event_id): r
+        for r in InboundReceipt.objects.filter(event_id__in={key[2] for key in keys}).select_related("blob")
+        if (r.source, r.esp, r.event_id) in keys
+    }
+    results: list[tuple[InboundReceipt, bool]] = []
+    new: list[InboundReceipt] = []
+    for arrival in arrivals:
+        key = (arrival.source, arrival.esp, arrival.event_id[:255])
+        if arrival.event_id and key in known:
+            results.append((known[key], False))
+            continue
+        receipt = _receipt_build(arrival, blobs[hashlib.sha256(arrival.raw).hexdigest()])
+        if arrival.event_id:
+            known[key] = receipt
+        new.append(receipt)
+        results.append((receipt, True))
+    try:
+        with transaction.atomic():
+            InboundReceipt.objects.bulk_create(new)
+    except IntegrityError:
+        return [_receipt_create_one(arrival) for arrival in arrivals]
+    return [ReceiptStored(receipt, created) for receipt, created in results]
+
+
+def _receipt_create_one(arrival: Arrival) -> ReceiptStored:
+    return inbound_receipt_create(
+        source=arrival.source,
+        raw=arrival.raw,
+        esp=arrival.esp,
+        event_id=arrival.event_id,
+        envelope_sender=arrival.envelope_sender,
+        envelope_recipients=arrival.envelope_recipients,
+        verdicts=arrival.verdicts,
+        correlation_id=arrival.correlation_id,
+        metadata=arrival.metadata,
+    )
 
 
 @transaction.atomic
@@ -146,3 +241,46 @@ def blob_store_file(*, file: File) -> Blob:
     except IntegrityError:
         return Blob.objects.get(sha256=sha256)
     return blob
+
+
+@transaction.atomic
+def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[int]:
+    """Pick the waiting receipts among ``receipt_ids`` (and, up to ``fill_to`` in all, other receipts
+    waiting their first attempt), skipping any another worker holds, and count one attempt on each.
+
+    Commits at once, so the attempt stays counted even if the worker dies processing them (and a
+    receipt that killed a worker is never taken along again); ``inbound_receipts_lock`` then holds
+    them while they are processed.
+    """
+    waiting = InboundReceipt.objects.filter(status=InboundReceipt.Status.RECEIVED)
+    claimed = list(waiting.filter(pk__in=receipt_ids).order_by("pk").select_for_update(skip_locked=True))
+    room = fill_to - len(claimed)
+    if room > 0:
+        # Only receipts never tried: one that failed a try waits for its own task's back-off.
+        others = waiting.filter(attempts=0).exclude(pk__in=receipt_ids).order_by("received_at")
+        claimed += list(others.select_for_update(skip_locked=True)[:room])
+    ids = [receipt.pk for receipt in claimed]
+    if ids:
+        InboundReceipt.objects.filter(pk__in=ids).update(attempts=F("attempts") + 1)
+    return ids
+
+
+def inbound_receipts_lock(*, receipt_ids: list[int]) -> list[InboundReceipt]:
+    """Lock those of ``receipt_ids`` still waiting and not held by another worker, with their blobs,
+    in id order. Call inside the transaction that processes them: the locks last until it ends."""
+    waiting = InboundReceipt.objects.filter(pk__in=receipt_ids, status=InboundReceipt.Status.RECEIVED)
+    return list(waiting.select_related("blob").order_by("pk").select_for_update(skip_locked=True, of=("self",)))
+
+
+def inbound_receipts_finish(*, receipts: list[InboundReceipt]) -> None:
+    """Record the outcomes already set on ``receipts`` (status, last_error): one UPDATE per
+    distinct outcome, usually one for the whole batch."""
+    now = timezone.now()
+    outcomes: dict[tuple[str, str], list[int]] = {}
+    for receipt in receipts:
+        receipt.last_error = receipt.last_error[:10_000]
+        receipt.parsed_at = now if receipt.status == InboundReceipt.Status.PARSED else None
+        outcomes.setdefault((receipt.status, receipt.last_error), []).append(receipt.pk)
+    for (status, error), ids in outcomes.items():
+        parsed_at = now if status == InboundReceipt.Status.PARSED else None
+        InboundReceipt.objects.filter(pk__in=ids).update(status=status, last_error=error, parsed_at=parsed_at)

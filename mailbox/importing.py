@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from delivery.models import InboundReceipt
+from delivery.services import Arrival
 from mailbox.models import Label, Mailbox
-from mailbox.services.ingest import inbound_accept
+from mailbox.services.ingest import inbound_accept_many
 from mailsite.stdlib_mailbox import stdlib_mailbox
 
 # Folder names (mbox file stems, Maildir++ folders) that mean a system folder.
@@ -57,6 +58,8 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FOLDED_LINE = re.compile(rb"\r?\n(?=[ \t])")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
 _MAILDIR_INFO = re.compile(r"[:!]2,([A-Za-z]*)$")
+# Messages stored and committed together: an interrupted import keeps every chunk it committed.
+IMPORT_CHUNK = 200
 _HINT_HEADERS = (b"x-gmail-labels", b"status", b"x-status", b"x-mozilla-status")
 
 
@@ -327,11 +330,13 @@ def mail_import(
 ) -> ImportResult:
     """Hand every message of ``sources`` to ``inbound_accept`` for ``mailbox``; safe to re-run.
 
-    Each message is its own arrival, committed before the next is read, so an interrupted import
-    keeps what it stored and a re-run adds only the rest. ``progress`` is called once a message.
+    Each message is its own arrival; they are committed in chunks of ``IMPORT_CHUNK``, so an
+    interrupted import keeps the chunks it committed and a re-run adds only the rest.
+    ``progress`` is called once a message.
     Unreadable files are skipped and listed; a database or storage failure propagates.
     """
     result = ImportResult()
+    pending: list[Arrival] = []
     for source in sources:
         messages = source.messages()
         while True:
@@ -342,31 +347,46 @@ def mail_import(
             except OSError as error:  # reading the source, not storing: the rest of it is lost
                 result.unreadable.append(f"{source.path}: {error}")
                 break
-            _import_one(mailbox, message, extra_labels, result)
-            progress()
+            arrival = _arrival(mailbox, message, extra_labels, result)
+            if arrival is not None:
+                pending.append(arrival)
+            if len(pending) >= IMPORT_CHUNK:
+                _store(pending, result, progress)
+            elif arrival is None:
+                progress()
+    _store(pending, result, progress)
     return result
 
 
-def _import_one(
+def _arrival(
     mailbox: Mailbox, message: ImportedMessage, extra_labels: tuple[str, ...], result: ImportResult
-) -> None:
+) -> Arrival | None:
     if message.error:
         result.unreadable.append(f"{message.origin}: {message.error}")
-        return
+        return None
     if not message.raw.strip():
         result.empty += 1
-        return
+        return None
     hints = message.hints
     if extra_labels:
         hints = {**hints, "labels": [*hints.get("labels", []), *extra_labels]}
-    stored = inbound_accept(
+    return Arrival(
         source=InboundReceipt.Source.IMPORT,
         raw=message.raw,
         event_id=f"{mailbox.id}:{hashlib.sha256(message.raw).hexdigest()}",
-        envelope_recipients=[mailbox.address],
+        envelope_recipients=(mailbox.address,),
         metadata=hints,
     )
-    if stored.created:
-        result.imported += 1
-    else:
-        result.duplicates += 1
+
+
+def _store(pending: list[Arrival], result: ImportResult, progress: Callable[[], None]) -> None:
+    """Commit a chunk of arrivals (their parse is queued in batches once they are committed)."""
+    if not pending:
+        return
+    for stored in inbound_accept_many(arrivals=pending):
+        if stored.created:
+            result.imported += 1
+        else:
+            result.duplicates += 1
+        progress()
+    pending.clear()

@@ -8,6 +8,7 @@ listed, with its default, in README.md.
 """
 
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -154,6 +155,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A receipt still unparsed this long after arriving lost its task (broker down at commit time).
 MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(seconds=env.int("MAILSITE_RECEIPT_SWEEP_AFTER_SECONDS", default=120))
+# A bearer token that lets a Prometheus scraper read /metrics (staff sessions can read it too); empty: staff only.
+MAILSITE_METRICS_TOKEN = env.str("MAILSITE_METRICS_TOKEN", default="")
+# How many waiting receipts one parse task or import step processes in one transaction (1: never batch).
+MAILSITE_INBOUND_BATCH_SIZE = env.int("MAILSITE_INBOUND_BATCH_SIZE", default=50)
 
 # --- Storage: raw mail and attachments live in object storage, never in the database --------
 MAIL_STORAGE_BUCKET = env.str("MAIL_STORAGE_BUCKET", default="")
@@ -295,6 +300,17 @@ MAILSITE_SMTP_MAX_MESSAGE_BYTES = env.int("MAILSITE_SMTP_MAX_MESSAGE_BYTES", def
 MAILSITE_SMTP_MAX_RECIPIENTS = env.int("MAILSITE_SMTP_MAX_RECIPIENTS", default=100)
 # The name in the greeting and EHLO reply; empty means the machine's fully qualified name.
 MAILSITE_SMTP_HOSTNAME = env.str("MAILSITE_SMTP_HOSTNAME", default="")
+# Authentication-Results headers are trusted only from these authserv-ids (RFC 8601 §5): the host
+# that checks SPF/DKIM/DMARC for us — our MX, or the ESP's (e.g. amazonses.com) — and our names.
+# A sender can write any such header; one naming another host neither passes nor fails the mail.
+# A name without a dot (localhost, a bare host name) is never a default: anyone could claim it.
+MAILSITE_AUTHSERV_IDS = [
+    name.lower()
+    for name in env.list(
+        "MAILSITE_AUTHSERV_IDS",
+        default=[n for n in (MAILSITE_DEFAULT_DOMAIN, MAILSITE_SMTP_HOSTNAME or socket.getfqdn()) if "." in n],
+    )
+]
 # aiosmtpd logs every SMTP command (with addresses) at INFO; our own log lines say what matters.
 LOGGING["loggers"]["mail.log"] = {"level": env.str("MAILSITE_SMTP_LOG_LEVEL", default="WARNING")}
 

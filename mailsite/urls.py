@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, include, path
 
+from delivery.metrics import metrics_view
 from delivery.sns import AmazonSESInboundView, AmazonSESTrackingView
 
 # Anymail's SES views do not check SNS signatures; ours do (delivery.sns).
@@ -47,5 +48,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("anymail/", include((_anymail_patterns(), anymail_urls.app_name))),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("mailbox.urls")),
 ]

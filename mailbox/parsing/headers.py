@@ -31,6 +31,7 @@ _BASE64_JUNK = re.compile(r"[^A-Za-z0-9+/]")
 _MESSAGE_ID = re.compile(r"<([^<>\s@]+@[^<>\s]+)>")
 _BARE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
 _AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)=([a-z]+)", re.IGNORECASE)
+_COMMENT = re.compile(r"\([^()]*\)")
 _LIST_ID = re.compile(r"<([^<>\s]+)>")
 _PLAIN_ADDRESS = re.compile(r"^[^@\s\"'<>(),;:]+@[^@\s\"'<>(),;:]+$")
 _ADDR_SPEC = r'[^<>\s@",;:()\\\[\]]+@[^<>\s@",;:()\\\[\]]+'
@@ -245,12 +246,25 @@ def date(value: str, received_at: datetime) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def authentication(value: str) -> dict[str, str]:
-    """{"spf": "pass", "dkim": "fail", "dmarc": "pass"} from one Authentication-Results header."""
-    results: dict[str, str] = {}
-    for method, result in _AUTH_RESULT.findall(unfolded(value)[:20_000]):
-        results.setdefault(method.lower(), result.lower())
-    return results
+def authentication(values: list[str], trusted: frozenset[str]) -> dict[str, str]:
+    """{"spf": "pass", "dkim": "fail", "dmarc": "pass"} from the top-most Authentication-Results
+    header whose authserv-id is one of ``trusted`` (lowercase). RFC 8601 §5: a header naming
+    anyone else may have been written by the sender, so it proves nothing either way."""
+    for value in values:
+        text = unfolded(value)[:20_000]
+        if authserv_id(text) in trusted:
+            results: dict[str, str] = {}
+            for method, result in _AUTH_RESULT.findall(text.partition(";")[2]):
+                results.setdefault(method.lower(), result.lower())
+            return results
+    return {}
+
+
+def authserv_id(value: str) -> str:
+    """The authserv-id of an Authentication-Results value (before the first ``;``, without
+    comments or the optional version number), lowercase."""
+    head = _COMMENT.sub(" ", value.partition(";")[0]).split()
+    return head[0].strip('"').lower() if head else ""
 
 
 def list_id(value: str) -> str:

@@ -1,6 +1,7 @@
 """Raw RFC 5322 bytes → the fields Mailsite stores, in one pass over the MIME tree."""
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 
 from mailbox.parsing import headers as h
@@ -21,8 +22,11 @@ _ADDRESS_HEADERS = {
 }
 
 
-def parse_message(raw: bytes, *, received_at: datetime) -> ParsedMessage:
+def parse_message(raw: bytes, *, received_at: datetime, authserv_ids: Iterable[str] = ()) -> ParsedMessage:
     """Parse ``raw`` defensively: never raises on bad mail.
+
+    ``authserv_ids`` names the hosts whose Authentication-Results we trust (ours and our ESP's);
+    other such headers are ignored.
 
     A missing Message-ID (or several that disagree) is synthesised from the content hash, so the
     same bytes always get the same id; a missing or absurd Date falls back to ``received_at``.
@@ -42,7 +46,9 @@ def parse_message(raw: bytes, *, received_at: datetime) -> ParsedMessage:
         subject=index.text("subject"),
         date=h.date(index.first("date"), received_at),
         list_id=h.list_id(index.first("list-id")),
-        authentication=h.authentication(index.first("authentication-results")),
+        authentication=h.authentication(
+            index.all("authentication-results"), frozenset(i.lower() for i in authserv_ids)
+        ),
         list_unsubscribe=index.text("list-unsubscribe"),
         is_malformed=not any(index.first(name).strip() for name in _IDENTIFYING_HEADERS),
         size=len(raw),

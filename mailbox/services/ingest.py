@@ -8,11 +8,19 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.db import transaction
 
+from delivery.metrics import INBOUND_DUPLICATES, INBOUND_RECEIVED
 from delivery.models import InboundReceipt
-from delivery.services import ReceiptStored, inbound_receipt_create, inbound_receipt_reset
-from mailbox.tasks import receipt_process_task
+from delivery.services import (
+    Arrival,
+    ReceiptStored,
+    inbound_receipt_create,
+    inbound_receipt_reset,
+    inbound_receipts_create,
+)
+from mailbox.tasks import receipt_process_task, receipts_process_batch_task
 
 logger = structlog.get_logger(__name__)
 
@@ -49,12 +57,31 @@ def inbound_accept(
         if stored.created:
             # robust: a broker outage must not fail the request; the sweeper queues it later.
             transaction.on_commit(_parse_queuer(stored.receipt.id), robust=True)
+    (INBOUND_RECEIVED if stored.created else INBOUND_DUPLICATES).labels(source=source).inc()
     logger.info(
         "inbound.received" if stored.created else "inbound.duplicate",
         receipt_id=stored.receipt.id,
         source=source,
         esp=esp,
     )
+    return stored
+
+
+def inbound_accept_many(*, arrivals: list[Arrival]) -> list[ReceiptStored]:
+    """``inbound_accept`` for a batch of arrivals (a bulk import): stored and committed together,
+    then their parse queued in batches of ``MAILSITE_INBOUND_BATCH_SIZE`` once that has committed."""
+    with transaction.atomic():
+        stored = inbound_receipts_create(arrivals=arrivals)
+        created = [s.receipt.id for s in stored if s.created]
+        size = max(1, settings.MAILSITE_INBOUND_BATCH_SIZE)
+        for start in range(0, len(created), size):
+            transaction.on_commit(_batch_queuer(created[start : start + size]), robust=True)
+    duplicates = len(stored) - len(created)
+    for source in {arrival.source for arrival in arrivals}:
+        received = sum(1 for s in stored if s.created and s.receipt.source == source)
+        INBOUND_RECEIVED.labels(source=source).inc(received)
+        INBOUND_DUPLICATES.labels(source=source).inc(sum(1 for a in arrivals if a.source == source) - received)
+    logger.info("inbound.received_batch", received=len(created), duplicates=duplicates)
     return stored
 
 
@@ -80,3 +107,10 @@ def _parse_queuer(receipt_id: int) -> Callable[[], None]:
         receipt_process_task.delay(receipt_id)
 
     return queue_parse
+
+
+def _batch_queuer(receipt_ids: list[int]) -> Callable[[], None]:
+    def queue_parse_batch() -> None:
+        receipts_process_batch_task.delay(receipt_ids)
+
+    return queue_parse_batch

@@ -1,22 +1,38 @@
 """Turning a stored inbound receipt into messages in every local recipient's mailbox."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from delivery.metrics import INBOUND_FAILED, INBOUND_PARSED, INBOUND_QUARANTINED
 from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
-from delivery.services import inbound_receipt_finish, inbound_receipt_start_attempt
+from delivery.services import (
+    inbound_receipt_finish,
+    inbound_receipt_start_attempt,
+    inbound_receipts_claim,
+    inbound_receipts_finish,
+    inbound_receipts_lock,
+)
 from delivery.tracking import bounce_receipt_apply
-from mailbox.models import Label, Mailbox
+from mailbox.models import Label, Mailbox, Message
 from mailbox.parsing import ParsedMessage, parse_message
 from mailbox.selectors import mailboxes_for_addresses
-from mailbox.services.delivering import message_deliver
-from mailsite.events import domain_event_record
+from mailbox.services.delivering import (
+    Copy,
+    DeferredRows,
+    MailboxContext,
+    mailbox_deliveries_lock,
+    message_deliver,
+    message_deliver_new,
+)
 from mailsite.models import DomainEvent
 
 logger = structlog.get_logger(__name__)
+BOUNCE_APPLIED = "bounce report applied"
 
 
 @dataclass(frozen=True)
@@ -39,23 +55,129 @@ def receipt_process(*, receipt_id: int) -> ReceiptOutcome | None:
     if receipt.status != InboundReceipt.Status.RECEIVED:
         # Parsed, quarantined or failed: final until staff reprocess it.
         return ReceiptOutcome(receipt.status)
-    parsed = parse_message(blob_read(blob=receipt.blob), received_at=receipt.received_at)
-    if parsed.is_malformed:
-        return _quarantine(receipt, "no message header found: not an RFC 5322 message")
-    recipients = _recipients(receipt, parsed)
-    bounces = bounce_receipt_apply(receipt_id=receipt.id, envelope_recipients=recipients, report=parsed.report)
-    mailboxes, unknown = mailboxes_for_addresses(addresses=recipients)
-    if not mailboxes and bounces:  # a bounce to a VERP return path: it lives on the delivery
-        inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error="bounce report applied")
+    parsed = _parse(receipt)
+    recipients = [] if parsed.is_malformed else _recipients(receipt, parsed)
+    bounced = _bounce_apply(receipt, parsed, recipients)
+    mailboxes, unknown = mailboxes_for_addresses(addresses=recipients) if recipients else ([], [])
+    if bounced and not mailboxes:  # a bounce to a VERP return path: it lives on the delivery
+        inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error=BOUNCE_APPLIED)
+        INBOUND_PARSED.inc()
         return ReceiptOutcome(InboundReceipt.Status.PARSED)
-    if not mailboxes:
-        return _quarantine(receipt, "no local recipient" + (f": unknown {', '.join(unknown)}" if unknown else ""))
+    reason = _quarantine_reason(parsed, mailboxes, unknown)
+    if reason:
+        return _quarantine(receipt, reason)
     for mailbox in mailboxes:
         _deliver_copy(receipt, parsed, mailbox)
-    note = f"unknown local recipients: {', '.join(unknown)}" if unknown else ""
-    inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error=note)
+    inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error=_unknown_note(unknown))
+    INBOUND_PARSED.inc()
     logger.info("inbound.parsed", receipt_id=receipt.id, copies=len(mailboxes), unknown=unknown)
     return ReceiptOutcome(InboundReceipt.Status.PARSED, len(mailboxes), tuple(unknown))
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did: receipts finished in it, and those handed back because it failed."""
+
+    finished: list[int] = field(default_factory=list)
+    handed_back: list[int] = field(default_factory=list)
+    error: str = ""
+
+
+def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> BatchOutcome:
+    """Process many waiting receipts in one transaction: the bulk import's and the busy worker's path.
+
+    Claims the waiting receipts among ``receipt_ids`` (plus, up to ``fill_to``, others never tried),
+    skipping receipts another worker holds. Mailboxes, aliases and labels are read once for the
+    batch; each copy is still delivered whole before the next (so the thread resolver sees every
+    earlier copy). If anything fails, the whole batch rolls back — nothing half-written stays — and
+    its receipts come back in ``handed_back``, still waiting, for the caller to process one by one
+    (``receipt_process``, one transaction per copy), so one bad message never loses or blocks the others.
+    """
+    claimed_ids: list[int] = []
+    try:
+        claimed_ids = inbound_receipts_claim(receipt_ids=receipt_ids, fill_to=fill_to)
+        with transaction.atomic():
+            claimed = inbound_receipts_lock(receipt_ids=claimed_ids)
+            _batch_deliver(claimed)
+    except Exception as error:  # noqa: BLE001 - any failure: the caller retries one receipt at a time
+        handed_back = sorted({*claimed_ids, *receipt_ids})
+        logger.warning("inbound.batch_failed", receipts=len(handed_back), error=repr(error))
+        return BatchOutcome(handed_back=handed_back, error=repr(error))
+    quarantined = sum(1 for r in claimed if r.status == InboundReceipt.Status.QUARANTINED)
+    INBOUND_QUARANTINED.inc(quarantined)
+    INBOUND_PARSED.inc(len(claimed) - quarantined)
+    logger.info("inbound.batch_parsed", receipts=len(claimed), quarantined=quarantined)
+    return BatchOutcome(finished=[r.id for r in claimed])
+
+
+def _batch_deliver(receipts: list[InboundReceipt]) -> None:
+    routes: dict[tuple[str, ...], tuple[list[Mailbox], list[str]]] = {}
+    plan: list[tuple[InboundReceipt, ParsedMessage, list[Mailbox], list[str]]] = []
+    for receipt in receipts:
+        parsed = _parse(receipt)
+        key = tuple(sorted(set(_recipients(receipt, parsed))))
+        if key not in routes:
+            routes[key] = mailboxes_for_addresses(addresses=list(key))
+        plan.append((receipt, parsed, *routes[key]))
+    mailbox_ids = [m.id for _, parsed, mailboxes, _ in plan if not parsed.is_malformed for m in mailboxes]
+    mailbox_deliveries_lock(mailbox_ids=mailbox_ids, exclusive=True)
+    present = _copies_present(receipts)  # read under the locks: no delivery of these is under way
+    batch_ids = {parsed.message_id for _, parsed, _, _ in plan}
+    contexts: dict[int, MailboxContext] = {}
+    deferred = DeferredRows()
+    for receipt, parsed, mailboxes, unknown in plan:
+        recipients = [] if parsed.is_malformed else _recipients(receipt, parsed)
+        if _bounce_apply(receipt, parsed, recipients) and not mailboxes:
+            receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, BOUNCE_APPLIED
+            continue
+        reason = _quarantine_reason(parsed, mailboxes, unknown)
+        if reason:
+            receipt.status, receipt.last_error = InboundReceipt.Status.QUARANTINED, reason
+            deferred.events.append(_quarantine_event(receipt, reason))
+            logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
+            continue
+        for mailbox in mailboxes:
+            if (mailbox.id, receipt.blob_id) in present:
+                continue  # an earlier arrival of the same bytes already put it there
+            if mailbox.id not in contexts:
+                contexts[mailbox.id] = MailboxContext.load(mailbox)
+                contexts[mailbox.id].message_ids_look_up(batch_ids)
+            message_deliver_new(context=contexts[mailbox.id], copy=_copy(receipt, parsed), deferred=deferred)
+            present.add((mailbox.id, receipt.blob_id))
+        receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
+    deferred.flush()
+    inbound_receipts_finish(receipts=receipts)
+
+
+def _bounce_apply(receipt: InboundReceipt, parsed: ParsedMessage, recipients: list[str]) -> bool:
+    """Apply a delivery status report on mail we sent to its outbound deliveries (matched by VERP
+    return path or original Message-ID); ``True`` if it reported on any."""
+    if parsed.is_malformed or parsed.report is None:
+        return False
+    return bounce_receipt_apply(receipt_id=receipt.id, envelope_recipients=recipients, report=parsed.report) > 0
+
+
+def _parse(receipt: InboundReceipt) -> ParsedMessage:
+    raw = blob_read(blob=receipt.blob)
+    return parse_message(raw, received_at=receipt.received_at, authserv_ids=settings.MAILSITE_AUTHSERV_IDS)
+
+
+def _copies_present(receipts: list[InboundReceipt]) -> set[tuple[int, int]]:
+    """(mailbox id, blob id) of the copies of these receipts' bytes already delivered."""
+    blob_ids = {r.blob_id for r in receipts}
+    return set(Message.objects.filter(blob_id__in=blob_ids).values_list("mailbox_id", "blob_id"))
+
+
+def _quarantine_reason(parsed: ParsedMessage, mailboxes: list[Mailbox], unknown: list[str]) -> str:
+    if parsed.is_malformed:
+        return "no message header found: not an RFC 5322 message"
+    if not mailboxes:
+        return "no local recipient" + (f": unknown {', '.join(unknown)}" if unknown else "")
+    return ""
+
+
+def _unknown_note(unknown: list[str]) -> str:
+    return f"unknown local recipients: {', '.join(unknown)}" if unknown else ""
 
 
 def receipt_fail(*, receipt_id: int, error: str) -> None:
@@ -63,6 +185,7 @@ def receipt_fail(*, receipt_id: int, error: str) -> None:
     receipt = InboundReceipt.objects.filter(pk=receipt_id).first()
     if receipt is not None:
         inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.FAILED, error=error)
+        INBOUND_FAILED.inc()
         logger.error("inbound.failed", receipt_id=receipt_id, error=error)
 
 
@@ -78,9 +201,24 @@ def _recipients(receipt: InboundReceipt, parsed: ParsedMessage) -> list[str]:
 @transaction.atomic
 def _deliver_copy(receipt: InboundReceipt, parsed: ParsedMessage, mailbox: Mailbox) -> None:
     """One transaction per mailbox copy."""
-    hints = receipt.metadata
+    copy = _copy(receipt, parsed)
     message_deliver(
         mailbox=mailbox,
+        blob=copy.blob,
+        parsed=parsed,
+        source_tag=copy.source_tag,
+        label_roles=copy.label_roles,
+        user_labels=copy.user_labels,
+        is_read=copy.is_read,
+        is_starred=copy.is_starred,
+        receipt=receipt,
+        received_at=receipt.received_at,
+    )
+
+
+def _copy(receipt: InboundReceipt, parsed: ParsedMessage) -> Copy:
+    hints = receipt.metadata
+    return Copy(
         blob=receipt.blob,
         parsed=parsed,
         source_tag=_source_tag(receipt),
@@ -110,12 +248,18 @@ def _source_tag(receipt: InboundReceipt) -> str:
 @transaction.atomic
 def _quarantine(receipt: InboundReceipt, reason: str) -> ReceiptOutcome:
     inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.QUARANTINED, error=reason)
-    domain_event_record(
+    _quarantine_event(receipt, reason).save()
+    transaction.on_commit(INBOUND_QUARANTINED.inc)
+    logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
+    return ReceiptOutcome(InboundReceipt.Status.QUARANTINED)
+
+
+def _quarantine_event(receipt: InboundReceipt, reason: str) -> DomainEvent:
+    return DomainEvent(
         event_type=DomainEvent.Type.RECEIPT_QUARANTINED,
         subject_type="receipt",
         subject_id=receipt.id,
         source_tag=_source_tag(receipt),
         payload={"reason": reason},
+        occurred_at=timezone.now(),
     )
-    logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
-    return ReceiptOutcome(InboundReceipt.Status.QUARANTINED)

@@ -1,10 +1,12 @@
 """The inbound pipeline from raw bytes to messages: store first, parse later, nothing lost."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.db import connection, transaction
 
 from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
@@ -12,8 +14,8 @@ from delivery.services import inbound_receipt_create
 from mailbox.models import Alias, Label, Message, MessageLabel
 from mailbox.services import domain_get_or_create, message_import_raw
 from mailbox.services.ingest import inbound_accept, inbound_reprocess
-from mailbox.services.receiving import receipt_process
-from mailbox.tasks import MAX_RETRIES, receipt_process_task, receipts_sweep_task
+from mailbox.services.receiving import receipt_process, receipts_process_batch
+from mailbox.tasks import MAX_RETRIES, receipt_process_task, receipts_process_batch_task, receipts_sweep_task
 from mailsite.celery import app
 from mailsite.models import DomainEvent
 from tests.mail import raw_message
@@ -129,9 +131,12 @@ def test_without_envelope_the_header_addressees_are_used(mailbox, other_mailbox)
         ({"spam": True}, "", "Spam"),
         ({}, "mx.example.test; spf=pass; dkim=pass; dmarc=fail (p=reject)", "Spam"),
         ({}, "mx.example.test; spf=pass; dkim=pass; dmarc=pass", "Inbox"),
+        # Written by the sender (another authserv-id): neither fails nor passes the mail.
+        ({}, "mx.forger.example; spf=fail; dkim=fail; dmarc=fail (p=reject)", "Inbox"),
     ],
 )
-def test_baseline_spam_routing(mailbox, verdicts, auth_header, folder):
+def test_baseline_spam_routing(mailbox, settings, verdicts, auth_header, folder):
+    settings.MAILSITE_AUTHSERV_IDS = ["mx.example.test"]
     raw = (f"Authentication-Results: {auth_header}\r\n".encode() if auth_header else b"") + RAW
     receipt = _receipt(raw=raw, envelope_recipients=["alice@example.test"], verdicts=verdicts)
 
@@ -139,8 +144,10 @@ def test_baseline_spam_routing(mailbox, verdicts, auth_header, folder):
 
     message = Message.objects.get()
     assert _labels(message) == {folder}
-    if auth_header:
+    if auth_header.startswith("mx.example.test"):
         assert message.authentication_results["dmarc"] in {"pass", "fail"}
+    else:
+        assert message.authentication_results == {}
 
 
 @pytest.mark.django_db
@@ -190,7 +197,8 @@ def test_storage_failure_retries_then_fails_and_reprocess_recovers(mailbox, djan
     receipt_process_task.apply(args=[receipt.id])
     receipt.refresh_from_db()
     assert receipt.status == InboundReceipt.Status.FAILED
-    assert receipt.attempts == MAX_RETRIES + 1
+    # The first try as a batch, then the receipt alone: its first try and MAX_RETRIES retries.
+    assert receipt.attempts == 1 + 1 + MAX_RETRIES
     assert "gave up" in receipt.last_error
 
     storage.save(receipt.blob.storage_key, ContentFile(kept))
@@ -226,3 +234,111 @@ def test_delivery_into_an_existing_thread_keeps_import_and_inbound_apart(mailbox
     receipt = _receipt(envelope_recipients=["alice@example.test"])
     receipt_process(receipt_id=receipt.id)
     assert Message.objects.count() == 1
+
+
+REUSED_FIRST = raw_message("reused@example.org", "The original")
+REUSED_SECOND = raw_message("reused@example.org", "Another message, same Message-ID")
+
+
+def _deliver_each_alone(raws: list[bytes]) -> None:
+    for raw in raws:
+        receipt_process(receipt_id=_receipt(raw=raw, envelope_recipients=["alice@example.test"]).id)
+
+
+def _deliver_as_one_batch(raws: list[bytes]) -> None:
+    receipts = [_receipt(raw=raw, envelope_recipients=["alice@example.test"]) for raw in raws]
+    assert receipts_process_batch(receipt_ids=[r.id for r in receipts]).finished
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("deliver", [_deliver_each_alone, _deliver_as_one_batch])
+def test_a_message_id_reused_by_different_bytes_keeps_both_with_their_own_ids(mailbox, deliver):
+    deliver([REUSED_FIRST, REUSED_SECOND])
+
+    first, second = Message.objects.filter(mailbox=mailbox).order_by("id")
+    assert first.subject == "The original"
+    assert first.message_id == "reused@example.org"
+    second_blob = second.blob
+    assert second.message_id == f"reused.dup-{second_blob.sha256[:16]}@example.org"
+    # The header as sent is kept in the raw message.
+    assert b"Message-ID: <reused@example.org>" in blob_read(blob=second_blob)
+
+    # Delivered again (another arrival of the same bytes): nothing changes, the made-up id is stable.
+    _deliver_each_alone([REUSED_SECOND])
+    assert list(Message.objects.filter(mailbox=mailbox).order_by("id").values_list("message_id", flat=True)) == [
+        "reused@example.org",
+        second.message_id,
+    ]
+
+
+@pytest.mark.django_db
+def test_a_byte_identical_copy_from_another_channel_is_a_no_op(mailbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        inbound_accept(source="smtp", raw=REUSED_FIRST, envelope_recipients=[mailbox.address])
+        inbound_accept(
+            source="esp_webhook", esp="postmark", raw=REUSED_FIRST, event_id="e1", envelope_recipients=[mailbox.address]
+        )
+
+    assert InboundReceipt.objects.filter(status=InboundReceipt.Status.PARSED).count() == 2
+    assert list(Message.objects.filter(mailbox=mailbox).values_list("message_id", flat=True)) == ["reused@example.org"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_eager_retries_run_through")
+def test_one_bad_receipt_in_a_batch_neither_loses_nor_blocks_the_others(mailbox):
+    receipts = [
+        _receipt(raw=raw_message(f"batch-{n}@example.org", f"Batch {n}"), envelope_recipients=["alice@example.test"])
+        for n in range(3)
+    ]
+    storages["mail"].delete(receipts[1].blob.storage_key)  # its bytes cannot be read: the batch fails
+
+    receipts_process_batch_task.apply(args=[[r.id for r in receipts]])
+
+    statuses = [InboundReceipt.objects.get(pk=r.id).status for r in receipts]
+    assert statuses == [InboundReceipt.Status.PARSED, InboundReceipt.Status.FAILED, InboundReceipt.Status.PARSED]
+    assert sorted(Message.objects.values_list("message_id", flat=True)) == [
+        "batch-0@example.org",
+        "batch-2@example.org",
+    ]
+    # The rolled-back batch left nothing behind: one event per delivered message.
+    assert DomainEvent.objects.filter(event_type=DomainEvent.Type.MESSAGE_RECEIVED).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_task_takes_along_receipts_waiting_their_first_try_but_not_those_in_back_off(mailbox):
+    waiting = _receipt(raw=raw_message("waiting@example.org", "Waiting"), envelope_recipients=[mailbox.address])
+    backing_off = _receipt(raw=raw_message("retry@example.org", "Retrying"), envelope_recipients=[mailbox.address])
+    InboundReceipt.objects.filter(pk=backing_off.id).update(attempts=1)
+    own = _receipt(raw=raw_message("own@example.org", "Own"), envelope_recipients=[mailbox.address])
+
+    outcome = receipts_process_batch(receipt_ids=[own.id], fill_to=10)
+
+    assert sorted(outcome.finished) == sorted([own.id, waiting.id])
+    assert InboundReceipt.objects.get(pk=backing_off.id).status == InboundReceipt.Status.RECEIVED
+    assert InboundReceipt.objects.get(pk=own.id).attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receipt_another_worker_holds_is_skipped_not_waited_for(mailbox):
+    receipt = _receipt(envelope_recipients=[mailbox.address])
+    locked, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        with transaction.atomic():
+            InboundReceipt.objects.select_for_update().get(pk=receipt.id)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=other_worker)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        outcome = receipts_process_batch(receipt_ids=[receipt.id], fill_to=10)
+    finally:
+        release.set()
+        holder.join()
+
+    assert outcome.finished == []
+    assert outcome.handed_back == []
+    assert InboundReceipt.objects.get(pk=receipt.id).status == InboundReceipt.Status.RECEIVED

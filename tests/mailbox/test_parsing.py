@@ -388,3 +388,48 @@ def test_a_mangled_first_header_line_is_skipped():
 
 def test_several_from_headers_give_every_sender():
     assert len(_fixture("php-mime-mail-parser/m0016").addresses["from"]) >= 1
+
+
+# Authentication-Results as Gmail's and Microsoft's edges write them (folded, comments, properties).
+OURS_FAIL = (
+    b"Authentication-Results: mx.example.test;\r\n"
+    b"       dkim=fail (signature did not verify) header.i=@bank.example header.s=s1 header.b=Xy12Ab;\r\n"
+    b"       spf=softfail (mx.example.test: domain of transitioning a@bank.example does not designate"
+    b" 192.0.2.7 as permitted sender) smtp.mailfrom=a@bank.example;\r\n"
+    b"       dmarc=fail (p=REJECT sp=REJECT dis=NONE) header.from=bank.example\r\n"
+)
+FORGED_PASS = (
+    b"Authentication-Results: spf=pass (sender IP is 192.0.2.7)\r\n"
+    b" smtp.mailfrom=bank.example; dkim=pass (signature was verified)\r\n"
+    b" header.d=bank.example;dmarc=pass action=none header.from=bank.example;compauth=pass reason=100\r\n"
+)
+FORGED_NAMED_PASS = (
+    b"Authentication-Results: mx.forger.example 1; spf=pass smtp.mailfrom=bank.example;\r\n"
+    b"  dkim=pass header.d=bank.example; dmarc=pass header.from=bank.example\r\n"
+)
+AR_BODY = b"From: Bank <a@bank.example>\r\nTo: alice@example.test\r\nSubject: Verify\r\n\r\nhi\r\n"
+
+
+def _auth(raw: bytes, trusted: tuple[str, ...] = ("mx.example.test",)) -> dict[str, str]:
+    return parse_message(raw, received_at=NOW, authserv_ids=trusted).authentication
+
+
+def test_authentication_results_of_our_authserv_id_are_read():
+    assert _auth(OURS_FAIL + AR_BODY) == {"dkim": "fail", "spf": "softfail", "dmarc": "fail"}
+
+
+def test_authentication_results_the_sender_wrote_are_ignored():
+    # A header without our authserv-id proves nothing, whether it claims pass or fail.
+    assert _auth(FORGED_NAMED_PASS + AR_BODY) == {}
+    assert _auth(FORGED_PASS + AR_BODY) == {}
+    assert _auth(OURS_FAIL + AR_BODY, trusted=()) == {}
+
+
+def test_our_verdict_wins_wherever_a_forged_header_stands():
+    assert _auth(OURS_FAIL + FORGED_NAMED_PASS + AR_BODY)["dmarc"] == "fail"
+    assert _auth(FORGED_NAMED_PASS + OURS_FAIL + AR_BODY)["dmarc"] == "fail"
+
+
+def test_authserv_id_with_a_version_and_comments_is_recognised():
+    raw = b"Authentication-Results: (edge) MX.Example.Test 1 (v1); dmarc=pass header.from=bank.example\r\n"
+    assert _auth(raw + AR_BODY) == {"dmarc": "pass"}

@@ -9,8 +9,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 # ESP webhooks (Anymail, under /anymail/): the ESP authenticates each POST by basic auth or a
 # signature, never by a session, so no login may stand in their way.
 WEBHOOKS = {pattern.name for pattern in anymail_urls.urlpatterns}
+# Authenticated by a bearer token or a staff session: anonymous requests get 401, not a login page
+# (a Prometheus scraper follows no redirect). Tested in tests/delivery/test_metrics.py.
+TOKEN_AUTHENTICATED = {"metrics"}
 # Pages that must be reachable while logged out.
-PUBLIC = {"login"} | WEBHOOKS
+PUBLIC = {"login"} | WEBHOOKS | TOKEN_AUTHENTICATED
 SAMPLE_VALUE = {"int": "1", "str": "x", "slug": "x", "path": "x", "uuid": "00000000-0000-0000-0000-000000000000"}
 
 
@@ -47,5 +50,7 @@ def test_the_login_pages_are_public(client):
         if name in WEBHOOKS:
             # POST only, so no GET to try: the view is marked public for LoginRequiredMiddleware.
             assert resolve(reverse(f"anymail:{name}")).func.login_required is False, route
+        elif name in TOKEN_AUTHENTICATED:
+            assert client.get(_example_url(route)).status_code == 401, route
         elif name in PUBLIC:
             assert client.get(_example_url(route)).status_code == 200, route
