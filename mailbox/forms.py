@@ -3,6 +3,7 @@
 from django import forms
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from mailbox.models import Mailbox
 from mailbox.services.bulk import ACTIONS
 from mailbox.services.preferences import LABEL_COLOURS
 
@@ -53,3 +54,10 @@ class LabelForm(forms.Form):
 class SettingsForm(forms.Form):
     display_name = forms.CharField(max_length=255, required=False, label="Display name")
     keyboard_shortcuts = forms.BooleanField(required=False, label="Keyboard shortcuts")
+    signature = forms.CharField(
+        required=False, max_length=5000, label="Signature", widget=forms.Textarea(attrs={"rows": 4})
+    )
+    remote_images = forms.ChoiceField(choices=Mailbox.RemoteImages.choices, label="Remote images", required=False)
+
+    def clean_remote_images(self) -> str | None:
+        return self.cleaned_data["remote_images"] or None  # not posted: left as it is

@@ -86,7 +86,8 @@ def _entry(view: selectors.ThreadListView, unread: dict[int, int], current: str)
         "key": view.key,
         "role": (label.role if label is not None else view.kind) or "label",
         "name": view.name,
-        "url": list_url(view),
+        # Drafts are their own rows (compose), listed on their own page.
+        "url": reverse("drafts") if label is not None and label.role == Label.Role.DRAFTS else list_url(view),
         "unread": unread.get(label.id, 0) if counted else 0,
         "colour": label.colour if label is not None else "",
         "is_user_label": label is not None and not label.role,
@@ -344,7 +345,12 @@ def label_delete(request: HttpRequest, label_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def settings_view(request: HttpRequest) -> HttpResponse:
     mailbox = _mailbox(request)
-    initial = {"display_name": mailbox.display_name, "keyboard_shortcuts": mailbox.keyboard_shortcuts}
+    initial = {
+        "display_name": mailbox.display_name,
+        "keyboard_shortcuts": mailbox.keyboard_shortcuts,
+        "signature": mailbox.signature,
+        "remote_images": mailbox.remote_images,
+    }
     form = SettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

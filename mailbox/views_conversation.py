@@ -150,7 +150,8 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         )
         for m in messages
     ]
-    context = {"mailbox": mailbox, "thread": conversation.thread, "cards": cards}
+    user_labels = [label for label in selectors.label_list(mailbox=mailbox) if not label.role]
+    context = {"mailbox": mailbox, "thread": conversation.thread, "cards": cards, "user_labels": user_labels}
     return render(request, "mailbox/thread_detail.html", context)
 
 

@@ -20,11 +20,23 @@ LABEL_COLOURS = (
 
 
 @transaction.atomic
-def mailbox_settings_update(*, mailbox: Mailbox, display_name: str, keyboard_shortcuts: bool) -> Mailbox:
+def mailbox_settings_update(
+    *,
+    mailbox: Mailbox,
+    display_name: str,
+    keyboard_shortcuts: bool,
+    signature: str | None = None,
+    remote_images: str | None = None,
+) -> Mailbox:
+    """Save the user's settings; ``None`` leaves a setting as it is."""
     mailbox.display_name = " ".join(display_name.split())
     mailbox.keyboard_shortcuts = keyboard_shortcuts
+    if signature is not None:
+        mailbox.signature = signature.replace("\r\n", "\n").strip()
+    if remote_images is not None:
+        mailbox.remote_images = remote_images
     mailbox.full_clean()
-    mailbox.save(update_fields=["display_name", "keyboard_shortcuts"])
+    mailbox.save(update_fields=["display_name", "keyboard_shortcuts", "signature", "remote_images"])
     return mailbox
 
 

@@ -14,6 +14,8 @@ Kinds:
   request without the credentials is refused with a 4xx.
 - ``signed``: reachable with a signed token in the URL instead of a session (reason given): without a
   valid token, anonymous visitors are sent to login and everyone else gets a 4xx.
+- ``token``: read by a machine with a bearer token (reason given): anonymous visitors get 401, logged-in
+  users 403 unless they are staff.
 - ``admin``: Django admin: anonymous visitors and non-staff users go to the admin login.
 """
 
@@ -121,6 +123,11 @@ COVERAGE: dict[str, Access] = {
         data=lambda w: {"file": SimpleUploadedFile("notes.txt", b"some notes", content_type="text/plain")},
     ),
     "contacts_autocomplete": Access("own", query=lambda w: {"q": "car"}),
+    # --- inbound counters -----------------------------------------------------------------------
+    "metrics": Access(
+        "token",
+        reason="Prometheus scrapes with a bearer token (MAILSITE_METRICS_TOKEN), not a session; staff may look",
+    ),
     # --- the project ----------------------------------------------------------------------------
     "login": Access("public", reason="the login page itself"),
     "logout": Access("public", method="POST", reason="logging out needs no login; it sends visitors to login"),
@@ -230,6 +237,8 @@ def test_each_visitor_gets_what_the_table_says(world, name, role):
     assert response.status_code < 500, body[:500]
     if access.kind == "public":
         assert response.status_code in (200, 302)
+    elif access.kind == "token":
+        assert response.status_code == {"anonymous": 401, "staff": 200}.get(role, 403)
     elif role == "anonymous":
         assert _sent_to_login(response), (response.status_code, response.get("Location"))
     elif role == "owner" and access.kind != "signed":

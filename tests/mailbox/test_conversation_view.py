@@ -48,7 +48,8 @@ def test_conversation_lists_every_message_in_order_and_marks_the_thread_read(cli
     assert Thread.objects.get(pk=messages[0].thread_id).unread_count == 0
 
 
-def test_sender_details_show_authentication_results_and_join_reason(client, mailbox):
+def test_sender_details_show_authentication_results_and_join_reason(client, mailbox, settings):
+    settings.MAILSITE_AUTHSERV_IDS = ["mx.example.test"]  # only our own edge's results are trusted
     auth = "mx.example.test; spf=pass smtp.mailfrom=example.org; dkim=fail header.d=example.org; dmarc=fail"
     messages = _thread(mailbox, 2, auth=auth)
     client.force_login(mailbox.user)
@@ -261,3 +262,17 @@ def test_an_attachment_name_with_control_characters_still_downloads(client, mail
     assert response.status_code == 200
     assert not set("\r\n\t") & set(response["Content-Disposition"])
     assert response["Content-Disposition"].startswith('attachment; filename="re')
+
+
+def test_each_message_offers_reply_reply_all_and_forward_and_the_thread_its_actions(client, mailbox):
+    messages = _thread(mailbox, 2)
+    client.force_login(mailbox.user)
+
+    html = client.get(reverse("thread_detail", args=[messages[0].thread_id])).content.decode()
+
+    for message in messages:
+        for mode in ("reply", "reply_all", "forward"):
+            assert f'{reverse("compose")}?reply_to={message.id}&amp;mode={mode}"' in html
+    assert f'action="{reverse("threads_action")}"' in html
+    assert f'name="thread" value="{messages[0].thread_id}"' in html
+    assert 'value="archive"' in html

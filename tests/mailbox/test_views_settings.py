@@ -82,3 +82,18 @@ def test_forms_need_a_csrf_token(mailbox):
     client.force_login(mailbox.user)
     for name in ("settings", "labels", "threads_action", "undo"):
         assert client.post(reverse(name), {}).status_code == 403, name
+
+
+def test_settings_save_the_signature_and_the_remote_images_policy(client, mailbox):
+    client.force_login(mailbox.user)
+    page = client.get(reverse("settings")).content.decode()
+    assert 'for="id_signature"' in page
+    assert 'for="id_remote_images"' in page
+
+    data = {"display_name": "Alice", "signature": "-- \r\nAlice", "remote_images": "always"}
+    assert client.post(reverse("settings"), data).status_code == 302
+    mailbox = Mailbox.objects.get(pk=mailbox.pk)
+    assert (mailbox.signature, mailbox.remote_images) == ("-- \nAlice", Mailbox.RemoteImages.ALWAYS)
+
+    assert client.post(reverse("settings"), {**data, "remote_images": "sometimes"}).status_code == 400
+    assert Mailbox.objects.get(pk=mailbox.pk).remote_images == Mailbox.RemoteImages.ALWAYS
