@@ -29,7 +29,7 @@ def test_a_draft_autosaves_and_resumes_after_reload(page, tripwire, mailbox, req
 
     page.get_by_label("Message").fill("Dinner at eight? Or nine.")
     expect(page.get_by_role("status")).to_have_text(re.compile(r"^Saved"))
-    page.wait_for_function("document.querySelector('[name=version]').value === '2'")
+    expect(page.locator("[name=version]")).to_have_value("2")
     page.reload()
     expect(page.get_by_label("Subject")).to_have_value("Plans for Friday")
     expect(page.get_by_label("Message")).to_have_value("Dinner at eight? Or nine.")

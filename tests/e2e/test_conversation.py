@@ -3,6 +3,8 @@ attachments, remote images on request, and no request off this machine."""
 
 from urllib.parse import urlsplit
 
+from playwright.sync_api import expect
+
 from mailbox.services import message_import_raw, messages_mark_read
 from tests.e2e.conftest import log_in, off_loop, screenshot
 from tests.mailbox.conversation_mail import PNG, conversation_message
@@ -44,7 +46,7 @@ def test_reading_a_conversation(page, tripwire, mailbox, request):
     latest.get_by_text("Show quoted text").click()
     assert latest.get_by_text("Quoted earlier text").is_visible()
     logo = latest.get_by_alt_text("logo")
-    page.wait_for_function("1", timeout=2000)
+    expect(logo).to_have_js_property("complete", True)
     assert logo.evaluate("img => img.complete && img.naturalWidth") == 1  # served through the signed cid route
     assert page.locator(".attachments img.thumb").evaluate("img => img.naturalWidth") == 1
     assert page.get_by_role("link", name="notes.html").is_visible()
