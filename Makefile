@@ -24,6 +24,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+	# No Celery beat in the embedded mode: runoutbound releases and sends due mail beside the server.
+	$(BIN)/python manage.py runoutbound & trap 'kill $$!' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Tests need a secret only because a set DATABASE_URL (as in CI) makes one mandatory.
