@@ -24,17 +24,32 @@ def blob_store(*, data: bytes) -> Blob:
     The bytes are written before the row is created, so a row always points at stored bytes;
     writing the same key twice writes the same bytes. Safe to call concurrently.
     """
-    sha256 = hashlib.sha256(data).hexdigest()
+    return _blob_store(sha256=hashlib.sha256(data).hexdigest(), size=len(data), content=ContentFile(data))
+
+
+def blob_store_file(*, file: File) -> Blob:
+    """Like ``blob_store`` for an uploaded file, read in chunks: hashed in one pass, then streamed
+    to storage, so a large upload is never held in memory whole."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in file.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    file.seek(0)
+    return _blob_store(sha256=digest.hexdigest(), size=size, content=file)
+
+
+def _blob_store(*, sha256: str, size: int, content: File) -> Blob:
     existing = Blob.objects.filter(sha256=sha256).first()
     if existing is not None:
         return existing
     key = blob_storage_key(sha256)
     storage = storages["mail"]
     if not storage.exists(key):
-        saved_as = storage.save(key, ContentFile(data))
+        saved_as = storage.save(key, content)
         if saved_as != key:
             raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
-    blob = Blob(sha256=sha256, size=len(data), storage_key=key)
+    blob = Blob(sha256=sha256, size=size, storage_key=key)
     # Uniqueness and the hex/size checks are constraints PostgreSQL enforces on insert.
     blob.full_clean(validate_unique=False, validate_constraints=False)
     try:
@@ -212,35 +227,6 @@ def inbound_receipt_reset(*, receipt_id: int) -> InboundReceipt:
     receipt.status = InboundReceipt.Status.RECEIVED
     receipt.save(update_fields=["status"])
     return receipt
-
-
-def blob_store_file(*, file: File) -> Blob:
-    """Like ``blob_store`` for an uploaded file, read in chunks: hashed in one pass, then streamed
-    to storage, so a large upload is never held in memory whole."""
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in file.chunks():
-        digest.update(chunk)
-        size += len(chunk)
-    sha256 = digest.hexdigest()
-    existing = Blob.objects.filter(sha256=sha256).first()
-    if existing is not None:
-        return existing
-    key = blob_storage_key(sha256)
-    storage = storages["mail"]
-    if not storage.exists(key):
-        file.seek(0)
-        saved_as = storage.save(key, file)
-        if saved_as != key:
-            raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
-    blob = Blob(sha256=sha256, size=size, storage_key=key)
-    blob.full_clean(validate_unique=False, validate_constraints=False)
-    try:
-        with transaction.atomic():
-            blob.save()
-    except IntegrityError:
-        return Blob.objects.get(sha256=sha256)
-    return blob
 
 
 @transaction.atomic
