@@ -94,7 +94,7 @@ def outbound_deliveries_create(
             status=status,
             source_tag=source_tag,
             send_after=send_after,
-            enqueued_at=None if scheduled else send_after,
+            enqueued_at=None if scheduled or _runs_eagerly() else send_after,
         )
         for request in recipients
     )
@@ -108,6 +108,13 @@ def outbound_deliveries_create(
         for d in deliveries
     )
     return deliveries
+
+
+def _runs_eagerly() -> bool:
+    """No broker (the embedded mode): a queued task runs at once, ignoring its countdown, so it
+    finds nothing due yet. The row then stays unleased, for ``runoutbound`` to release when due
+    instead of a re-queue lease later."""
+    return bool(celery_app.conf.task_always_eager)
 
 
 def verp_address(*, delivery_id: int, domain: str) -> str:

@@ -298,3 +298,20 @@ def test_runoutbound_sends_what_is_due_without_a_beat_or_worker(mailbox, committ
 
     assert "sent 1" in out.getvalue()
     assert len(sends_logged(log)) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # runoutbound closes old connections, as a long process must
+def test_without_a_broker_runoutbound_sends_as_soon_as_the_undo_delay_is_over(mailbox, committed, settings):
+    """The embedded mode: the send task ran eagerly at commit and found nothing due yet; the
+    delivery must then wait only for its undo delay, not for the re-queue lease."""
+    settings.MAILSITE_UNDO_SEND_SECONDS = 10
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    message = send(mailbox, committed)
+    delivery = OutboundDelivery.objects.get(message_id=message.id)
+    assert (delivery.status, delivery.enqueued_at) == (OutboundDelivery.Status.QUEUED, None)
+    OutboundDelivery.objects.filter(pk=delivery.pk).update(send_after=timezone.now() - timedelta(seconds=1))
+
+    call_command("runoutbound", "--once", stdout=StringIO())
+
+    assert OutboundDelivery.objects.get(pk=delivery.pk).status == OutboundDelivery.Status.SENT
+    assert [m.subject for m in mail.outbox] == ["Report"]
