@@ -104,13 +104,17 @@ def _decorate(threads: list[Thread], mailbox: Mailbox, labels: list[Label], view
 
 
 def _page_context(
-    request: HttpRequest, mailbox: Mailbox, view: selectors.ThreadListView, page: selectors.ThreadPage | None = None
+    request: HttpRequest,
+    mailbox: Mailbox,
+    view: selectors.ThreadListView,
+    page: selectors.ThreadPage | None = None,
+    labels: list[Label] | None = None,
 ) -> dict[str, Any]:
     older = selectors.Cursor.decode(request.GET.get("older", ""))
     newer = selectors.Cursor.decode(request.GET.get("newer", "")) if older is None else None
     if page is None:
         page = selectors.thread_list(mailbox=mailbox, view=view, older_than=older, newer_than=newer)
-    labels = selectors.label_list(mailbox=mailbox)
+    labels = selectors.label_list(mailbox=mailbox) if labels is None else labels
     unread = selectors.label_unread_counts(mailbox=mailbox)
     _decorate(page.threads, mailbox, labels, view)
     return {
@@ -135,21 +139,24 @@ def _render_list(request: HttpRequest, view_for: Any) -> HttpResponse:
     mailbox = selectors.mailbox_get_for_user(user=request.user)
     if mailbox is None:
         return render(request, "mailbox/no_mailbox.html", status=404)
-    view = view_for(mailbox)
+    # The mailbox's labels, read once: the list's own label is among them, and so are the sidebar's.
+    labels = selectors.label_list(mailbox=mailbox)
+    view = view_for(labels)
     if view is None:
         raise Http404("No such label")
-    return render(request, "mailbox/thread_list.html", _page_context(request, mailbox, view))
+    return render(request, "mailbox/thread_list.html", _page_context(request, mailbox, view, labels=labels))
 
 
 @require_GET
 def thread_list(request: HttpRequest, label_id: int | None = None) -> HttpResponse:
     """A label's threads (the Inbox by default), newest first, 50 a page."""
 
-    def view_for(mailbox: Mailbox) -> selectors.ThreadListView | None:
+    def view_for(labels: list[Label]) -> selectors.ThreadListView | None:
         if label_id is None:
-            inbox = selectors.label_get_by_role(mailbox=mailbox, role=Label.Role.INBOX)
-            return selectors.ThreadListView(kind="label", label=inbox)
-        return selectors.thread_list_view_get(mailbox=mailbox, key=str(label_id))
+            label = next(label for label in labels if label.role == Label.Role.INBOX)
+        else:
+            label = next((label for label in labels if label.id == label_id), None)
+        return selectors.ThreadListView(kind="label", label=label) if label is not None else None
 
     return _render_list(request, view_for)
 
@@ -183,12 +190,12 @@ def search(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def starred_list(request: HttpRequest) -> HttpResponse:
-    return _render_list(request, lambda mailbox: selectors.ThreadListView(kind="starred"))
+    return _render_list(request, lambda labels: selectors.ThreadListView(kind="starred"))
 
 
 @require_GET
 def all_mail_list(request: HttpRequest) -> HttpResponse:
-    return _render_list(request, lambda mailbox: selectors.ThreadListView(kind="all"))
+    return _render_list(request, lambda labels: selectors.ThreadListView(kind="all"))
 
 
 def _label_or_404(mailbox: Mailbox, label_id: int | None) -> Label | None:
