@@ -91,7 +91,7 @@ def thread_row(thread: Thread, own_address: str) -> SafeString:
             chips=chips,
             snippet=escape(str(thread.snippet)),
             attachment=ATTACHMENT if thread.has_attachments else "",
-            iso=date_format(timezone.localtime(last), "c") if last else "",
+            iso=timezone.localtime(last).isoformat() if last else "",  # the date filter's "c"
             short=escape(short_date(last)),
         )
     )

@@ -1,0 +1,56 @@
+"""A list row, as a full page shows it and as a live update fetches it: one markup, text escaped."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from mailbox.models import Label
+from mailbox.services import message_import_raw
+from mailbox.services.bulk import threads_action_apply
+from mailbox.services.preferences import user_label_create
+from tests.mail import raw_message
+from threads.models import Thread
+
+
+def _thread(mailbox, key: str, subject: str) -> Thread:
+    message = message_import_raw(
+        mailbox=mailbox, raw=raw_message(f"{key}@x", subject), source_tag="t", label_roles=(Label.Role.INBOX,)
+    ).message
+    message_import_raw(
+        mailbox=mailbox,
+        raw=raw_message(f"{key}-reply@x", f"Re: {subject}", in_reply_to=f"{key}@x"),
+        source_tag="t",
+        label_roles=(Label.Role.INBOX,),
+    )
+    return Thread.objects.get(pk=message.thread_id)
+
+
+def _row_in(page: str, thread_id: int) -> str:
+    found = re.search(rf'<li class="thread[^"]*" id="thread-{thread_id}".*?</li>\n', page, re.DOTALL)
+    assert found is not None
+    return found.group(0)
+
+
+@pytest.mark.django_db
+def test_a_row_is_the_same_html_in_the_page_and_in_a_live_update(client, mailbox):
+    hostile = _thread(mailbox, "x", '<script>alert("s")</script> & co')
+    plain = _thread(mailbox, "p", "Plain")
+    chip = user_label_create(mailbox=mailbox, name="<b>Work</b>", colour="#188038")
+    threads_action_apply(mailbox=mailbox, action="add_label", thread_ids=[hostile.id], label=chip)
+    threads_action_apply(mailbox=mailbox, action="star", thread_ids=[hostile.id])
+    inbox = Label.objects.get(mailbox=mailbox, role=Label.Role.INBOX)
+    client.force_login(mailbox.user)
+
+    page = client.get(reverse("inbox")).content.decode()
+    for thread in (hostile, plain):
+        live = client.get(reverse("thread_row", args=[thread.id]), {"label": inbox.id}).content.decode()
+        assert _row_in(page, thread.id) == live
+    row = _row_in(page, hostile.id)
+    assert "<script>" not in row
+    assert "<b>" not in row
+    assert "&lt;script&gt;alert(&quot;s&quot;)&lt;/script&gt; &amp; co" in row
+    assert '<span class="label-chip chip-188038">&lt;b&gt;Work&lt;/b&gt;</span>' in row
+    assert 'class="star on" aria-pressed="true"' in row
+    assert '<span class="count" title="2 messages">2</span>' in row
+    assert 'class="star" aria-pressed="false"' in _row_in(page, plain.id)
