@@ -18,6 +18,7 @@ from mailbox.forms_compose import DraftForm
 from mailbox.models import Draft, Mailbox, Message
 from mailbox.services import drafts as draft_services
 from mailbox.services.sending import SendRefused
+from mailbox.views_sending import sent_flash
 
 SOURCE_MODES = {Draft.Mode.REPLY, Draft.Mode.REPLY_ALL, Draft.Mode.FORWARD}
 MESSAGE_SENT = "Message sent."
@@ -156,11 +157,11 @@ def _after_save(request: HttpRequest, draft: Draft) -> HttpResponse:
             messages.error(request, "Not sent. " + " ".join(problems.values()) + " Your draft is saved.")
             return redirect("draft", draft_id=draft.id)
         try:
-            draft_services.draft_send(draft=draft)
+            sent = draft_services.draft_send(draft=draft)
         except SendRefused as refused:
             messages.error(request, f"Not sent. {refused} Your draft is saved.")
             return redirect("draft", draft_id=draft.id)
-        messages.success(request, MESSAGE_SENT)
+        messages.success(request, sent_flash(request, text=MESSAGE_SENT, message=sent))
         return redirect("inbox")
     else:
         messages.success(request, "Draft saved.")

@@ -1,0 +1,115 @@
+"""Undo send: the flash after Send offers it; within the delay the text comes back as a draft."""
+
+import pytest
+from django.urls import reverse
+
+from delivery.models import OutboundDelivery
+from mailbox.models import Draft, Message
+from mailbox.services import message_import_raw
+from mailbox.services.drafts import draft_create
+from mailbox.views_sending import TOO_LATE, UNDONE
+from tests.mail import raw_message
+
+
+@pytest.fixture
+def owner(client, mailbox):
+    client.force_login(mailbox.user)
+    return mailbox
+
+
+def _send(client, mailbox, **fields):
+    draft = draft_create(mailbox=mailbox)
+    data = {"to": "", "cc": "", "bcc": "", "subject": "", "body": "", "body_format": "plain", "version": 1}
+    data.update(fields, action="send")
+    return client.post(reverse("draft", args=[draft.id]), data, follow=True)
+
+
+@pytest.mark.django_db
+def test_the_sent_flash_offers_undo_as_a_post_form(client, owner):
+    response = _send(client, owner, to="carol@example.org", subject="Hi", body="Hello")
+    sent = Message.objects.get(mailbox=owner, subject="Hi")
+    html = response.content.decode()
+    assert f'action="{reverse("message_send_undo", args=[sent.id])}"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert ">Undo</button>" in html
+
+
+@pytest.mark.django_db
+def test_undo_cancels_the_deliveries_and_brings_the_text_back_as_a_draft(client, owner):
+    _send(
+        client,
+        owner,
+        to="Carol <carol@example.org>",
+        cc="dan@example.org",
+        subject="Hi",
+        body="Hello **you**",
+        body_format="markdown",
+    )
+    sent = Message.objects.get(mailbox=owner, subject="Hi")
+    response = client.post(reverse("message_send_undo", args=[sent.id]), follow=True)
+    assert UNDONE in response.content.decode()
+    draft = Draft.objects.get(mailbox=owner)
+    assert response.redirect_chain[-1][0] == reverse("draft", args=[draft.id])
+    assert (draft.to, draft.cc, draft.subject, draft.body_format) == (
+        "Carol <carol@example.org>",
+        "dan@example.org",
+        "Hi",
+        Draft.BodyFormat.MARKDOWN,
+    )
+    assert draft.body.strip() == "Hello **you**"
+    statuses = set(OutboundDelivery.objects.filter(message_id=sent.id).values_list("status", flat=True))
+    assert statuses == {OutboundDelivery.Status.CANCELLED}
+
+
+@pytest.mark.django_db
+def test_undo_after_the_message_left_says_it_is_too_late(client, owner):
+    _send(client, owner, to="carol@example.org", subject="Hi", body="Hello")
+    sent = Message.objects.get(mailbox=owner, subject="Hi")
+    OutboundDelivery.objects.filter(message_id=sent.id).update(status=OutboundDelivery.Status.SENT)
+    response = client.post(reverse("message_send_undo", args=[sent.id]), follow=True)
+    assert TOO_LATE in response.content.decode()
+    assert not Draft.objects.filter(mailbox=owner).exists()
+
+
+@pytest.mark.django_db
+def test_undo_twice_brings_back_one_draft(client, owner):
+    _send(client, owner, to="carol@example.org", subject="Hi", body="Hello")
+    sent = Message.objects.get(mailbox=owner, subject="Hi")
+    client.post(reverse("message_send_undo", args=[sent.id]))
+    response = client.post(reverse("message_send_undo", args=[sent.id]), follow=True)
+    assert TOO_LATE in response.content.decode()
+    assert Draft.objects.filter(mailbox=owner).count() == 1
+
+
+@pytest.mark.django_db
+def test_undo_of_a_reply_keeps_it_a_reply_in_its_thread(client, owner):
+    original = message_import_raw(
+        mailbox=owner, raw=raw_message("orig@example.org", "Plans", to=owner.address), source_tag="test"
+    ).message
+    draft = draft_create(mailbox=owner, mode=Draft.Mode.REPLY, source=original)
+    data = {
+        "to": "carol@example.org",
+        "cc": "",
+        "bcc": "",
+        "subject": "Re: Plans",
+        "body": "Yes",
+        "body_format": "plain",
+        "version": 1,
+        "action": "send",
+    }
+    client.post(reverse("draft", args=[draft.id]), data)
+    sent = Message.objects.get(mailbox=owner, subject="Re: Plans")
+    client.post(reverse("message_send_undo", args=[sent.id]))
+    back = Draft.objects.get(mailbox=owner)
+    assert (back.mode, back.reply_to_id, back.thread_id) == (Draft.Mode.REPLY, original.id, original.thread_id)
+
+
+@pytest.mark.django_db
+def test_undo_of_another_users_message_is_404_and_changes_nothing(client, owner, other_mailbox):
+    other_client = client.__class__()
+    other_client.force_login(other_mailbox.user)
+    _send(other_client, other_mailbox, to="carol@example.org", subject="Theirs", body="Hello")
+    theirs = Message.objects.get(mailbox=other_mailbox, subject="Theirs")
+    assert client.post(reverse("message_send_undo", args=[theirs.id])).status_code == 404
+    assert client.get(reverse("message_send_undo", args=[theirs.id])).status_code == 405
+    assert not OutboundDelivery.objects.filter(message_id=theirs.id, status=OutboundDelivery.Status.CANCELLED).exists()
