@@ -11,6 +11,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -429,11 +430,12 @@ def draft_to_outgoing(draft: Draft) -> dict[str, Any]:
 
 
 @transaction.atomic
-def draft_send(*, draft: Draft) -> Message:
-    """Send the draft through the outbound pipeline and discard it, in one transaction; its
-    recipients become contacts (address suggestions). Raises ``SendRefused`` (from
-    ``mailbox.services.sending``) with the user's message, and then nothing has changed."""
-    sent = message_send(mailbox=draft.mailbox, mail=OutgoingMail(**draft_to_outgoing(draft)))
+def draft_send(*, draft: Draft, send_at: datetime | None = None) -> Message:
+    """Send the draft (at ``send_at``, timezone-aware, when given) through the outbound pipeline
+    and discard it, in one transaction; its recipients become contacts (address suggestions).
+    Raises ``SendRefused`` (from ``mailbox.services.sending``) with the user's message, and then
+    nothing has changed."""
+    sent = message_send(mailbox=draft.mailbox, mail=OutgoingMail(**draft_to_outgoing(draft)), send_at=send_at)
     for name, address in parse_addresses(draft.to) + parse_addresses(draft.cc) + parse_addresses(draft.bcc):
         contact_record(mailbox=draft.mailbox, address=address, display_name=name)
     draft_discard(draft=draft)

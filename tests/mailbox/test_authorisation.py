@@ -124,6 +124,7 @@ COVERAGE: dict[str, Access] = {
     ),
     "contacts_autocomplete": Access("own", query=lambda w: {"q": "car"}),
     # --- sending --------------------------------------------------------------------------------
+    "scheduled": Access("own"),
     "message_send_undo": Access("owned", method="POST", kwargs=lambda w: {"message_id": w.message_id}),
     # --- inbound counters -----------------------------------------------------------------------
     "metrics": Access(

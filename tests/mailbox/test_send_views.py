@@ -1,13 +1,18 @@
-"""Undo send: the flash after Send offers it; within the delay the text comes back as a draft."""
+"""Undo send (the flash after Send offers it; within the delay the text comes back as a draft),
+Send later and the Scheduled page."""
+
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from delivery.models import OutboundDelivery
 from mailbox.models import Draft, Message
 from mailbox.services import message_import_raw
 from mailbox.services.drafts import draft_create
-from mailbox.views_sending import TOO_LATE, UNDONE
+from mailbox.views_compose import SEND_AT_PAST
+from mailbox.views_sending import SCHEDULE_CANCELLED, TOO_LATE, UNDONE
 from tests.mail import raw_message
 
 
@@ -113,3 +118,61 @@ def test_undo_of_another_users_message_is_404_and_changes_nothing(client, owner,
     assert client.post(reverse("message_send_undo", args=[theirs.id])).status_code == 404
     assert client.get(reverse("message_send_undo", args=[theirs.id])).status_code == 405
     assert not OutboundDelivery.objects.filter(message_id=theirs.id, status=OutboundDelivery.Status.CANCELLED).exists()
+
+
+# --- Send later and the Scheduled page -------------------------------------------------------
+
+
+def _later(**delta):
+    return (timezone.now() + timedelta(**delta)).strftime("%Y-%m-%dT%H:%M")
+
+
+@pytest.mark.django_db
+def test_send_later_schedules_and_lists_the_message_with_cancel(client, owner):
+    response = _send(client, owner, to="carol@example.org", subject="Later", body="Hello", send_at=_later(days=1))
+    assert response.redirect_chain[-1][0] == reverse("scheduled")
+    html = response.content.decode()
+    assert "Message scheduled for" in html
+    sent = Message.objects.get(mailbox=owner, subject="Later")
+    assert f'action="{reverse("message_send_undo", args=[sent.id])}"' in html
+    delivery = OutboundDelivery.objects.get(message_id=sent.id)
+    assert delivery.status == OutboundDelivery.Status.SCHEDULED
+    assert delivery.send_after > timezone.now() + timedelta(hours=23)
+
+
+@pytest.mark.django_db
+def test_cancelling_a_scheduled_send_brings_the_draft_back_and_empties_the_page(client, owner):
+    _send(client, owner, to="carol@example.org", subject="Later", body="Hello", send_at=_later(hours=2))
+    sent = Message.objects.get(mailbox=owner, subject="Later")
+    response = client.post(reverse("message_send_undo", args=[sent.id]), {"scheduled": "1"}, follow=True)
+    assert SCHEDULE_CANCELLED in response.content.decode()
+    assert Draft.objects.get(mailbox=owner).subject == "Later"
+    assert "Nothing scheduled" in client.get(reverse("scheduled")).content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["tomorrow-ish", "2026-13-45T25:99"])
+def test_a_malformed_send_later_value_is_a_form_message(client, owner, value):
+    response = _send(client, owner, to="carol@example.org", subject="Later", body="Hello", send_at=value)
+    assert response.status_code == 200
+    assert "Enter a date and time" in response.content.decode()
+    assert not OutboundDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_send_later_time_in_the_past_is_refused_and_the_draft_kept(client, owner):
+    response = _send(client, owner, to="carol@example.org", subject="Later", body="Hello", send_at=_later(hours=-1))
+    assert SEND_AT_PAST in response.content.decode()
+    assert Draft.objects.get(mailbox=owner).body == "Hello"
+    assert not OutboundDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_scheduled_page_shows_only_the_users_own(client, owner, other_mailbox):
+    other_client = client.__class__()
+    other_client.force_login(other_mailbox.user)
+    _send(other_client, other_mailbox, to="carol@example.org", subject="Theirs", body="x", send_at=_later(days=1))
+    _send(client, owner, to="carol@example.org", subject="Mine", body="x", send_at=_later(days=1))
+    html = client.get(reverse("scheduled")).content.decode()
+    assert "Mine" in html
+    assert "Theirs" not in html
