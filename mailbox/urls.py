@@ -28,6 +28,7 @@ urlpatterns = [
     path("m/<int:message_id>/cid/<path:content_id>/", views_conversation.inline_image, name="inline_image"),
     path("m/<int:message_id>/images/always/", views_conversation.remote_images_always, name="remote_images_always"),
     path("m/<int:message_id>/undo-send/", views_sending.message_send_undo, name="message_send_undo"),
+    path("m/<int:message_id>/deliveries/", views_conversation.delivery_timeline, name="delivery_timeline"),
     path("scheduled/", views_sending.scheduled, name="scheduled"),
     path("proxy/image/", views_conversation.image_proxy, name="image_proxy"),
 ]

@@ -4,6 +4,8 @@ Send later and the Scheduled page."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -176,3 +178,58 @@ def test_the_scheduled_page_shows_only_the_users_own(client, owner, other_mailbo
     html = client.get(reverse("scheduled")).content.decode()
     assert "Mine" in html
     assert "Theirs" not in html
+
+
+# --- Delivery timeline in the conversation ---------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_conversation_shows_each_recipients_delivery_and_failures_with_the_reason(client, owner):
+    _send(client, owner, to="carol@example.org, dan@example.org", subject="Report", body="Attached")
+    sent = Message.objects.get(mailbox=owner, subject="Report")
+    OutboundDelivery.objects.filter(message_id=sent.id, recipient="dan@example.org").update(
+        status=OutboundDelivery.Status.FAILED, last_error="550 5.1.1 User unknown"
+    )
+    html = client.get(reverse("thread_detail", args=[sent.thread_id])).content.decode()
+    assert f'data-deliveries-url="{reverse("delivery_timeline", args=[sent.id])}"' in html
+    assert '<span class="recipient">carol@example.org</span>: <span class="status">queued</span>' in html
+    assert "Not delivered to dan@example.org: 550 5.1.1 User unknown" in html
+    assert '<span class="step">queued</span>' in html
+
+    fragment = client.get(reverse("delivery_timeline", args=[sent.id])).content.decode()
+    assert "Not delivered to dan@example.org: 550 5.1.1 User unknown" in fragment
+    assert "carol@example.org" in fragment
+
+
+@pytest.mark.django_db
+def test_received_messages_have_no_delivery_lines(client, owner):
+    received = message_import_raw(
+        mailbox=owner, raw=raw_message("in@example.org", "Hello", to=owner.address), source_tag="test"
+    ).message
+    html = client.get(reverse("thread_detail", args=[received.thread_id])).content.decode()
+    assert 'class="deliveries"' not in html
+
+
+@pytest.mark.django_db
+def test_the_conversation_query_count_does_not_grow_with_sent_messages(client, owner):
+    original = message_import_raw(
+        mailbox=owner, raw=raw_message("orig@example.org", "Plans", to=owner.address), source_tag="test"
+    ).message
+
+    def reply() -> None:
+        draft = draft_create(mailbox=owner, mode=Draft.Mode.REPLY, source=original)
+        data = {"to": "carol@example.org", "subject": "Re: Plans", "body": "Yes", "body_format": "plain"}
+        client.post(reverse("draft", args=[draft.id]), {**data, "cc": "", "bcc": "", "version": 1, "action": "send"})
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse("thread_detail", args=[original.thread_id])).status_code == 200
+        return len(captured)
+
+    reply()
+    queries()  # the first visit also marks the original read
+    one = queries()
+    for _ in range(3):
+        reply()
+    assert queries() == one
+    assert Message.objects.filter(thread_id=original.thread_id).count() == 5
