@@ -471,7 +471,8 @@ def draft_from_unsent(*, mailbox: Mailbox, message_id: int) -> Draft | None:
             for role in (Participant.Role.TO, Participant.Role.CC, Participant.Role.BCC)
         },
         subject=message.subject,
-        body=body.text if body else "",
+        # The MIME text part ends with the line break the encoder added, not one the user typed.
+        body=body.text.replace("\r\n", "\n").rstrip("\n") if body else "",
         # The text part of a formatted message is the Markdown the user typed.
         body_format=Draft.BodyFormat.MARKDOWN if body and body.html.strip() else Draft.BodyFormat.PLAIN,
     )
