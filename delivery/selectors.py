@@ -69,18 +69,26 @@ FAILURE_STATUSES = frozenset(
 def delivery_timeline_for_message(*, mailbox: HasId, message_id: int) -> list[RecipientTimeline]:
     """Per recipient of one of ``mailbox``'s sent messages, its delivery events in order.
     Another mailbox's message gives an empty list."""
-    deliveries = OutboundDelivery.objects.filter(mailbox_id=mailbox.id, message_id=message_id).order_by("id")
+    return delivery_timelines_for_messages(mailbox=mailbox, message_ids=[message_id]).get(message_id, [])
+
+
+def delivery_timelines_for_messages(*, mailbox: HasId, message_ids: list[int]) -> dict[int, list[RecipientTimeline]]:
+    """``delivery_timeline_for_message`` for many messages in two queries (a conversation's):
+    message id → its recipients' timelines; messages without deliveries are absent."""
+    deliveries = OutboundDelivery.objects.filter(mailbox_id=mailbox.id, message_id__in=message_ids).order_by("id")
     events = DeliveryEvent.objects.filter(mailbox_id=mailbox.id, delivery__in=deliveries).order_by("occurred_at", "id")
     steps: dict[int, list[TimelineStep]] = {}
     for event in events.exclude(event_type__in=(DeliveryEvent.Type.OPENED, DeliveryEvent.Type.CLICKED)):
         response = event.mta_response or event.description
         steps.setdefault(event.delivery_id, []).append(TimelineStep(event.event_type, event.occurred_at, response))
-    return [
-        RecipientTimeline(
-            d.id, d.recipient, d.status, d.last_error if d.status in FAILURE_STATUSES else "", steps.get(d.id, [])
+    timelines: dict[int, list[RecipientTimeline]] = {}
+    for d in deliveries:
+        timelines.setdefault(d.message_id, []).append(
+            RecipientTimeline(
+                d.id, d.recipient, d.status, d.last_error if d.status in FAILURE_STATUSES else "", steps.get(d.id, [])
+            )
         )
-        for d in deliveries
-    ]
+    return timelines
 
 
 def outbound_scheduled_message_ids(*, mailbox: HasId) -> list[int]:

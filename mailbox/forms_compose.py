@@ -19,6 +19,15 @@ class DraftForm(forms.Form):
         label="Format",
         help_text="Simple formatting: *italic*, **bold**, lists with - or 1., > quotes, [links](https://…).",
     )
+    # Not part of the draft: read when Send is pressed. The browser's datetime-local value has no
+    # zone; it is taken as UTC (TIME_ZONE), which the label says.
+    send_at = forms.DateTimeField(
+        required=False,
+        label="Send later (UTC)",
+        help_text="Leave empty to send now; pick a time to schedule the message instead.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"invalid": "Enter a date and time such as 2026-12-01 09:30."},
+    )
     version = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
 
     def draft_fields(self) -> DraftFields:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mailbox import views, views_compose, views_conversation
+from mailbox import views, views_compose, views_conversation, views_sending
 
 urlpatterns = [
     path("", views.thread_list, name="inbox"),
@@ -27,5 +27,8 @@ urlpatterns = [
     path("m/<int:message_id>/a/<int:attachment_id>/", views_conversation.attachment, name="attachment"),
     path("m/<int:message_id>/cid/<path:content_id>/", views_conversation.inline_image, name="inline_image"),
     path("m/<int:message_id>/images/always/", views_conversation.remote_images_always, name="remote_images_always"),
+    path("m/<int:message_id>/undo-send/", views_sending.message_send_undo, name="message_send_undo"),
+    path("m/<int:message_id>/deliveries/", views_conversation.delivery_timeline, name="delivery_timeline"),
+    path("scheduled/", views_sending.scheduled, name="scheduled"),
     path("proxy/image/", views_conversation.image_proxy, name="image_proxy"),
 ]

@@ -3,6 +3,7 @@ JSON. The form works without JavaScript (a plain POST saves the draft); ``compos
 autosave, upload progress and address suggestions through the JSON endpoints below."""
 
 from dataclasses import asdict
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,9 +19,11 @@ from mailbox.forms_compose import DraftForm
 from mailbox.models import Draft, Mailbox, Message
 from mailbox.services import drafts as draft_services
 from mailbox.services.sending import SendRefused
+from mailbox.views_sending import sent_flash
 
 SOURCE_MODES = {Draft.Mode.REPLY, Draft.Mode.REPLY_ALL, Draft.Mode.FORWARD}
 MESSAGE_SENT = "Message sent."
+SEND_AT_PAST = "Not sent: the Send later time has passed; choose a time in the future or clear it to send now."
 # Multipart framing around one uploaded file; a request longer than the limit plus this is refused
 # before its body is read.
 UPLOAD_OVERHEAD = 64 * 1024
@@ -68,7 +71,7 @@ def compose(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _render_compose(request, form=form, mode=mode, source=source)
     draft = draft_services.draft_create(mailbox=mailbox, mode=mode, source=source, fields=form.draft_fields())
-    return _after_save(request, draft)
+    return _after_save(request, draft, form.cleaned_data["send_at"])
 
 
 def _render_compose(
@@ -123,7 +126,7 @@ def draft(request: HttpRequest, draft_id: int) -> HttpResponse:
         )
     except draft_services.DraftConflict as conflict:
         return _render_conflict(request, form=form, draft=current, conflict=conflict)
-    return _after_save(request, saved)
+    return _after_save(request, saved, form.cleaned_data["send_at"])
 
 
 def _render_conflict(
@@ -139,7 +142,7 @@ def _render_conflict(
     return _render_compose(request, form=form, mode=draft.mode, source=None, draft=draft, status=409)
 
 
-def _after_save(request: HttpRequest, draft: Draft) -> HttpResponse:
+def _after_save(request: HttpRequest, draft: Draft, send_at: datetime | None = None) -> HttpResponse:
     """The rest of a form POST once the text is saved: files, removals, Send; then back to the
     draft (post/redirect/get) with what happened as messages."""
     for upload in request.FILES.getlist("files"):
@@ -155,12 +158,18 @@ def _after_save(request: HttpRequest, draft: Draft) -> HttpResponse:
         if problems:
             messages.error(request, "Not sent. " + " ".join(problems.values()) + " Your draft is saved.")
             return redirect("draft", draft_id=draft.id)
+        if send_at is not None and send_at <= timezone.now():
+            messages.error(request, f"{SEND_AT_PAST} Your draft is saved.")
+            return redirect("draft", draft_id=draft.id)
         try:
-            draft_services.draft_send(draft=draft)
+            sent = draft_services.draft_send(draft=draft, send_at=send_at)
         except SendRefused as refused:
             messages.error(request, f"Not sent. {refused} Your draft is saved.")
             return redirect("draft", draft_id=draft.id)
-        messages.success(request, MESSAGE_SENT)
+        if send_at is not None:
+            messages.success(request, f"Message scheduled for {send_at:%d %b %Y, %H:%M} UTC.")
+            return redirect("scheduled")
+        messages.success(request, sent_flash(request, text=MESSAGE_SENT, message=sent))
         return redirect("inbox")
     else:
         messages.success(request, "Draft saved.")

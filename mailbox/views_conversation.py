@@ -16,7 +16,12 @@ from django.utils.dateformat import format as date_format
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
-from delivery.selectors import blob_open
+from delivery.selectors import (
+    RecipientTimeline,
+    blob_open,
+    delivery_timeline_for_message,
+    delivery_timelines_for_messages,
+)
 from mailbox import selectors, selectors_conversation
 from mailbox.models import Attachment, Mailbox, Message, Participant
 from mailbox.rendering.body import render_body
@@ -69,6 +74,9 @@ class MessageCard:
     date_full: str
     attachments: list[tuple[Attachment, str, bool]]  # (part, download URL, previewable)
     authentication: list[tuple[str, str]]
+    # Per recipient, for messages this mailbox sent (empty otherwise); see delivery_timeline.
+    deliveries: list[RecipientTimeline]
+    deliveries_url: str
 
 
 class _Urls:
@@ -81,13 +89,21 @@ class _Urls:
         self.body = reverse("message_body", args=[self.MESSAGE])
         self.images_always = reverse("remote_images_always", args=[self.MESSAGE])
         self.attachment = reverse("attachment", args=[self.MESSAGE, self.PART])
+        self.deliveries = reverse("delivery_timeline", args=[self.MESSAGE])
 
     def of(self, pattern: str, message_id: int, part_id: int = 0) -> str:
         return pattern.replace(str(self.MESSAGE), str(message_id)).replace(str(self.PART), str(part_id))
 
 
 def _card(
-    urls: _Urls, message: Message, *, expanded: bool, unread: bool, show_images: bool, asked: bool
+    urls: _Urls,
+    message: Message,
+    *,
+    expanded: bool,
+    unread: bool,
+    show_images: bool,
+    asked: bool,
+    deliveries: list[RecipientTimeline],
 ) -> MessageCard:
     people = message.participants.all()
     results = message.authentication_results or {}
@@ -110,6 +126,8 @@ def _card(
         ],
         # SPF, DKIM and DMARC as the receiving server recorded them ("none" when it did not).
         authentication=[(check.upper(), str(results.get(check) or "none")) for check in ("spf", "dkim", "dmarc")],
+        deliveries=deliveries,
+        deliveries_url=urls.of(urls.deliveries, message.id),
     )
 
 
@@ -139,6 +157,8 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
     shown = _int_or_none(request.GET.get("images"))
     always = mailbox.remote_images == Mailbox.RemoteImages.ALWAYS
     urls = _Urls()
+    # One batch for the whole conversation: the query count does not grow with its length.
+    timelines = delivery_timelines_for_messages(mailbox=mailbox, message_ids=[m.id for m in messages])
     cards = [
         _card(
             urls,
@@ -147,12 +167,24 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
             unread=m.id in unread,
             show_images=m.id == shown or always or m.from_address.lower() in conversation.image_senders,
             asked=m.id == shown,
+            deliveries=timelines.get(m.id, []),
         )
         for m in messages
     ]
     user_labels = [label for label in selectors.label_list(mailbox=mailbox) if not label.role]
     context = {"mailbox": mailbox, "thread": conversation.thread, "cards": cards, "user_labels": user_labels}
     return render(request, "mailbox/thread_detail.html", context)
+
+
+@require_GET
+def delivery_timeline(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The delivery lines of one sent message as an HTML fragment, which conversation.js fetches
+    again when a ``delivery.updated`` event names a message on the page."""
+    mailbox = _mailbox_or_404(request)
+    if selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id) is None:
+        raise Http404("No such message")
+    timeline = delivery_timeline_for_message(mailbox=mailbox, message_id=message_id)
+    return render(request, "mailbox/partials/delivery_timeline.html", {"deliveries": timeline})
 
 
 def _int_or_none(value: str | None) -> int | None:

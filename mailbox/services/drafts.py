@@ -11,6 +11,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -27,7 +28,7 @@ from delivery.services import blob_store_file
 from mailbox.models import Draft, DraftAttachment, Mailbox, Message, Participant
 from mailbox.selectors_drafts import own_addresses
 from mailbox.services.contacts import contact_record
-from mailbox.services.sending import OutgoingMail, message_send
+from mailbox.services.sending import OutgoingMail, message_send, message_send_cancel
 
 CONFLICT_MESSAGE = (
     "This draft was changed in another tab or window since you opened it. "
@@ -429,12 +430,62 @@ def draft_to_outgoing(draft: Draft) -> dict[str, Any]:
 
 
 @transaction.atomic
-def draft_send(*, draft: Draft) -> Message:
-    """Send the draft through the outbound pipeline and discard it, in one transaction; its
-    recipients become contacts (address suggestions). Raises ``SendRefused`` (from
-    ``mailbox.services.sending``) with the user's message, and then nothing has changed."""
-    sent = message_send(mailbox=draft.mailbox, mail=OutgoingMail(**draft_to_outgoing(draft)))
+def draft_send(*, draft: Draft, send_at: datetime | None = None) -> Message:
+    """Send the draft (at ``send_at``, timezone-aware, when given) through the outbound pipeline
+    and discard it, in one transaction; its recipients become contacts (address suggestions).
+    Raises ``SendRefused`` (from ``mailbox.services.sending``) with the user's message, and then
+    nothing has changed."""
+    sent = message_send(mailbox=draft.mailbox, mail=OutgoingMail(**draft_to_outgoing(draft)), send_at=send_at)
     for name, address in parse_addresses(draft.to) + parse_addresses(draft.cc) + parse_addresses(draft.bcc):
         contact_record(mailbox=draft.mailbox, address=address, display_name=name)
     draft_discard(draft=draft)
     return sent
+
+
+@transaction.atomic
+def draft_from_unsent(*, mailbox: Mailbox, message_id: int) -> Draft | None:
+    """Undo a send (or cancel a scheduled one): cancel the message's deliveries not yet claimed
+    and bring its recipients, subject, text and attachments back as a new draft. ``None`` when
+    nothing could be cancelled: the message has left already (or was brought back before). The
+    Sent copy stays, as the send service keeps it, a record of what was sent and recalled."""
+    message = (
+        Message.objects.filter(mailbox=mailbox, pk=message_id)
+        .select_related("body")
+        .prefetch_related("participants", "attachments")
+        .first()
+    )
+    if message is None or message_send_cancel(mailbox=mailbox, message_id=message.id) == 0:
+        return None
+    by_role = _participants_by_role(message)
+    body = getattr(message, "body", None)
+    replied = None
+    if message.in_reply_to:
+        replied = Message.objects.filter(mailbox=mailbox, message_id=message.in_reply_to).exclude(pk=message.id).first()
+    draft = Draft.objects.create(
+        mailbox=mailbox,
+        mode=Draft.Mode.REPLY if replied else Draft.Mode.NEW,
+        thread_id=replied.thread_id if replied else None,
+        reply_to=replied,
+        **{
+            role.value: ", ".join(format_address(n, a) for n, a in by_role.get(role, []))
+            for role in (Participant.Role.TO, Participant.Role.CC, Participant.Role.BCC)
+        },
+        subject=message.subject,
+        # The MIME text part ends with the line break the encoder added, not one the user typed.
+        body=body.text.replace("\r\n", "\n").rstrip("\n") if body else "",
+        # The text part of a formatted message is the Markdown the user typed.
+        body_format=Draft.BodyFormat.MARKDOWN if body and body.html.strip() else Draft.BodyFormat.PLAIN,
+    )
+    DraftAttachment.objects.bulk_create(
+        DraftAttachment(
+            mailbox=mailbox,
+            draft=draft,
+            blob_id=a.blob_id,
+            filename=a.filename or "attachment",
+            content_type=a.content_type,
+            size=a.size,
+        )
+        for a in message.attachments.all()
+        if not a.is_inline
+    )
+    return draft

@@ -1,4 +1,6 @@
-// Conversation view: a collapsed message's body document is loaded only when it is expanded.
+// Conversation view: a collapsed message's body document is loaded only when it is expanded;
+// the delivery lines of a sent message shown here are fetched again when the server says they
+// changed (a "delivery.updated" event on the mailbox's websocket).
 (function () {
   "use strict";
   function loadBody(card) {
@@ -11,4 +13,36 @@
   document.querySelectorAll("details.message-card").forEach(function (card) {
     card.addEventListener("toggle", function () { loadBody(card); });
   });
+
+  function refreshDeliveries(messageId) {
+    var list = document.querySelector('ul.deliveries[data-message="' + Number(messageId) + '"]');
+    if (!list) { return; }
+    fetch(list.dataset.deliveriesUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        // Our own server-rendered, auto-escaped fragment.
+        var fresh = document.createRange().createContextualFragment(html);
+        list.replaceChildren(fresh);
+      })
+      .catch(function () { /* the next event refreshes it */ });
+  }
+
+  var retryDelay = 1000;
+  function connect() {
+    if (!window.WebSocket || !document.querySelector("ul.deliveries")) { return; }
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/ws/mailbox/");
+    socket.addEventListener("message", function (e) {
+      var data;
+      try { data = JSON.parse(e.data); } catch (err) { return; }
+      if (data && data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
+    });
+    socket.addEventListener("open", function () { retryDelay = 1000; });
+    socket.addEventListener("close", function () {
+      setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 30000);
+    });
+  }
+  connect();
 })();

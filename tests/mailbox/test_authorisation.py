@@ -123,6 +123,10 @@ COVERAGE: dict[str, Access] = {
         data=lambda w: {"file": SimpleUploadedFile("notes.txt", b"some notes", content_type="text/plain")},
     ),
     "contacts_autocomplete": Access("own", query=lambda w: {"q": "car"}),
+    # --- sending --------------------------------------------------------------------------------
+    "scheduled": Access("own"),
+    "delivery_timeline": Access("owned", kwargs=lambda w: {"message_id": w.message_id}),
+    "message_send_undo": Access("owned", method="POST", kwargs=lambda w: {"message_id": w.message_id}),
     # --- inbound counters -----------------------------------------------------------------------
     "metrics": Access(
         "token",
