@@ -64,10 +64,6 @@ def mailbox_get_for_user(*, user: AbstractBaseUser) -> Mailbox | None:
     return Mailbox.objects.filter(user_id=user.pk).first()
 
 
-def label_get_by_role(*, mailbox: Mailbox, role: str) -> Label:
-    return Label.objects.get(mailbox=mailbox, role=role)
-
-
 def thread_list_view_get(*, mailbox: Mailbox, key: str) -> ThreadListView | None:
     """The list named ``key`` ("starred", "all" or one of the mailbox's label ids); ``None`` if no such list."""
     if key in ("starred", "all"):

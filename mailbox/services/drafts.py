@@ -10,6 +10,7 @@ import html
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
@@ -25,7 +26,7 @@ from django.utils import timezone
 from markdown_it import MarkdownIt
 
 from delivery.services import blob_store_file
-from mailbox.models import Draft, DraftAttachment, Mailbox, Message, Participant
+from mailbox.models import Attachment, Draft, DraftAttachment, Mailbox, Message, Participant
 from mailbox.selectors_drafts import own_addresses
 from mailbox.services.contacts import contact_record
 from mailbox.services.sending import OutgoingMail, message_send, message_send_cancel
@@ -280,18 +281,23 @@ def draft_create(
     draft.full_clean()
     draft.save()
     if mode == Draft.Mode.FORWARD:
-        DraftAttachment.objects.bulk_create(
-            DraftAttachment(
-                mailbox=mailbox,
-                draft=draft,
-                blob_id=attachment.blob_id,
-                filename=attachment.filename or "attachment",
-                content_type=attachment.content_type,
-                size=attachment.size,
-            )
-            for attachment in source.attachments.all()
-        )
+        _attachments_carry(draft, source.attachments.all())
     return draft
+
+
+def _attachments_carry(draft: Draft, attachments: Iterable[Attachment]) -> None:
+    """Attach a message's parts to ``draft`` by reference: the same stored blobs, no copies."""
+    DraftAttachment.objects.bulk_create(
+        DraftAttachment(
+            mailbox_id=draft.mailbox_id,
+            draft=draft,
+            blob_id=attachment.blob_id,
+            filename=attachment.filename or "attachment",
+            content_type=attachment.content_type,
+            size=attachment.size,
+        )
+        for attachment in attachments
+    )
 
 
 def _field_values(fields: DraftFields) -> dict[str, str]:
@@ -476,16 +482,5 @@ def draft_from_unsent(*, mailbox: Mailbox, message_id: int) -> Draft | None:
         # The text part of a formatted message is the Markdown the user typed.
         body_format=Draft.BodyFormat.MARKDOWN if body and body.html.strip() else Draft.BodyFormat.PLAIN,
     )
-    DraftAttachment.objects.bulk_create(
-        DraftAttachment(
-            mailbox=mailbox,
-            draft=draft,
-            blob_id=a.blob_id,
-            filename=a.filename or "attachment",
-            content_type=a.content_type,
-            size=a.size,
-        )
-        for a in message.attachments.all()
-        if not a.is_inline
-    )
+    _attachments_carry(draft, [a for a in message.attachments.all() if not a.is_inline])
     return draft
