@@ -7,8 +7,10 @@ the resolver and delivery read. At each size (10k, 100k, 1M by default) a few hu
 are then ingested through ``message_import_raw`` (parse, store, resolve, deliver) after a short
 untimed warm-up: replies with headers, replies that lost them (joined by subject and participants),
 and new conversations.
-Prints the resolution time (``thread_place_message``) p50/p95, the queries per message, the
-ingestion rate, and whether the resolver's queries use an index.
+Prints the resolution time (``thread_place_message``) p50/p95, wall clock and CPU time of this
+process (``time.process_time``: the Python side of resolution, which other processes' load on a
+shared machine barely changes), the queries per message, the ingestion rate, the load average, and
+whether the resolver's queries use an index.
 
 Uses its own database (``<name>_threading_scale``, kept between runs; ``--fresh`` rebuilds it).
 Participant rows of the filled messages are not generated: the resolver never reads them.
@@ -199,15 +201,17 @@ def _measure(mailbox, *, threads: int, count: int, seed: int) -> dict:  # noqa: 
     from mailbox.services import conversations, message_import_raw
 
     timings: list[float] = []
+    cpu: list[float] = []
     queries = {"all": 0, "resolution": 0}
     resolving = [False]
     real = conversations.thread_place_message
 
     def timed(**kwargs):  # noqa: ANN202
         resolving[0] = True
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         placement = real(**kwargs)
         timings.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
         resolving[0] = False
         return placement
 
@@ -235,9 +239,12 @@ def _measure(mailbox, *, threads: int, count: int, seed: int) -> dict:  # noqa: 
     finally:
         conversations.thread_place_message = real
     timings.sort()
+    cpu.sort()
     return {
         "p50": statistics.median(timings),
         "p95": timings[int(len(timings) * 0.95) - 1],
+        "cpu_p50": statistics.median(cpu),
+        "cpu_p95": cpu[int(len(cpu) * 0.95) - 1],
         "rate": count / elapsed,
         "queries": queries["all"] / count,
         "resolution_queries": queries["resolution"] / count,
@@ -294,8 +301,11 @@ def main() -> None:
         address="scale@example.org", password=None
     )
     inbox = Label.objects.get(mailbox=mailbox, role=Label.Role.INBOX)
-    print("            resolution (thread_place_message)     ingestion (message_import_raw)")
-    print(f"{'messages':>10} {'p50':>9} {'p95':>8} {'queries':>8} {'rate':>10} {'queries':>8}  plans; joined by")
+    print("            resolution (thread_place_message)                    ingestion (message_import_raw)")
+    print(
+        f"{'messages':>10} {'p50':>9} {'p95':>8} {'cpu p50':>9} {'cpu p95':>8} {'queries':>8} {'rate':>10} "
+        f"{'queries':>8} {'load 1m':>7}  plans; joined by"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         filled = mailbox.messages.filter(source_tag="bench").count() // MESSAGES_PER_THREAD
         if filled < size // MESSAGES_PER_THREAD:
@@ -308,8 +318,9 @@ def main() -> None:
             total = mailbox.messages.count()
             plans = _plans(mailbox, size // MESSAGES_PER_THREAD)
             print(
-                f"{total:>10,} {result['p50']:>9.2f} ms {result['p95']:>5.2f} ms {result['resolution_queries']:>8.1f} "
-                f"{result['rate']:>8.0f}/s {result['queries']:>8.1f}  {plans}; {result['reasons']}",
+                f"{total:>10,} {result['p50']:>9.2f} ms {result['p95']:>5.2f} ms {result['cpu_p50']:>6.2f} ms "
+                f"{result['cpu_p95']:>5.2f} ms {result['resolution_queries']:>8.1f} {result['rate']:>8.0f}/s "
+                f"{result['queries']:>8.1f} {os.getloadavg()[0]:>7.2f}  {plans}; {result['reasons']}",
                 flush=True,
             )
 
