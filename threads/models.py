@@ -98,8 +98,27 @@ class ThreadMessageId(models.Model):
     # to many recipients, which makes replies from different people separate conversations.
     sender = models.CharField(max_length=320, blank=True)
     is_bulk = models.BooleanField(default=False)
+    # A subject join is a guess that later headers may confirm or contradict. Until then, the ids it
+    # brought into the thread (the message's own and its unknown In-Reply-To, and those of replies
+    # placed only through them) carry the Message-ID of the message that joined by subject.
+    subject_anchor = models.CharField(
+        max_length=998,
+        blank=True,
+        help_text="Set while this id is in its thread by a subject join only: the Message-ID of the message "
+        "that joined. Cleared when headers confirm the join; when headers link it to another conversation, "
+        "every id (and message) of the anchor moves there, rather than the two threads merging.",
+    )
 
     class Meta:
+        indexes = [
+            # Only the few ids of unconfirmed subject joins: confirming or moving one is an index look-up.
+            models.Index(
+                "mailbox_id",
+                "subject_anchor",
+                name="threadmessageid_subject_anchor",
+                condition=~models.Q(subject_anchor=""),
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["mailbox_id", "message_id"], name="threadmessageid_unique_per_mailbox"),
         ]

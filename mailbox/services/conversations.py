@@ -125,8 +125,32 @@ def message_thread_resolve(
     )
     if placement.absorbed_thread_ids:
         _threads_fold(mailbox.id, into_id=placement.thread.pk, absorbed=list(placement.absorbed_thread_ids))
+    if placement.moved_message_ids:
+        _subject_joins_undo(mailbox.id, into_id=placement.thread.pk, header_ids=list(placement.moved_message_ids))
+    if placement.absorbed_thread_ids or placement.moved_message_ids:
         placement.thread.refresh_from_db()
     return placement
+
+
+def _subject_joins_undo(mailbox_id: int, *, into_id: int, header_ids: list[str]) -> None:
+    """Move messages whose subject join later headers contradicted into ``into_id`` (the resolver has
+    locked the threads and moved their ids); recount both sides, one event per thread touched."""
+    messages = Message.objects.filter(mailbox_id=mailbox_id, message_id__in=header_ids).exclude(thread_id=into_id)
+    left: dict[int, list[int]] = defaultdict(list)
+    for pk, source in messages.values_list("id", "thread_id").order_by("id"):
+        left[source].append(pk)
+    if not left:
+        return
+    messages.update(thread_id=into_id, thread_reason=Message.ThreadReason.REFERENCE)
+    emptied = thread_states_apply(mailbox_id=mailbox_id, thread_ids=[into_id, *left])
+    arrived = sorted(pk for pks in left.values() for pk in pks)
+    by = "resolver"
+    changes = [ThreadChange(into_id, {"message_ids": arrived, "from_thread_ids": sorted(left), "by": by})]
+    changes += [
+        ThreadChange(source, {"message_ids": pks, "to_thread_id": into_id, "by": by}, source in emptied, into_id)
+        for source, pks in left.items()
+    ]
+    thread_changes_record(mailbox_id=mailbox_id, event_type=DomainEvent.Type.MESSAGES_MOVED, changes=changes)
 
 
 def _threads_fold(mailbox_id: int, *, into_id: int, absorbed: list[int], manual: bool = False) -> None:

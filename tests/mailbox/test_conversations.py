@@ -92,6 +92,26 @@ def test_a_reply_that_arrived_before_its_root_without_headers_joins_it_then(mail
     assert_no_drift(mailbox)
 
 
+def test_a_subject_join_that_later_headers_contradict_moves_the_message_and_keeps_summaries(mailbox):
+    # Two conversations of one subject the mailbox joined midway; a reply naming only a parent it never
+    # received joins the nearer one by subject, and the parent, arriving later, belongs to the other.
+    one = deliver(mailbox, "one@x", "Re: Budget", references=("root-1@y",), date="Mon, 02 Nov 2026 10:00:00 +0000")
+    two = deliver(mailbox, "two@x", "Re: Budget", references=("root-2@y",), date="Wed, 04 Nov 2026 10:00:00 +0000")
+    guess = deliver(mailbox, "guess@x", "Re: Budget", in_reply_to="parent@x", date="Wed, 04 Nov 2026 11:00:00 +0000")
+    assert (guess.thread_id, guess.thread_reason) == (two.thread_id, Message.ThreadReason.SUBJECT)
+
+    parent = deliver(mailbox, "parent@x", "Re: Budget", references=("root-1@y",))
+
+    guess.refresh_from_db()
+    assert guess.thread_id == parent.thread_id == one.thread_id
+    assert guess.thread_reason == Message.ThreadReason.REFERENCE
+    assert (thread_of(one).message_count, thread_of(two).message_count) == (3, 1)
+    moved = thread_events(mailbox, DomainEvent.Type.MESSAGES_MOVED)
+    assert moved[two.thread_id]["to_thread_id"] == one.thread_id
+    assert moved[one.thread_id]["message_ids"] == [guess.pk]
+    assert_no_drift(mailbox)
+
+
 def test_the_owners_own_address_is_no_shared_participant(mailbox):
     root = deliver(mailbox, "root@x", "Budget 2027")
 

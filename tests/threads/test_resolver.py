@@ -227,26 +227,151 @@ def test_a_references_header_pointing_elsewhere_blocks_a_subject_join():
     assert other.thread.pk != root.thread.pk
 
 
-def test_an_unknown_in_reply_to_blocks_a_subject_join_too():
-    # The message names its parent; only that parent's thread is known to be its conversation.
+def test_a_chain_of_unknown_references_blocks_a_subject_join_however_long():
+    root = place("root@x", "Budget 2027")
+
+    other = place("reply@x", "Re: Budget 2027", in_reply_to="b@elsewhere", references=("a@elsewhere", "b@elsewhere"))
+
+    assert other.thread.pk != root.thread.pk
+
+
+def test_a_reply_whose_in_reply_to_names_a_parent_never_received_joins_by_subject():
+    # The parent went to others only, or the client wrote no References: the missing parent says
+    # nothing against the conversation the subject and the people point to.
     root = place("root@x", "Budget 2027")
 
     orphan = place("reply@x", "Re: Budget 2027", in_reply_to="missing@x")
 
-    assert orphan.thread.pk != root.thread.pk
-    place("missing@x", "Re: Budget 2027", in_reply_to="root@x")  # the parent arrives: all three are one
-    assert len(threads_of("root@x", "reply@x", "missing@x")) == 1
+    assert (orphan.thread.pk, orphan.reason) == (root.thread.pk, "subject")
+    assert anchors("reply@x", "missing@x") == {"reply@x"}
 
 
-def test_a_fork_under_the_same_subject_is_not_fused_into_the_conversation_already_here():
-    # The mailbox joins two conversations of one subject midway. The first message of the second
-    # names only a parent never received: a subject join would pull all its later replies in too.
+def test_an_unknown_in_reply_to_joins_by_subject_only_within_the_guardrails():
+    root = place("root@x", "Budget 2027")
+
+    stranger = place("reply@x", "Re: Budget 2027", in_reply_to="missing@x", sender="eve@example.net", recipients=())
+    generic = place("hi-reply@x", "Re: hi", in_reply_to="missing-hi@x")
+
+    assert stranger.thread.pk != root.thread.pk
+    assert generic.reason == "new"
+
+
+def test_a_reply_with_an_unknown_in_reply_to_arriving_first_is_adopted_by_its_root():
+    orphan = place("reply@x", "Re: Budget 2027", in_reply_to="missing@x", date=START + timedelta(hours=2))
+
+    root = place("root@x", "Budget 2027", date=START)
+
+    assert root.absorbed_thread_ids == (orphan.thread.pk,)
+
+
+# --- 5. Subject joins are provisional ------------------------------------------------------
+
+
+def anchors(*message_ids: str) -> set[str]:
+    rows = ThreadMessageId.objects.filter(mailbox_id=MAILBOX, message_id__in=message_ids)
+    return set(rows.values_list("subject_anchor", flat=True))
+
+
+def test_a_subject_join_confirmed_by_a_later_chain_through_the_missing_parent_becomes_certain():
+    place("first@x", "Re: Budget 2027", references=("root@elsewhere",))
+    orphan = place("orphan@x", "Re: Budget 2027", in_reply_to="missing@x")
+
+    child = place("child@x", "Re: Budget 2027", references=("root@elsewhere", "missing@x", "orphan@x"))
+
+    assert child.thread.pk == orphan.thread.pk
+    assert (child.reason, child.moved_message_ids) == ("reference", ())
+    assert anchors("orphan@x", "missing@x", "child@x") == {""}
+
+
+def test_a_late_parent_belonging_to_another_conversation_takes_its_subject_joined_reply_there():
+    # Two conversations of one subject, each joined midway; the orphan guessed the wrong one.
+    one = place("one@x", "Re: Budget 2027", references=("root-1@elsewhere",), date=START)
+    two = place("two@x", "Re: Budget 2027", references=("root-2@elsewhere",), date=START + timedelta(days=2))
+    orphan = place("orphan@x", "Re: Budget 2027", in_reply_to="parent@x", date=START + timedelta(days=2, hours=1))
+    assert orphan.thread.pk == two.thread.pk
+
+    parent = place("parent@x", "Re: Budget 2027", references=("root-1@elsewhere",), date=START + timedelta(hours=1))
+
+    assert parent.thread.pk == one.thread.pk
+    assert (parent.absorbed_thread_ids, parent.moved_message_ids) == ((), ("orphan@x",))
+    assert threads_of("orphan@x", "parent@x", "one@x") == {one.thread.pk}
+    assert threads_of("two@x", "root-2@elsewhere") == {two.thread.pk}
+
+
+def test_a_fork_of_the_same_subject_leaves_the_thread_it_joined_when_its_reply_shows_another_root():
+    # The mailbox joins two conversations of one subject midway. The fork names only a parent never
+    # received, so it joined the first by subject; its reply's chain shows a root the first never had.
     first = place("first@x", "Re: Budget 2027", references=("root-1@elsewhere", "parent-1@elsewhere"))
     fork = place("fork@x", "Re: Budget 2027", in_reply_to="parent-2@elsewhere")
+    assert fork.thread.pk == first.thread.pk
+
     child = place("child@x", "Re: Budget 2027", references=("root-2@elsewhere", "parent-2@elsewhere", "fork@x"))
 
-    assert fork.thread.pk != first.thread.pk
-    assert (child.thread.pk, child.absorbed_thread_ids) == (fork.thread.pk, ())
+    assert child.thread.pk != first.thread.pk
+    assert (child.absorbed_thread_ids, child.moved_message_ids) == ((), ("fork@x",))
+    assert threads_of("fork@x", "child@x", "parent-2@elsewhere", "root-2@elsewhere") == {child.thread.pk}
+    assert threads_of("first@x", "root-1@elsewhere") == {first.thread.pk}
+
+
+def test_an_unknown_parent_arriving_as_a_new_conversation_takes_its_subject_joined_replies_along():
+    root = place("root@x", "Budget 2027")
+    orphan = place("orphan@x", "Re: Budget 2027", in_reply_to="other-root@x")
+    assert orphan.thread.pk == root.thread.pk
+
+    other_root = place("other-root@x", "Budget 2027")
+
+    assert other_root.thread.pk != root.thread.pk
+    assert other_root.moved_message_ids == ("orphan@x",)
+    assert threads_of("orphan@x", "other-root@x") == {other_root.thread.pk}
+
+
+def test_a_missing_parent_arriving_with_only_an_unknown_in_reply_to_of_its_own_stays_with_its_reply():
+    # Its own missing parent is no evidence either: the subject join stands, still unconfirmed.
+    root = place("root@x", "Budget 2027")
+    place("orphan@x", "Re: Budget 2027", in_reply_to="parent@x")
+
+    parent = place("parent@x", "Re: Budget 2027", in_reply_to="grandparent@x")
+
+    assert (parent.thread.pk, parent.moved_message_ids) == (root.thread.pk, ())
+    assert anchors("parent@x", "grandparent@x") == {"orphan@x"}
+
+
+def test_a_headerless_reply_joined_by_subject_moves_when_a_reply_to_it_names_another_conversation():
+    one = place("one@x", "Re: Budget 2027", references=("root-1@elsewhere",), date=START)
+    two = place("two@x", "Re: Budget 2027", references=("root-2@elsewhere",), date=START + timedelta(days=2))
+    stripped = place("stripped@x", "Re: Budget 2027", date=START + timedelta(days=2, hours=1))
+    assert (stripped.thread.pk, stripped.reason) == (two.thread.pk, "subject")
+
+    child = place("child@x", "Re: Budget 2027", references=("root-1@elsewhere", "stripped@x"))
+
+    assert (child.thread.pk, child.absorbed_thread_ids, child.moved_message_ids) == (one.thread.pk, (), ("stripped@x",))
+    assert threads_of("two@x") == {two.thread.pk}
+
+
+def test_replies_placed_only_through_a_subject_join_follow_it_when_it_moves():
+    one = place("one@x", "Re: Budget 2027", references=("root-1@elsewhere",), date=START)
+    two = place("two@x", "Re: Budget 2027", references=("root-2@elsewhere",), date=START + timedelta(days=2))
+    place("orphan@x", "Re: Budget 2027", in_reply_to="parent@x", date=START + timedelta(days=2, hours=1))
+    answer = place("answer@x", "Re: Budget 2027", in_reply_to="orphan@x", date=START + timedelta(days=2, hours=2))
+    assert (answer.thread.pk, answer.reason) == (two.thread.pk, "reference")
+    assert anchors("answer@x") == {"orphan@x"}
+
+    parent = place("parent@x", "Re: Budget 2027", references=("root-1@elsewhere",), date=START + timedelta(hours=1))
+
+    assert parent.moved_message_ids == ("answer@x", "orphan@x")
+    assert threads_of("orphan@x", "answer@x", "parent@x") == {one.thread.pk}
+
+
+def test_a_fragment_adopted_by_a_conversation_of_its_subject_leaves_when_headers_name_another():
+    stray = place("stray@x", "Re: Budget 2027", date=START + timedelta(hours=2))
+    adopter = place("adopter@x", "Budget 2027", date=START)
+    assert adopter.absorbed_thread_ids == (stray.thread.pk,)
+    one = place("one@x", "Re: Budget 2027", references=("root-1@elsewhere",), date=START + timedelta(hours=1))
+
+    child = place("child@x", "Re: Budget 2027", references=("root-1@elsewhere", "stray@x"))
+
+    assert child.thread.pk == one.thread.pk != adopter.thread.pk
+    assert child.moved_message_ids == ("stray@x",)
 
 
 def test_a_thread_stops_growing_by_subject_past_its_size_cap():

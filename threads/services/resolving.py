@@ -6,22 +6,29 @@ In order:
    referenced so far included, so a late parent finds the replies that came before it; when the
    ids connect several threads, they merge. Junk ids are ignored; membership has no parent links, so no
    loop can form.
-2. **Subject.** A reply that lost its headers (its subject has a reply or forward prefix) joins a
-   thread with the same normalised subject when their participants overlap and the thread was
-   active within ``WINDOW`` of the message's date.
-3. **Guardrails.** Generic subjects never join by subject; threading headers naming ids the
-   candidate does not hold (none of them known, or they would have placed the message) block a
-   subject join, In-Reply-To as much as References; a thread of ``SUBJECT_JOIN_MAX_MESSAGES`` or
-   more stops growing by subject; list mail joins only threads of its list; private replies to bulk
-   mail make one conversation per correspondent; threads the user arranged are never merged
-   automatically.
+2. **Subject.** A reply that lost its References (its subject has a reply or forward prefix; at
+   most an In-Reply-To naming a parent the mailbox never saw) joins a thread with the same
+   normalised subject when their participants overlap and the thread was active within ``WINDOW``
+   of the message's date.
+3. **Guardrails.** Generic subjects never join by subject; a References header naming ids the
+   candidate does not hold (none of them known, or they would have placed the message) blocks a
+   subject join (Gmail's rule); a thread of ``SUBJECT_JOIN_MAX_MESSAGES`` or more stops growing by
+   subject; list mail joins only threads of its list; private replies to bulk mail make one
+   conversation per correspondent; threads the user arranged are never merged automatically.
 4. **Fallback.** A new thread. A reply without headers that found no thread starts a *fragment*;
    the next new thread of its subject and correspondents adopts it, as the reply would have joined
    that thread had it arrived after it.
+5. **Subject joins are provisional.** The ids a subject join (or a fragment) brings into a thread
+   carry the joining message's id as ``subject_anchor``, as do replies placed only through them.
+   Later headers judge the guess (``_subject_joins_judge``): a chain through an anchored id that also
+   reaches ids its thread holds confirms it; one that reaches another thread moves the anchored
+   messages there instead of merging the two threads; one whose ancestry lies wholly outside the
+   thread (unknown ids above the anchored ones, or the unknown parent arriving as a conversation's
+   first message) moves them to a thread of their own.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -55,12 +62,16 @@ class ThreadPlacement:
     normalized_subject: str = ""  # the message's own
     # Threads merged into ``thread``: the caller moves their messages, recounts, then deletes them.
     absorbed_thread_ids: tuple[int, ...] = ()
+    # Message-IDs of messages whose subject join the headers contradicted: the caller moves them into
+    # ``thread`` and recounts the threads they leave (their ids are mapped to ``thread`` already).
+    moved_message_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Incoming:
     message_id: str
     ancestors: tuple[str, ...]  # nearest first
+    has_references: bool  # a References header names an ancestor (In-Reply-To alone is no chain)
     subject_text: str
     subject: SubjectKey
     list_id: str
@@ -80,6 +91,17 @@ class _KnownId(NamedTuple):
     seen: bool
     sender: str
     is_bulk: bool
+    subject_anchor: str
+
+
+@dataclass
+class _SubjectJoins:
+    """What the message's headers say about the unconfirmed subject joins they reach (by anchor)."""
+
+    confirmed: set[str] = field(default_factory=set)  # their thread is the message's: now certain
+    moved: set[str] = field(default_factory=set)  # their ids and messages move to the message's thread
+    inherited: str = ""  # the message joins through them only: its ids take this anchor
+    outside: bool = False  # the moved ones go to a new thread: their ancestry is no thread here
 
 
 @dataclass
@@ -89,6 +111,8 @@ class _Links:
     bulk_parent: _KnownId | None = None  # the nearest known id: bulk mail privately replied to
     followed: list[str] = field(default_factory=list)  # ancestor ids up to any bulk parent
     own_known: bool = False  # the message's own id was mapped already (named by earlier replies)
+    joins: _SubjectJoins = field(default_factory=_SubjectJoins)
+    moved_from: set[int] = field(default_factory=set)  # threads holding the subject joins that move
 
     def settle(self, found: list[tuple[str, int]]) -> "_Links":
         """From the known ids (id, thread), nearest first: the first thread is the message's, the others
@@ -125,6 +149,7 @@ def thread_place_message(
     incoming = _Incoming(
         message_id=message_id,
         ancestors=ancestors,
+        has_references=any(i != message_id and _is_message_id(i) for i in references),
         subject_text=subject,
         subject=subject_analyse(subject, list_id=list_id),
         list_id=list_id,
@@ -160,7 +185,7 @@ def _is_message_id(value: str) -> bool:
 # Raw SQL on purpose: every delivery runs it, and the ORM's query building would cost more than the
 # index look-up itself (resolution has a 5 ms budget).
 _KNOWN_IDS_SQL = (
-    "SELECT message_id, thread_id, seen, sender, is_bulk "
+    "SELECT message_id, thread_id, seen, sender, is_bulk, subject_anchor "
     "FROM threads_threadmessageid WHERE mailbox_id = %s AND message_id = ANY(%s)"
 )
 
@@ -188,7 +213,48 @@ def _links(mailbox_id: int, incoming: _Incoming) -> _Links:
             links.followed.append(message_id)
         if row is not None:
             found.append((message_id, row.thread_id))
+    if links.bulk_parent is None:
+        found = _subject_joins_judge(incoming, rows, links, found)
     return links.settle(found)
+
+
+def _subject_joins_judge(
+    incoming: _Incoming, rows: dict[str, _KnownId], links: _Links, found: list[tuple[str, int]]
+) -> list[tuple[str, int]]:
+    """Judge the unconfirmed subject joins the message's ids reach; return the known ids that decide its
+    thread. Ids in a thread by header evidence are *firm*; anchored ids stand in only when no firm one
+    is known, as a reply to a reply that joined by subject joins where that one is."""
+    anchored = {i: rows[i] for i, _ in found if rows[i].subject_anchor}
+    if not anchored:
+        return found
+    firm = [(i, thread) for i, thread in found if i not in anchored]
+    firm_threads = {thread for _, thread in firm}
+    joins = links.joins
+    if firm:
+        for row in anchored.values():
+            target = joins.confirmed if row.thread_id in firm_threads else joins.moved
+            target.add(row.subject_anchor)
+    elif _ancestry_outside(incoming, rows, anchored):
+        joins.outside = True
+        joins.moved = {row.subject_anchor for row in anchored.values()}
+    else:
+        nearest = anchored[found[0][0]]
+        joins.inherited = nearest.subject_anchor
+        joins.moved = {row.subject_anchor for row in anchored.values() if row.thread_id != nearest.thread_id}
+        firm = [found[0]]
+    links.moved_from = {row.thread_id for row in anchored.values() if row.subject_anchor in joins.moved}
+    return firm
+
+
+def _ancestry_outside(incoming: _Incoming, rows: dict[str, _KnownId], anchored: dict[str, _KnownId]) -> bool:
+    """Headers that reach only subject-joined ids, and show that their conversation is none of the
+    thread's: ids above them (their own ancestors) the mailbox does not know, or, when the message is
+    the unknown parent itself, no reply mark and no parent at all (a conversation's first message)."""
+    ordered = [incoming.message_id, *incoming.ancestors]
+    farthest = max(ordered.index(i) for i in anchored)
+    if incoming.has_references and any(i not in rows for i in ordered[farthest + 1 :]):
+        return True
+    return incoming.message_id in anchored and not incoming.ancestors and not incoming.subject.is_reply
 
 
 def _private_party(incoming: _Incoming, bulk_sender: str) -> str:
@@ -205,22 +271,49 @@ def _placement(mailbox_id: int, incoming: _Incoming, links: _Links) -> ThreadPla
         return _by_branch(mailbox_id, incoming, links.bulk_parent)
     if links.primary is not None:
         return _by_reference(mailbox_id, incoming, links)
+    if links.joins.outside:
+        return _apart_with_subject_joins(mailbox_id, incoming, links)
     return _by_subject(mailbox_id, incoming) or _new(mailbox_id, incoming)
 
 
 def _by_reference(mailbox_id: int, incoming: _Incoming, links: _Links) -> ThreadPlacement | None:
-    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=[links.primary, *links.others])
-    if any(i not in locked for i in [links.primary, *links.others]):
+    wanted = [links.primary, *links.others, *links.moved_from]
+    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=wanted)
+    if any(i not in locked for i in wanted):
         return None
     primary = locked[links.primary]
     mergeable = [] if primary.is_manual else [locked[i] for i in links.others if not locked[i].is_manual]
-    if not mergeable:
-        return ThreadPlacement(primary, REASON_REFERENCE, incoming.subject.normalized)
-    # The biggest thread survives, so the fewest rows move.
-    survivor = max([primary, *mergeable], key=lambda t: (t.message_count, -t.pk))
-    absorbed = tuple(t.pk for t in [primary, *mergeable] if t.pk != survivor.pk)
-    thread_absorb(mailbox_id=mailbox_id, into_id=survivor.pk, thread_ids=list(absorbed))
-    return ThreadPlacement(survivor, REASON_REFERENCE, incoming.subject.normalized, absorbed)
+    placement = ThreadPlacement(primary, REASON_REFERENCE, incoming.subject.normalized)
+    if mergeable:
+        # The biggest thread survives, so the fewest rows move.
+        survivor = max([primary, *mergeable], key=lambda t: (t.message_count, -t.pk))
+        absorbed = tuple(t.pk for t in [primary, *mergeable] if t.pk != survivor.pk)
+        thread_absorb(mailbox_id=mailbox_id, into_id=survivor.pk, thread_ids=list(absorbed))
+        placement = ThreadPlacement(survivor, REASON_REFERENCE, incoming.subject.normalized, absorbed)
+    return _subject_joins_apply(mailbox_id, placement, links.joins)
+
+
+def _apart_with_subject_joins(mailbox_id: int, incoming: _Incoming, links: _Links) -> ThreadPlacement | None:
+    """The message's headers show that the subject joins they reach were wrong and name no thread here:
+    a new thread for the message and the messages of those joins."""
+    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=links.moved_from)
+    if any(i not in locked for i in links.moved_from):
+        return None
+    return _subject_joins_apply(mailbox_id, _new(mailbox_id, incoming), links.joins)
+
+
+def _subject_joins_apply(mailbox_id: int, placement: ThreadPlacement, joins: _SubjectJoins) -> ThreadPlacement:
+    """Confirm the subject joins the headers confirmed; move the contradicted ones (their ids, and the
+    ids of replies placed through them) into the placement's thread. Their threads are locked."""
+    ids = ThreadMessageId.objects.filter(mailbox_id=mailbox_id)
+    if joins.confirmed:
+        ids.filter(subject_anchor__in=sorted(joins.confirmed)).update(subject_anchor="")
+    if not joins.moved:
+        return placement
+    moved = ids.filter(subject_anchor__in=sorted(joins.moved))
+    seen = tuple(sorted(moved.filter(seen=True).values_list("message_id", flat=True)))
+    moved.update(thread_id=placement.thread.pk, subject_anchor=joins.inherited)
+    return replace(placement, moved_message_ids=seen)
 
 
 def _by_branch(mailbox_id: int, incoming: _Incoming, parent: _KnownId) -> ThreadPlacement | None:
@@ -256,8 +349,13 @@ def _by_subject(mailbox_id: int, incoming: _Incoming) -> ThreadPlacement | None:
 
 
 def _may_join_by_subject(incoming: _Incoming) -> bool:
-    """A reply or forward (by its prefix) with a telling subject and no threading headers at all."""
-    return incoming.subject.is_reply and not incoming.subject.is_generic and not incoming.ancestors
+    """A reply or forward (by its prefix) with a telling subject and no References chain.
+
+    An In-Reply-To alone is no such chain when it names a parent this mailbox never saw (a known one
+    would have placed the message): a client that writes no References, a reply to a message that
+    went to others only. The missing parent says nothing against the conversation the subject and
+    the people point to; if later headers place that parent elsewhere, the join is undone."""
+    return incoming.subject.is_reply and not incoming.subject.is_generic and not incoming.has_references
 
 
 def _subject_candidates(mailbox_id: int, incoming: _Incoming, *, fragments_only: bool = False) -> list[Thread]:
@@ -327,9 +425,26 @@ def _fragments_adopt(mailbox_id: int, incoming: _Incoming, thread: Thread) -> tu
 
 def _record_message_ids(mailbox_id: int, placement: ThreadPlacement, incoming: _Incoming, links: _Links) -> None:
     thread = placement.thread
-    rows = [ThreadMessageId(mailbox_id=mailbox_id, message_id=i, thread=thread) for i in links.followed]
+    anchor = _subject_anchor_of(placement, incoming, links)
+    rows = [
+        ThreadMessageId(mailbox_id=mailbox_id, message_id=i, thread=thread, subject_anchor=anchor)
+        for i in links.followed
+    ]
     own = {"seen": True, "sender": incoming.sender, "is_bulk": incoming.is_bulk}
-    rows.append(ThreadMessageId(mailbox_id=mailbox_id, message_id=incoming.message_id, thread=thread, **own))
+    rows.append(
+        ThreadMessageId(
+            mailbox_id=mailbox_id, message_id=incoming.message_id, thread=thread, subject_anchor=anchor, **own
+        )
+    )
     ThreadMessageId.objects.bulk_create(rows, ignore_conflicts=True)
     if links.own_known:  # a placeholder until now: the message has arrived
         ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id=incoming.message_id, seen=False).update(**own)
+
+
+def _subject_anchor_of(placement: ThreadPlacement, incoming: _Incoming, links: _Links) -> str:
+    """The anchor the message's new ids carry: its own id when it joined by subject or started a
+    fragment (a guess either way), the anchor it reached when it joined only through subject-joined
+    ids, else none (header evidence)."""
+    if placement.reason == REASON_SUBJECT or (placement.reason == REASON_NEW and placement.thread.is_fragment):
+        return incoming.message_id
+    return links.joins.inherited
