@@ -30,6 +30,7 @@ from threads.services import (
     thread_create,
     thread_message_ids_move,
     thread_place_message,
+    thread_subject_joins_confirm,
     thread_summary_set,
     threads_delete,
     threads_lock,
@@ -175,6 +176,7 @@ def thread_merge(*, mailbox: Mailbox, thread_ids: list[int], into_thread_id: int
     if set(locked) != wanted:
         raise ValidationError("No such thread in this mailbox.")
     absorbed = sorted(wanted - {into_thread_id})
+    thread_subject_joins_confirm(mailbox_id=mailbox.id, thread_ids=sorted(wanted))
     if absorbed:
         _threads_fold(mailbox.id, into_id=into_thread_id, absorbed=absorbed, manual=True)
     return Thread.objects.get(pk=into_thread_id)

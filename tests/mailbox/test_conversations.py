@@ -112,6 +112,37 @@ def test_a_subject_join_that_later_headers_contradict_moves_the_message_and_keep
     assert_no_drift(mailbox)
 
 
+def test_a_message_the_user_moved_stays_where_they_put_it_when_later_headers_disagree(mailbox):
+    one = deliver(mailbox, "one@x", "Re: Budget", references=("root-1@y",), date="Mon, 02 Nov 2026 10:00:00 +0000")
+    two = deliver(mailbox, "two@x", "Re: Budget", references=("root-2@y",), date="Wed, 04 Nov 2026 10:00:00 +0000")
+    guess = deliver(mailbox, "guess@x", "Re: Budget", in_reply_to="parent@x", date="Mon, 02 Nov 2026 11:00:00 +0000")
+    assert guess.thread_id == one.thread_id
+    messages_move_to_thread(mailbox=mailbox, message_ids=[guess.pk], thread_id=two.thread_id)
+
+    deliver(mailbox, "parent@x", "Re: Budget", references=("root-1@y",))
+
+    guess.refresh_from_db()
+    assert guess.thread_id == two.thread_id
+    assert_no_drift(mailbox)
+
+
+def test_the_subject_joins_of_threads_the_user_merged_are_theirs_to_keep(mailbox):
+    one = deliver(mailbox, "one@x", "Re: Budget", references=("root-1@y",), date="Mon, 02 Nov 2026 10:00:00 +0000")
+    two = deliver(mailbox, "two@x", "Re: Plan", references=("root-2@y",), date="Mon, 02 Nov 2026 10:00:00 +0000")
+    guess = deliver(mailbox, "guess@x", "Re: Budget", in_reply_to="parent@x", date="Mon, 02 Nov 2026 11:00:00 +0000")
+    thread_merge(mailbox=mailbox, thread_ids=[two.thread_id], into_thread_id=one.thread_id)
+    other = deliver(mailbox, "other@x", "Re: Budget", references=("root-3@y",))
+
+    parent = deliver(mailbox, "parent@x", "Re: Budget", references=("root-3@y",))
+
+    # Decided, so not taken out: the parent's headers join the merged thread and the other one, as
+    # for any message whose parent is known.
+    for message in (guess, one, other):
+        message.refresh_from_db()
+    assert guess.thread_id == one.thread_id == parent.thread_id == other.thread_id
+    assert_no_drift(mailbox)
+
+
 def test_the_owners_own_address_is_no_shared_participant(mailbox):
     root = deliver(mailbox, "root@x", "Budget 2027")
 

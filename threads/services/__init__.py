@@ -20,6 +20,7 @@ from threads.services.restructuring import (
     thread_create,
     thread_message_ids_forget,
     thread_message_ids_move,
+    thread_subject_joins_confirm,
     threads_delete,
     threads_mark_manual,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "thread_message_ids_forget",
     "thread_message_ids_move",
     "thread_place_message",
+    "thread_subject_joins_confirm",
     "thread_summary_set",
     "threads_delete",
     "threads_lock",

@@ -41,14 +41,26 @@ def thread_absorb(*, mailbox_id: int, into_id: int, thread_ids: list[int]) -> No
 
 @transaction.atomic(savepoint=False)
 def thread_message_ids_move(*, mailbox_id: int, message_ids: list[str], thread_id: int) -> None:
-    """Map these Message-IDs to ``thread_id``: replies to a moved message follow it."""
-    ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id__in=message_ids).update(thread_id=thread_id)
+    """Map these Message-IDs to ``thread_id``: replies to a moved message follow it. The user placed
+    them: no longer a subject join that later headers may undo."""
+    ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id__in=message_ids).update(
+        thread_id=thread_id, subject_anchor=""
+    )
 
 
 @transaction.atomic(savepoint=False)
 def threads_mark_manual(*, mailbox_id: int, thread_ids: list[int]) -> None:
     """Record that the user arranged these threads: the resolver never merges them automatically."""
     Thread.objects.filter(mailbox_id=mailbox_id, pk__in=thread_ids).update(is_manual=True)
+    thread_subject_joins_confirm(mailbox_id=mailbox_id, thread_ids=thread_ids)
+
+
+@transaction.atomic(savepoint=False)
+def thread_subject_joins_confirm(*, mailbox_id: int, thread_ids: list[int]) -> None:
+    """The user arranged these threads, as they saw them: their subject joins are decisions now, which
+    later headers no longer undo (a manual decision wins over the resolver)."""
+    ids = ThreadMessageId.objects.filter(mailbox_id=mailbox_id, thread_id__in=thread_ids)
+    ids.exclude(subject_anchor="").update(subject_anchor="")
 
 
 @transaction.atomic(savepoint=False)
