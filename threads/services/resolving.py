@@ -358,34 +358,44 @@ def _may_join_by_subject(incoming: _Incoming) -> bool:
     return incoming.subject.is_reply and not incoming.subject.is_generic and not incoming.has_references
 
 
-def _subject_candidates(mailbox_id: int, incoming: _Incoming, *, fragments_only: bool = False) -> list[Thread]:
+class _Candidate(NamedTuple):
+    """A thread as the subject rules read it."""
+
+    pk: int
+    normalized_subject: str
+    list_id: str
+    message_count: int
+    first_message_at: datetime | None
+    last_message_at: datetime
+    correspondents: list[str]
+
+
+# Raw SQL for the same reason as the Message-ID look-up: an index range scan on thread_mailbox_subject
+# (or the small thread_mailbox_fragment) whose ORM query building cost several times the scan.
+_CANDIDATES_SQL = (
+    "SELECT id, normalized_subject, list_id, message_count, first_message_at, last_message_at, "
+    "ARRAY(SELECT jsonb_array_elements_text(correspondents)) "
+    "FROM threads_thread WHERE mailbox_id = %s AND normalized_subject = ANY(%s) AND last_message_at >= %s{extra} "
+    "ORDER BY last_message_at LIMIT %s"
+)
+_ANY_CANDIDATE_SQL = _CANDIDATES_SQL.format(extra="")
+_FRAGMENT_CANDIDATE_SQL = _CANDIDATES_SQL.format(extra=" AND is_fragment AND NOT is_manual")
+
+
+def _subject_candidates(mailbox_id: int, incoming: _Incoming, *, fragments_only: bool = False) -> list[_Candidate]:
     """Threads of the same subject, active near the message's date, passing every subject guardrail;
     of those, only the ones under the most specific of the message's subject keys."""
     keys = incoming.subject.keys
-    candidates = Thread.objects.filter(
-        mailbox_id=mailbox_id, normalized_subject__in=keys, last_message_at__gte=incoming.date - WINDOW
-    )
-    if fragments_only:
-        candidates = candidates.filter(is_fragment=True, is_manual=False)
-    candidates = candidates.order_by("last_message_at").only(*_CANDIDATE_FIELDS)[:SUBJECT_CANDIDATES]
+    sql = _FRAGMENT_CANDIDATE_SQL if fragments_only else _ANY_CANDIDATE_SQL
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [mailbox_id, keys, incoming.date - WINDOW, SUBJECT_CANDIDATES])
+        candidates = [_Candidate(*row) for row in cursor.fetchall()]
     found = [t for t in candidates if _subject_match(t, incoming)]
     best_key = min((keys.index(t.normalized_subject) for t in found), default=0)
     return [t for t in found if keys.index(t.normalized_subject) == best_key]
 
 
-_CANDIDATE_FIELDS = (
-    "id",
-    "mailbox_id",
-    "normalized_subject",
-    "list_id",
-    "message_count",
-    "first_message_at",
-    "last_message_at",
-    "correspondents",
-)
-
-
-def _subject_match(thread: Thread, incoming: _Incoming) -> bool:
+def _subject_match(thread: _Candidate, incoming: _Incoming) -> bool:
     return (
         thread.first_message_at is not None
         and thread.first_message_at <= incoming.date + WINDOW
@@ -395,7 +405,7 @@ def _subject_match(thread: Thread, incoming: _Incoming) -> bool:
     )
 
 
-def _distance(thread: Thread, date: datetime) -> timedelta:
+def _distance(thread: _Candidate, date: datetime) -> timedelta:
     if date < thread.first_message_at:
         return thread.first_message_at - date
     return max(date - thread.last_message_at, timedelta(0))
@@ -423,22 +433,29 @@ def _fragments_adopt(mailbox_id: int, incoming: _Incoming, thread: Thread) -> tu
     return adopted
 
 
+# One statement for the ids the message references and its own: a placeholder of its own id (named by
+# replies that came first) becomes a seen id; everything else already mapped stays as it is.
+_RECORD_IDS_SQL = (
+    "INSERT INTO threads_threadmessageid (mailbox_id, message_id, thread_id, seen, sender, is_bulk, subject_anchor) "
+    "SELECT %(mailbox)s, i, %(thread)s, false, '', false, %(anchor)s FROM unnest(%(followed)s::text[]) AS i "
+    "UNION ALL SELECT %(mailbox)s, %(own)s, %(thread)s, true, %(sender)s, %(bulk)s, %(anchor)s "
+    "ON CONFLICT (mailbox_id, message_id) DO UPDATE SET seen = true, sender = EXCLUDED.sender, "
+    "is_bulk = EXCLUDED.is_bulk WHERE EXCLUDED.seen AND NOT threads_threadmessageid.seen"
+)
+
+
 def _record_message_ids(mailbox_id: int, placement: ThreadPlacement, incoming: _Incoming, links: _Links) -> None:
-    thread = placement.thread
-    anchor = _subject_anchor_of(placement, incoming, links)
-    rows = [
-        ThreadMessageId(mailbox_id=mailbox_id, message_id=i, thread=thread, subject_anchor=anchor)
-        for i in links.followed
-    ]
-    own = {"seen": True, "sender": incoming.sender, "is_bulk": incoming.is_bulk}
-    rows.append(
-        ThreadMessageId(
-            mailbox_id=mailbox_id, message_id=incoming.message_id, thread=thread, subject_anchor=anchor, **own
-        )
-    )
-    ThreadMessageId.objects.bulk_create(rows, ignore_conflicts=True)
-    if links.own_known:  # a placeholder until now: the message has arrived
-        ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id=incoming.message_id, seen=False).update(**own)
+    params = {
+        "mailbox": mailbox_id,
+        "thread": placement.thread.pk,
+        "anchor": _subject_anchor_of(placement, incoming, links),
+        "followed": links.followed,
+        "own": incoming.message_id,
+        "sender": incoming.sender,
+        "bulk": incoming.is_bulk,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_IDS_SQL, params)
 
 
 def _subject_anchor_of(placement: ThreadPlacement, incoming: _Incoming, links: _Links) -> str:
