@@ -331,6 +331,11 @@ def main() -> None:
         args.runs,
     )
     _time("selector: unread counts per label", lambda: selectors.label_unread_counts(mailbox=mailbox), args.runs)
+    _time(
+        "selector: labels + unread counts + latest event",
+        lambda: selectors.label_overview(mailbox=mailbox),
+        args.runs,
+    )
     all_mail = selectors.ThreadListView(kind="all")
     _time("selector: All mail first page", lambda: selectors.thread_list(mailbox=mailbox, view=all_mail), args.runs)
 

@@ -47,6 +47,41 @@ ATTACHMENT = (
 )
 
 
+# One sidebar entry exactly as the sidebar template's loop rendered it (its whitespace included).
+SIDEBAR_ENTRY = """
+      <li{current_class}>
+        <a href="{url}"{current_aria} data-list="{key}" data-go="{role}">
+          {chip}<span class="name">{name}</span>
+          <span class="count" data-unread-for="{key}">{unread}</span>
+        </a>
+      </li>
+    """
+SIDEBAR_CHIP = '<span class="chip chip-{colour}" aria-hidden="true"></span>'
+
+
+@register.simple_tag
+def sidebar_entries(entries: list[dict]) -> SafeString:
+    """The sidebar's entries (``views._sidebar``), built in Python like the rows: the template loop
+    was a tenth of the list page's CPU."""
+    return mark_safe(  # noqa: S308 - every text in it is escaped, the count is a number
+        "".join(
+            SIDEBAR_ENTRY.format(
+                current_class=' class="current"' if entry["current"] else "",
+                current_aria=' aria-current="page"' if entry["current"] else "",
+                url=escape(entry["url"]),
+                key=escape(str(entry["key"])),
+                role=escape(str(entry["role"])),
+                chip=SIDEBAR_CHIP.format(colour=escape(entry["colour"][1:] or "none"))
+                if entry["is_user_label"]
+                else "",
+                name=escape(str(entry["name"])),
+                unread=int(entry["unread"]) if entry["unread"] else "",
+            )
+            for entry in entries
+        )
+    )
+
+
 @register.filter
 def short_date(value: datetime | None) -> str:
     """Today → time; this year → day and month; older → the full date."""
