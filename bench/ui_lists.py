@@ -7,15 +7,22 @@ label. Then prints p50/p95 of
 
 - the selectors alone: the Inbox's first page, a deep keyset page, unread counts per label;
 - the whole view (Django test client: middleware, session, selectors, template) for the same pages;
+- the whole page through the WSGI handler as gunicorn calls it: CPU milliseconds per request (this
+  process's time, which other processes on a shared machine barely inflate; the database's is not in it);
 - the inbox over HTTP: gunicorn (sync workers, persistent database connections) serving the WSGI
-  application, with 8 concurrent keep-alive clients for ``--seconds``, as requests per second.
+  application, with 8 concurrent connections for ``--seconds``, driven by ``wrk`` when it is installed
+  (a C client that leaves the cores to the server) or else by Python threads; as requests per second,
+  with the gunicorn workers' CPU per request and the load average beside it.
 
     .venv/bin/python bench/ui_lists.py [--messages 1000000] [--runs 200] [--seconds 20] [--workers 5]
 """
 
 import argparse
 import http.client
+import io
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -146,6 +153,82 @@ def _session_cookie(mailbox) -> str:  # noqa: ANN001
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
+def _wsgi_cpu(cookie: str, path: str, query: str, runs: int) -> None:
+    """The whole request through Django's WSGI handler, as a gunicorn worker runs it: CPU ms."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    application = WSGIHandler()
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_COOKIE": f"{settings.SESSION_COOKIE_NAME}={cookie}",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+    }
+    statuses: list[str] = []
+
+    def call() -> None:
+        body = application(
+            {**environ, "wsgi.input": io.BytesIO(b"")}, lambda status, headers, *_: statuses.append(status)
+        )
+        b"".join(body)
+
+    call()
+    assert statuses[-1].startswith("200"), statuses[-1]
+    cpu = []
+    for _ in range(runs):
+        started = time.process_time()
+        call()
+        cpu.append((time.process_time() - started) * 1000)
+    cpu.sort()
+    print(
+        f"{'wsgi: ' + (path + ('?older=…' if query else '')) + ' CPU per request':<48} "
+        f"p50 {statistics.median(cpu):7.2f} ms   p10 {cpu[len(cpu) // 10]:7.2f} ms   (this process, no database)",
+        flush=True,
+    )
+
+
+def _children_cpu_seconds(parent: int) -> float:
+    """User + system CPU of ``parent``'s child processes (the gunicorn workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _wrk(port: int, cookie: str, *, clients: int, seconds: float) -> tuple[int, int, str]:
+    """Drive the inbox with wrk; returns (requests, non-2xx responses, wrk's latency line)."""
+    command = [
+        "wrk",
+        f"-t{min(2, clients)}",
+        f"-c{clients}",
+        f"-d{seconds:.0f}s",
+        "--latency",
+        "-H",
+        f"Cookie: {settings.SESSION_COOKIE_NAME}={cookie}",
+        f"http://127.0.0.1:{port}/",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    latency = " ".join(line.strip() for line in out.splitlines() if re.match(r"\s+(50|99)%", line))
+    return requests, int(bad.group(1)) if bad else 0, f"latency {latency}" + (f"; {errors.group(0)}" if errors else "")
+
+
 def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -220,6 +303,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild the bench database")
+    parser.add_argument("--load-tool", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
     database = _use_bench_database(fresh=args.fresh)
     from django.core.management import call_command
@@ -247,6 +331,11 @@ def main() -> None:
         args.runs,
     )
     _time("selector: unread counts per label", lambda: selectors.label_unread_counts(mailbox=mailbox), args.runs)
+    _time(
+        "selector: labels + unread counts + latest event",
+        lambda: selectors.label_overview(mailbox=mailbox),
+        args.runs,
+    )
     all_mail = selectors.ThreadListView(kind="all")
     _time("selector: All mail first page", lambda: selectors.thread_list(mailbox=mailbox, view=all_mail), args.runs)
 
@@ -256,19 +345,34 @@ def main() -> None:
     _time("view: inbox deep page (whole response)", lambda: client.get("/", {"older": deep_cursor.encode()}), args.runs)
 
     cookie = _session_cookie(mailbox)
+    _wsgi_cpu(cookie, "/", "", args.runs)
+    _wsgi_cpu(cookie, "/", f"older={deep_cursor.encode()}", args.runs)
     connection.close()
     server = _serve(database, args.port, args.workers)
+    use_wrk = args.load_tool == "wrk" or (args.load_tool == "auto" and shutil.which("wrk"))
     try:
         _load(args.port, cookie, clients=args.clients, seconds=5)  # warm every worker
-        ok, errors, latencies = _load(args.port, cookie, clients=args.clients, seconds=args.seconds)
+        load_before, cpu_before = os.getloadavg()[0], _children_cpu_seconds(server.pid)
+        if use_wrk:
+            ok, errors, latency = _wrk(args.port, cookie, clients=args.clients, seconds=args.seconds)
+        else:
+            ok, errors, latencies = _load(args.port, cookie, clients=args.clients, seconds=args.seconds)
+            latencies.sort()
+            p95 = latencies[int(len(latencies) * 0.95) - 1]
+            latency = f"latency p50 {statistics.median(latencies):.1f} ms p95 {p95:.1f} ms"
+        worker_cpu = _children_cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(timeout=30)
-    latencies.sort()
     print(
-        f"HTTP inbox, gunicorn {args.workers} sync workers, {args.clients} concurrent clients, {args.seconds:.0f} s: "
-        f"{ok / args.seconds:.0f} requests/s ({errors} errors), latency p50 {statistics.median(latencies):.1f} ms "
-        f"p95 {latencies[int(len(latencies) * 0.95) - 1]:.1f} ms",
+        f"HTTP inbox, gunicorn {args.workers} sync workers, {args.clients} concurrent connections "
+        f"({'wrk' if use_wrk else 'Python threads'}), {args.seconds:.0f} s: "
+        f"{ok / args.seconds:.0f} requests/s ({errors} errors), {latency}",
+        flush=True,
+    )
+    print(
+        f"  gunicorn workers' CPU {worker_cpu * 1000 / max(ok, 1):.2f} ms per request; load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (1 min, {os.cpu_count()} cores, shared)",
         flush=True,
     )
 

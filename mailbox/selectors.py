@@ -1,16 +1,19 @@
 """Reads of the mailbox app. Every user-triggered read is scoped to the user's own mailbox."""
 
-from dataclasses import dataclass
-from datetime import datetime
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 
 from mailbox.models import Alias, Domain, Label, Mailbox, Message, ThreadLabel
 from mailsite.models import DomainEvent
 from threads.models import Thread
 
 PAGE_SIZE = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,27 @@ class Cursor:
             return None
 
 
+@dataclass(slots=True)
+class ThreadRow:
+    """What a list row shows of a thread (the fields ``thread_row`` reads), read without building
+    a model instance: a page of rows costs a fraction of the CPU of 50 ``Thread`` objects."""
+
+    id: int
+    subject: str
+    participants: list[dict]  # the first three, which is all a row names
+    message_count: int
+    unread_count: int
+    starred_count: int
+    has_attachments: bool
+    snippet: str
+    last_message_at: datetime | None
+    chip_ids: list[int]  # the thread's user labels, in label order
+    chips: list[Label] = field(default_factory=list)  # set by the view
+
+
 @dataclass(frozen=True)
 class ThreadPage:
-    threads: list[Thread]
+    threads: list[Thread] | list[ThreadRow]
     older: Cursor | None
     newer: Cursor | None = None
 
@@ -61,7 +82,14 @@ class ThreadListView:
 
 
 def mailbox_get_for_user(*, user: AbstractBaseUser) -> Mailbox | None:
-    return Mailbox.objects.filter(user_id=user.pk).first()
+    """The user's mailbox; no query when the user was loaded with it (``mailbox.auth`` does that
+    for every request), one otherwise."""
+    if user.pk is None:
+        return None
+    try:
+        return user.mailbox  # type: ignore[attr-defined]
+    except Mailbox.DoesNotExist:
+        return None
 
 
 def thread_list_view_get(*, mailbox: Mailbox, key: str) -> ThreadListView | None:
@@ -109,10 +137,70 @@ def _list_rows(mailbox: Mailbox, view: ThreadListView) -> tuple[QuerySet, str, s
     return threads.filter(~Exists(hidden)), "last_message_at", "id"
 
 
-def _keyset(stamp: str, ident: str, cursor: Cursor, *, older: bool) -> Q:
-    op = "lt" if older else "gt"
-    return Q(**{f"{stamp}__{op}": cursor.last_message_at}) | Q(
-        **{stamp: cursor.last_message_at, f"{ident}__{op}": cursor.thread_id}
+# A page of a list in one statement: the rows and each row's user labels (chips). Written in SQL
+# because building the ORM query and 50 model instances cost several times the CPU of the database
+# work (the inbox is the most requested page). ``_list_rows`` is the same lists in the ORM, for
+# single rows; tests hold the two to the same membership.
+# Times come as integer microseconds since the epoch (exact, so a keyset cursor loses nothing):
+# Django's time zone-aware timestamp loader is pure Python and was half the CPU of a page's rows.
+_MICROSECONDS = "(EXTRACT(EPOCH FROM {}) * 1000000)::bigint"
+_ROW_COLUMNS = f"""t.id, t.subject, jsonb_path_query_array(t.participants, '$[0 to 2]'), t.message_count,
+    t.unread_count, t.starred_count, t.has_attachments, t.snippet, {_MICROSECONDS.format("t.last_message_at")},
+    ARRAY(SELECT c.label_id FROM mailbox_threadlabel c JOIN mailbox_label cl ON cl.id = c.label_id
+          WHERE c.mailbox_id = %(mailbox)s AND c.thread_id = t.id AND cl.role = ''
+          ORDER BY cl.position, cl.name)"""  # noqa: S608 - constant SQL, values are parameters
+_LIST_SOURCES = {
+    # (FROM and WHERE, the keyset columns)
+    "label": (
+        """mailbox_threadlabel k JOIN threads_thread t ON t.id = k.thread_id
+        WHERE k.mailbox_id = %(mailbox)s AND k.label_id = %(label)s""",
+        ("k.last_message_at", "k.thread_id"),
+    ),
+    "starred": (
+        """threads_thread t WHERE t.mailbox_id = %(mailbox)s AND t.last_message_at IS NOT NULL
+        AND t.starred_count > 0""",
+        ("t.last_message_at", "t.id"),
+    ),
+    # All mail: everything but the threads wholly in Spam or Trash.
+    "all": (
+        """threads_thread t WHERE t.mailbox_id = %(mailbox)s AND t.last_message_at IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM mailbox_threadlabel h JOIN mailbox_label hl ON hl.id = h.label_id
+            WHERE h.mailbox_id = %(mailbox)s AND h.thread_id = t.id AND hl.role IN ('spam', 'trash')
+            AND h.message_count = t.message_count)""",
+        ("t.last_message_at", "t.id"),
+    ),
+}
+
+
+def _page_sql(kind: str, *, older_than: Cursor | None, newer_than: Cursor | None) -> str:
+    source, (stamp, ident) = _LIST_SOURCES[kind]
+    direction = "DESC"
+    if newer_than is not None:
+        source += f" AND ({stamp}, {ident}) > (%(stamp)s, %(ident)s)"
+        direction = "ASC"
+    elif older_than is not None:
+        source += f" AND ({stamp}, {ident}) < (%(stamp)s, %(ident)s)"
+    order = f"ORDER BY {stamp} {direction}, {ident} {direction} LIMIT {PAGE_SIZE + 1}"
+    return f"SELECT {_ROW_COLUMNS}, {_MICROSECONDS.format(stamp)}, {ident} FROM {source} {order}"  # noqa: S608 - constant pieces
+
+
+def _from_microseconds(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+def _thread_row(row: tuple) -> ThreadRow:
+    participants = row[2]
+    return ThreadRow(
+        id=row[0],
+        subject=row[1],
+        participants=json.loads(participants) if isinstance(participants, str) else participants,
+        message_count=row[3],
+        unread_count=row[4],
+        starred_count=row[5],
+        has_attachments=row[6],
+        snippet=row[7],
+        last_message_at=_from_microseconds(row[8]),
+        chip_ids=row[9],
     )
 
 
@@ -120,25 +208,29 @@ def thread_list(
     *, mailbox: Mailbox, view: ThreadListView, older_than: Cursor | None = None, newer_than: Cursor | None = None
 ) -> ThreadPage:
     """One page of a list, newest first, by keyset (never OFFSET) on the list's index:
-    the page after ``older_than``, the page before ``newer_than``, or the newest page."""
-    rows, stamp, ident = _list_rows(mailbox, view)
+    the page after ``older_than``, the page before ``newer_than``, or the newest page.
+    One query; each row carries its user labels' ids (``chip_ids``)."""
+    cursor_at = newer_than or older_than
+    params = {
+        "mailbox": mailbox.id,
+        "label": view.label.id if view.label is not None else None,
+        "stamp": cursor_at.last_message_at if cursor_at else None,
+        "ident": cursor_at.thread_id if cursor_at else None,
+    }
+    kind = "label" if view.label is not None else view.kind
+    with connection.cursor() as db:
+        db.execute(_page_sql(kind, older_than=older_than, newer_than=newer_than), params)
+        page = db.fetchall()
     if newer_than is not None:
-        rows = rows.filter(_keyset(stamp, ident, newer_than, older=False)).order_by(stamp, ident)
-        page = list(rows[: PAGE_SIZE + 1])
         has_newer, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE][::-1]
         has_older = bool(page)
     else:
-        if older_than is not None:
-            rows = rows.filter(_keyset(stamp, ident, older_than, older=True))
-        page = list(rows.order_by(f"-{stamp}", f"-{ident}")[: PAGE_SIZE + 1])
         has_older, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
         has_newer = older_than is not None and bool(page)
-    cursor = lambda row: Cursor(getattr(row, stamp), getattr(row, ident))  # noqa: E731
-    threads = [row.thread if view.label is not None else row for row in page]
     return ThreadPage(
-        threads=threads,
-        older=cursor(page[-1]) if has_older else None,
-        newer=cursor(page[0]) if has_newer else None,
+        threads=[_thread_row(row) for row in page],
+        older=Cursor(_from_microseconds(page[-1][-2]), page[-1][-1]) if has_older else None,
+        newer=Cursor(_from_microseconds(page[0][-2]), page[0][-1]) if has_newer else None,
     )
 
 
@@ -220,6 +312,37 @@ def label_get_for_mailbox(*, mailbox: Mailbox, label_id: int) -> Label | None:
 
 def label_list(*, mailbox: Mailbox) -> list[Label]:
     return list(Label.objects.filter(mailbox=mailbox))
+
+
+@dataclass(frozen=True)
+class LabelOverview:
+    """What every list page shows around its rows, read in one statement."""
+
+    labels: list[Label]
+    unread: dict[int, int]  # as ``label_unread_counts``
+    latest_event_id: int  # as ``latest_event_id``
+
+
+# Read before the rows: an event that lands in between is replayed by the page's catch-up.
+_OVERVIEW_SQL = """
+SELECT l.id, l.mailbox_id, l.name, l.role, l.colour, l.position,
+    (SELECT COUNT(*) FROM mailbox_threadlabel u
+     WHERE u.mailbox_id = %(mailbox)s AND u.label_id = l.id AND u.unread_count > 0) AS unread,
+    (SELECT MAX(e.id) FROM mailsite_domainevent e WHERE e.mailbox_id = %(mailbox)s) AS latest
+FROM mailbox_label l WHERE l.mailbox_id = %(mailbox)s ORDER BY l.position, l.name
+"""
+
+
+def label_overview(*, mailbox: Mailbox) -> LabelOverview:
+    """The mailbox's labels (``label_list``), their unread counts and the newest event id, in one
+    query. The counts are exact: COUNT(*) per label over the partial index of unread rows."""
+    labels = list(Label.objects.raw(_OVERVIEW_SQL, {"mailbox": mailbox.id}))
+    latest = labels[0].latest if labels else latest_event_id(mailbox=mailbox)
+    return LabelOverview(
+        labels=labels,
+        unread={label.id: label.unread for label in labels if label.unread},
+        latest_event_id=latest or 0,
+    )
 
 
 def mailboxes_for_addresses(*, addresses: list[str]) -> tuple[list[Mailbox], list[str]]:

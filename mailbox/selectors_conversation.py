@@ -24,16 +24,24 @@ class Conversation:
 
 
 def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None:
-    """A thread of ``mailbox`` with its messages oldest first, participants and attachments
+    """A thread of ``mailbox`` with its messages oldest first, To/Cc participants and attachments
     prefetched, and which of its senders' images are always shown; ``None`` if not the mailbox's."""
     thread = Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).first()
     if thread is None:
         return None
     messages = list(
         Message.objects.filter(mailbox=mailbox, thread_id=thread.id)
+        # The search documents are the largest columns of a message and nothing here shows them.
+        .defer("search_document", "address_document", "references")
         .order_by("date", "id")
         .prefetch_related(
-            Prefetch("participants", queryset=Participant.objects.filter(mailbox=mailbox).order_by("role", "position")),
+            # To and Cc are the participants the view lists (the sender is on the message row).
+            Prefetch(
+                "participants",
+                queryset=Participant.objects.filter(
+                    mailbox=mailbox, role__in=[Participant.Role.TO, Participant.Role.CC]
+                ).order_by("role", "position"),
+            ),
             Prefetch("attachments", queryset=Attachment.objects.filter(mailbox=mailbox).order_by("position")),
         )
     )

@@ -202,6 +202,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's model backend, loading the request's user and mailbox in one query.
+AUTHENTICATION_BACKENDS = ["mailbox.auth.MailboxUserBackend"]
+# Sessions are read on every request: from Redis when there is one (written through to the
+# database, so they survive a Redis flush); from the database otherwise (the in-process cache of
+# the embedded mode is not shared between processes, so a logout could not reach them all).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox"
 LOGOUT_REDIRECT_URL = "login"

@@ -1,15 +1,19 @@
 """The conversation view, the body document and the attachment routes, through the test client."""
 
 import re
+from datetime import timedelta
 from urllib.parse import unquote
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 
 from mailbox.models import Message, RemoteImageSender
 from mailbox.services import message_import_raw, messages_mark_read
+from mailbox.views_conversation import _date_full
 from tests.mailbox.conversation_mail import PNG, conversation_message
 from threads.models import Thread
 
@@ -276,3 +280,9 @@ def test_each_message_offers_reply_reply_all_and_forward_and_the_thread_its_acti
     assert f'action="{reverse("threads_action")}"' in html
     assert f'name="thread" value="{messages[0].thread_id}"' in html
     assert 'value="archive"' in html
+
+
+def test_a_cards_full_date_is_the_date_format_it_replaces():
+    for days in (0, 3, 400):
+        local = timezone.localtime() - timedelta(days=days, minutes=7)
+        assert _date_full(local) == date_format(local, "D j M Y, H:i")
