@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from mailbox.services import message_import_raw, messages_mark_read
 from tests.e2e.conftest import log_in, off_loop, screenshot
-from tests.mailbox.conversation_mail import PNG, conversation_message
+from tests.mailbox.conversation_mail import NEWSLETTER_HTML, PNG, conversation_message
 
 # TEST-NET-1: never routed, and refused by the proxy before any connection.
 REMOTE_IMAGE = "http://192.0.2.10/tracker.png"
@@ -59,4 +59,29 @@ def test_reading_a_conversation(page, tripwire, mailbox, request):
     page.wait_for_timeout(500)
     assert any("/proxy/image/" in url for url in requests), requests[-6:]  # the browser asks us, never the sender
     assert all(urlsplit(url).hostname in {"127.0.0.1", None, ""} for url in requests if not url.startswith("data:"))
+    assert tripwire.dialogs == []
+
+
+def test_a_newsletters_style_sheet_applies_in_the_viewer(page, tripwire, mailbox, request):
+    """The filtered <style> of a newsletter lays it out in the sandboxed body, its media queries
+    included, and nothing it names is fetched."""
+    message = _deliver(mailbox, 0, thread="news", html=NEWSLETTER_HTML)
+    requests: list[str] = []
+    page.on("request", lambda req: requests.append(req.url))
+    log_in(page, mailbox.address)
+
+    page.goto(f"/t/{message.thread_id}/")
+    body = page.frame_locator("iframe.message-body").first
+    button = body.get_by_role("link", name="Read the release notes")
+    expect(button).to_have_css("background-color", "rgb(227, 116, 0)")  # .btn a, from the sheet
+    expect(body.locator("table.container")).to_have_css("width", "600px")
+    expect(body.locator(".hide-mobile")).to_be_visible()
+    screenshot(page, request.node.name, "desktop")
+
+    page.set_viewport_size({"width": 360, "height": 740})  # the frame narrows: the phone rules apply
+    expect(body.locator(".hide-mobile")).to_be_hidden()
+    expect(body.locator("table.container")).not_to_have_css("width", "600px")
+    screenshot(page, request.node.name, "360px")
+    assert any(f"/m/{message.id}/body/" in url for url in requests)
+    assert [url for url in requests if urlsplit(url).hostname not in {"127.0.0.1", None, ""}] == []
     assert tripwire.dialogs == []
