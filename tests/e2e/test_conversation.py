@@ -1,12 +1,15 @@
 """The conversation view in a real browser: lazy bodies, inline images through the signed route,
-attachments, remote images on request, and no request off this machine."""
+attachments, remote images on request, no request off this machine, and marking read by POST
+once shown (with JavaScript) or by a button (without)."""
 
+import re
 from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
+from mailbox.models import Message
 from mailbox.services import message_import_raw, messages_mark_read
-from tests.e2e.conftest import log_in, off_loop, screenshot
+from tests.e2e.conftest import PASSWORD, log_in, off_loop, screenshot
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML, PNG, conversation_message
 
 # TEST-NET-1: never routed, and refused by the proxy before any connection.
@@ -85,3 +88,53 @@ def test_a_newsletters_style_sheet_applies_in_the_viewer(page, tripwire, mailbox
     assert any(f"/m/{message.id}/body/" in url for url in requests)
     assert [url for url in requests if urlsplit(url).hostname not in {"127.0.0.1", None, ""}] == []
     assert tripwire.dialogs == []
+
+
+UNREAD = re.compile(r"\bunread\b")
+
+
+def test_opening_a_conversation_marks_it_read_and_the_list_follows(page, tripwire, mailbox, request):
+    message = _deliver(mailbox, 0, thread="fresh", text="Fresh news")
+    log_in(page, mailbox.address)
+    row = page.locator(f"#thread-{message.thread_id}")
+    expect(row).to_have_class(UNREAD)
+    expect(page).to_have_title(re.compile(r"^Inbox \(1\) · "))
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+
+    # A GET alone (a link prefetcher, a preview) changes nothing.
+    assert page.request.get(f"/t/{message.thread_id}/").ok
+    assert not Message.objects.get(pk=message.id).is_read
+
+    reader = page.context.new_page()
+    reader.on("console", lambda msg: msg.type == "error" and tripwire.console_errors.append(msg.text))
+    reader.goto(f"/t/{message.thread_id}/")
+    expect(reader.locator("main.conversation")).to_have_attribute("data-mark-read", "done")
+    assert Message.objects.get(pk=message.id).is_read
+
+    # The list open in the first tab turns the row read live, and its count with it.
+    expect(row).not_to_have_class(UNREAD)
+    expect(page).to_have_title(re.compile(r"^Inbox · "))
+    # Back to the list from the conversation: read there too.
+    reader.get_by_role("link", name="← Inbox").click()
+    expect(reader.locator(f"#thread-{message.thread_id}")).not_to_have_class(UNREAD)
+    expect(reader.locator("[data-unread-for]").first).to_have_text("")
+    screenshot(reader, request.node.name, "list-after-reading")
+    assert tripwire.console_errors == []
+
+
+def test_without_javascript_a_button_marks_the_conversation_read(chromium_browser, asgi_server, mailbox):
+    message = _deliver(mailbox, 0, thread="nojs", text="Read me without scripts")
+    context = chromium_browser.new_context(base_url=asgi_server, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        log_in(page, mailbox.address, PASSWORD)
+        page.goto(f"/t/{message.thread_id}/")
+        assert not Message.objects.get(pk=message.id).is_read
+
+        page.get_by_role("button", name="Mark as read").click()
+        page.wait_for_url(re.compile(rf"/t/{message.thread_id}/$"))
+        assert Message.objects.get(pk=message.id).is_read
+        expect(page.get_by_role("button", name="Mark as read")).to_have_count(0)
+    finally:
+        context.close()
