@@ -382,3 +382,11 @@ MAILSITE_VERP_LOCAL_PART = env.str("MAILSITE_VERP_LOCAL_PART", default="bounces"
 # message. The defaults leave the whole message under the SMTP listener's 35 MiB.
 MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES = env.int("MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES", default=25 * 1024 * 1024)
 MAILSITE_COMPOSE_MAX_RECIPIENTS = env.int("MAILSITE_COMPOSE_MAX_RECIPIENTS", default=100)
+
+# --- Remote images ---------------------------------------------------------------------------
+# The image proxy fetches remote images for readers who show them (README, "Remote images and the
+# image proxy"): at most this long per image, redirects included, and this many bytes; the signed
+# proxy URLs a rendered body carries stay valid this many seconds.
+MAILSITE_IMAGE_PROXY_TIMEOUT = env.float("MAILSITE_IMAGE_PROXY_TIMEOUT", default=8.0)
+MAILSITE_IMAGE_PROXY_MAX_BYTES = env.int("MAILSITE_IMAGE_PROXY_MAX_BYTES", default=5 * 1024 * 1024)
+MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE = env.int("MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE", default=7 * 24 * 3600)
