@@ -58,9 +58,8 @@ def test_reading_a_conversation(page, tripwire, mailbox, request):
     cards.nth(0).locator("summary").click()
     page.frame_locator("iframe.message-body").nth(0).get_by_text("The first message, already read.").wait_for()
 
-    latest.get_by_role("link", name="Show images").click()
-    page.wait_for_timeout(500)
-    assert any("/proxy/image/" in url for url in requests), requests[-6:]  # the browser asks us, never the sender
+    with page.expect_request(lambda req: "/proxy/image/" in req.url):  # the browser asks us, never the sender
+        latest.get_by_role("link", name="Show images").click()
     assert all(urlsplit(url).hostname in {"127.0.0.1", None, ""} for url in requests if not url.startswith("data:"))
     assert tripwire.dialogs == []
 
