@@ -11,6 +11,7 @@ from mailbox.models import Message
 from mailbox.services import message_import_raw, messages_mark_read
 from tests.e2e.conftest import PASSWORD, log_in, off_loop, screenshot
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML, PNG, conversation_message
+from threads.models import Thread
 
 # TEST-NET-1: never routed, and refused by the proxy before any connection.
 REMOTE_IMAGE = "http://192.0.2.10/tracker.png"
@@ -83,6 +84,7 @@ def test_a_newsletters_style_sheet_applies_in_the_viewer(page, tripwire, mailbox
     page.set_viewport_size({"width": 360, "height": 740})  # the frame narrows: the phone rules apply
     expect(body.locator(".hide-mobile")).to_be_hidden()
     expect(body.locator("table.container")).not_to_have_css("width", "600px")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # the page itself fits a phone
     screenshot(page, request.node.name, "360px")
     assert any(f"/m/{message.id}/body/" in url for url in requests)
     assert [url for url in requests if urlsplit(url).hostname not in {"127.0.0.1", None, ""}] == []
@@ -137,3 +139,28 @@ def test_without_javascript_a_button_marks_the_conversation_read(chromium_browse
         expect(page.get_by_role("button", name="Mark as read")).to_have_count(0)
     finally:
         context.close()
+
+
+def test_keyboard_shortcuts_in_a_conversation(page, tripwire, mailbox):
+    first = _deliver(mailbox, 0, thread="keys", text="First")
+    latest = _deliver(mailbox, 1, thread="keys", text="Latest")
+    log_in(page, mailbox.address)
+    page.goto(f"/t/{first.thread_id}/")
+
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
+
+    page.keyboard.press("r")  # replies to the latest open message
+    page.wait_for_url(re.compile(rf"/compose/\?reply_to={latest.id}&mode=reply$"))
+    page.go_back()
+    page.keyboard.press("g")
+    page.keyboard.press("s")
+    page.wait_for_url(re.compile(r"/starred/$"))
+    page.go_back()
+    page.locator("h1").click()
+    page.keyboard.press("s")  # stars the conversation, by its own Star button, back to the list
+    page.wait_for_url(re.compile(r"^http://[^/]+/$"))
+    assert Thread.objects.get(pk=first.thread_id).starred_count > 0
+    assert tripwire.console_errors == []
