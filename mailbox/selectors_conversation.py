@@ -51,6 +51,14 @@ def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None
     )
 
 
+def thread_message_ids(*, mailbox: Mailbox, thread_id: int, message_ids: list[int]) -> list[int] | None:
+    """Those of ``message_ids`` in the mailbox's thread ``thread_id``; ``None`` if it has no such thread."""
+    if not Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).exists():
+        return None
+    rows = Message.objects.filter(mailbox=mailbox, thread_id=thread_id, pk__in=message_ids)
+    return list(rows.values_list("id", flat=True))
+
+
 def image_senders_allowed(*, mailbox: Mailbox, addresses: set[str]) -> frozenset[str]:
     """Those of ``addresses`` whose remote images the mailbox always shows."""
     if not addresses:

@@ -23,6 +23,7 @@ urlpatterns = [
     path("drafts/<int:draft_id>/attachments/", views_compose.draft_attachment_upload, name="draft_attachment_upload"),
     path("contacts/autocomplete/", views_compose.contacts_autocomplete, name="contacts_autocomplete"),
     path("t/<int:thread_id>/", views_conversation.thread_detail, name="thread_detail"),
+    path("t/<int:thread_id>/read/", views_conversation.thread_mark_read, name="thread_mark_read"),
     path("m/<int:message_id>/body/", views_conversation.message_body, name="message_body"),
     path("m/<int:message_id>/a/<int:attachment_id>/", views_conversation.attachment, name="attachment"),
     path("m/<int:message_id>/cid/<path:content_id>/", views_conversation.inline_image, name="inline_image"),

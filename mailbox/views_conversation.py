@@ -158,15 +158,15 @@ def _mailbox_or_404(request: HttpRequest) -> Mailbox:
 
 @require_GET
 def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
-    """All messages of a thread; opening it marks it read."""
+    """All messages of a thread, unread ones open. Reading changes nothing: the page posts its
+    unread messages to ``thread_mark_read`` once it is shown (link prefetchers and previews GET
+    pages too)."""
     mailbox = _mailbox_or_404(request)
     conversation = selectors_conversation.conversation_get(mailbox=mailbox, thread_id=thread_id)
     if conversation is None or not conversation.messages:
         raise Http404("No such conversation")
     messages = conversation.messages
     unread = [m.id for m in messages if not m.is_read]
-    if unread:
-        messages_mark_read(mailbox=mailbox, message_ids=unread)
     opened = {_int_or_none(request.GET.get("open")), messages[-1].id, *unread}
     shown = _int_or_none(request.GET.get("images"))
     always = mailbox.remote_images == Mailbox.RemoteImages.ALWAYS
@@ -192,8 +192,28 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "cards": cards,
         "user_labels": user_labels,
         "compose_url": reverse("compose"),  # once, not three times a message
+        "unread_ids": ",".join(map(str, unread)),
     }
     return render(request, "mailbox/thread_detail.html", context)
+
+
+@require_POST
+def thread_mark_read(request: HttpRequest, thread_id: int) -> HttpResponse:
+    """Mark read the messages of a thread that its page showed (``message`` ids), not any that
+    arrived since. conversation.js posts this once the page is visible; without JavaScript the
+    page's "Mark as read" button does. Idempotent: read messages are left as they are."""
+    mailbox = _mailbox_or_404(request)
+    asked = [i for i in map(_int_or_none, request.POST.getlist("message")) if i is not None]
+    ids = selectors_conversation.thread_message_ids(mailbox=mailbox, thread_id=thread_id, message_ids=asked)
+    if ids is None:
+        raise Http404("No such conversation")
+    if not asked:
+        return HttpResponseBadRequest("Name the messages to mark read.", content_type="text/plain")
+    if ids:
+        messages_mark_read(mailbox=mailbox, message_ids=ids)
+    if "application/json" in request.headers.get("Accept", ""):
+        return HttpResponse(status=204)
+    return redirect(reverse("thread_detail", args=[thread_id]))
 
 
 @require_GET

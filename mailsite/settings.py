@@ -126,9 +126,19 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, Celery and the channel layer: Redis when REDIS_URL is set -----------------------
+CHANNEL_LAYER_SOCKET_TIMEOUT = None  # seconds; see CHANNEL_LAYERS
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # channels_redis waits for events with a blocking BZPOPMIN of 5 s; redis-py 8 cuts every socket
+    # read at 5 s by default, which tore down each websocket consumer idle that long
+    # (django/channels_redis#422). No read timeout, as before redis-py 8: a finite one above 5 s
+    # left a cancelled consumer's read hanging (seen in tests/mailsite/test_realtime.py).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}]},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -388,3 +398,11 @@ MAILSITE_VERP_LOCAL_PART = env.str("MAILSITE_VERP_LOCAL_PART", default="bounces"
 # message. The defaults leave the whole message under the SMTP listener's 35 MiB.
 MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES = env.int("MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES", default=25 * 1024 * 1024)
 MAILSITE_COMPOSE_MAX_RECIPIENTS = env.int("MAILSITE_COMPOSE_MAX_RECIPIENTS", default=100)
+
+# --- Remote images ---------------------------------------------------------------------------
+# The image proxy fetches remote images for readers who show them (README, "Remote images and the
+# image proxy"): at most this long per image, redirects included, and this many bytes; the signed
+# proxy URLs a rendered body carries stay valid this many seconds.
+MAILSITE_IMAGE_PROXY_TIMEOUT = env.float("MAILSITE_IMAGE_PROXY_TIMEOUT", default=8.0)
+MAILSITE_IMAGE_PROXY_MAX_BYTES = env.int("MAILSITE_IMAGE_PROXY_MAX_BYTES", default=5 * 1024 * 1024)
+MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE = env.int("MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE", default=7 * 24 * 3600)

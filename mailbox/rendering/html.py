@@ -6,8 +6,11 @@ new tab); ammonia does not re-check what a rewrite returns, so the second pass s
 again with a filter that only validates. Every rewrite yields something the rewrite keeps as is,
 so the whole of ``html_clean`` is idempotent: ``html_clean(html_clean(x)) == html_clean(x)``.
 
-No scripts, forms, SVG, MathML, ``<style>``, ``<link>``, frames, objects or event handlers
-survive: they are not on the allow-list (an allow-list, never a list of known attacks).
+No scripts, forms, SVG, MathML, ``<link>``, frames, objects or event handlers survive: they are
+not on the allow-list (an allow-list, never a list of known attacks). ``<style>`` elements are
+dropped by both passes; their text, read as the browser would parse the document, goes through
+the style-sheet allow-list (css.py) and comes back as one ``<style>`` element at the start, whose
+text holds no ``<`` and so cannot close it. Class and id attributes stay, for the sheet's selectors.
 """
 
 import re
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 
 import nh3
 
-from mailbox.rendering.css import style_clean
+from mailbox.rendering.css import style_clean, stylesheets_clean
 
 ALLOWED_TAGS = frozenset(
     {
@@ -31,7 +34,7 @@ ALLOWED_TAGS = frozenset(
 DROPPED_WITH_CONTENT = frozenset({"script", "style", "title", "head", "noscript", "template", "textarea", "select"})
 _CELL = {"align", "valign", "bgcolor", "width", "height", "colspan", "rowspan", "nowrap", "scope", "abbr"}
 ALLOWED_ATTRIBUTES = {
-    "*": {"style", "dir", "lang", "title", "align"},
+    "*": {"style", "dir", "lang", "title", "align", "class", "id"},
     "a": {"href"},
     "img": {"src", "alt", "width", "height", "border", "hspace", "vspace"},
     "table": {"width", "height", "border", "cellpadding", "cellspacing", "bgcolor", "summary", "frame", "rules"},
@@ -51,11 +54,19 @@ ALLOWED_ATTRIBUTES = {
     "time": {"datetime"},
     "pre": {"width"},
 }
-# Marks a folded quote (quoting.py); the only class that survives.
-ALLOWED_CLASSES = {"details": {"quoted"}, "div": {"gmail_quote"}}
 LINK_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 _DATA_IMAGE = re.compile(r"^data:image/(png|gif|jpeg|webp);base64,[A-Za-z0-9+/=\s]+$", re.IGNORECASE)
 _REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+# The extractor writes <style> elements with their text as is (raw text in HTML) and escapes all
+# other text, so this finds exactly the elements' texts.
+_STYLE_TEXT = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+_STYLE_EXTRACTOR = nh3.Cleaner(
+    tags={"style"},
+    clean_content_tags=set(DROPPED_WITH_CONTENT - {"style"}),
+    attributes={},
+    strip_comments=True,
+    link_rel=None,
+)
 
 
 @dataclass
@@ -79,7 +90,16 @@ class UrlPolicy:
 def html_clean(html: str, *, policy: UrlPolicy) -> str:
     """Sanitise ``html`` for display inside the sandboxed body document; see the module docstring."""
     rewritten = _cleaner(policy, _rewrite_filter(policy), schemes=LINK_SCHEMES | {"cid", "data"}).clean(html)
-    return _cleaner(policy, _validate_filter(policy), schemes=LINK_SCHEMES | {"data"}).clean(rewritten)
+    body = _cleaner(policy, _validate_filter(policy), schemes=LINK_SCHEMES | {"data"}).clean(rewritten)
+    sheet = _style_sheet(html)
+    return f"<style>{sheet}</style>{body}" if sheet else body
+
+
+def _style_sheet(html: str) -> str:
+    """The filtered text of the document's ``<style>`` elements, as one sheet."""
+    if "<style" not in html.lower():
+        return ""
+    return stylesheets_clean(_STYLE_TEXT.findall(_STYLE_EXTRACTOR.clean(html)))
 
 
 def _cleaner(policy: UrlPolicy, attribute_filter: Callable, *, schemes: frozenset[str]) -> nh3.Cleaner:
@@ -87,7 +107,6 @@ def _cleaner(policy: UrlPolicy, attribute_filter: Callable, *, schemes: frozense
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
-        allowed_classes={tag: set(names) for tag, names in ALLOWED_CLASSES.items()},
         attribute_filter=attribute_filter,
         strip_comments=True,
         link_rel="noopener noreferrer",

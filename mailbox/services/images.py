@@ -60,12 +60,12 @@ def proxy_token(url: str) -> str:
 
 def proxy_token_url(token: str) -> str:
     """The URL inside a token; raises ``signing.BadSignature`` (or its subclass for expiry)."""
-    return signing.loads(token, salt=PROXY_SALT, max_age=_setting("MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE", 7 * 86400))
+    return signing.loads(token, salt=PROXY_SALT, max_age=settings.MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE)
 
 
 def image_fetch(*, url: str) -> FetchedImage:
     """Fetch a remote image by the rules in the module docstring; raises ``ImageFetchError``."""
-    deadline = time.monotonic() + _setting("MAILSITE_IMAGE_PROXY_TIMEOUT", 8.0)
+    deadline = time.monotonic() + settings.MAILSITE_IMAGE_PROXY_TIMEOUT
     for _hop in range(MAX_REDIRECTS + 1):
         response = _request(url, deadline)
         try:
@@ -125,8 +125,9 @@ def _is_allowed(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    # Tests alone set this, to reach a server of their own on loopback.
-    if any(ip in ipaddress.ip_network(net) for net in _setting("MAILSITE_IMAGE_PROXY_TEST_ALLOWED_NETWORKS", ())):
+    # Tests alone set this (never the environment), to reach a server of their own on loopback.
+    allowed_for_tests = getattr(settings, "MAILSITE_IMAGE_PROXY_TEST_ALLOWED_NETWORKS", ())
+    if any(ip in ipaddress.ip_network(net) for net in allowed_for_tests):
         return True
     return ip.is_global and not ip.is_multicast
 
@@ -137,7 +138,7 @@ def _image_read(response: urllib3.BaseHTTPResponse, deadline: float) -> FetchedI
     content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type not in PROXIED_TYPES:
         raise ImageFetchError("not an image type we show")
-    limit = _setting("MAILSITE_IMAGE_PROXY_MAX_BYTES", 5 * 1024 * 1024)
+    limit = settings.MAILSITE_IMAGE_PROXY_MAX_BYTES
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ImageFetchError("image too large")
@@ -153,7 +154,3 @@ def _image_read(response: urllib3.BaseHTTPResponse, deadline: float) -> FetchedI
     except urllib3.exceptions.HTTPError as exc:
         raise ImageFetchError(f"cannot read: {exc.__class__.__name__}") from exc
     return FetchedImage(content_type=content_type, data=b"".join(chunks))
-
-
-def _setting(name: str, default):  # noqa: ANN001, ANN202 - settings of several types
-    return getattr(settings, name, default)

@@ -197,9 +197,20 @@
     document.body.appendChild(form);
     form.submit();
   }
+  // In a conversation: r, a, f answer the latest open message; thread actions press the page's buttons.
+  function messageLink(key) {
+    var links = document.querySelectorAll("details.message-card[open] a[data-key='" + key + "']");
+    if (links.length) { window.location.href = links[links.length - 1].href; }
+  }
+  function threadButton(action) {
+    var button = document.querySelector(".thread-actions button[value='" + action + "']");
+    if (button) { button.click(); }
+  }
+  // Pages without the sidebar (a conversation) know the folders by their addresses.
+  var FOLDERS = { inbox: "/", starred: "/starred/", sent: "/search/?q=in%3Asent", drafts: "/drafts/" };
   function go(role) {
     var link = document.querySelector(".sidebar a[data-go='" + role + "']");
-    if (link) { window.location.href = link.href; }
+    window.location.href = link ? link.href : FOLDERS[role];
   }
   function toggleHelp(show) {
     if (!help) { return; }
@@ -237,15 +248,17 @@
         if (current) { var box = current.querySelector("input.select"); box.checked = !box.checked; refreshToolbar(); }
         break;
       }
+      case "r": case "a": case "f": if (list) { handled = false; } else { messageLink(key); } break;
       case "s": {
+        if (!list) { threadButton("star"); break; }
         var star = targets()[0];
         if (star) { star.querySelector("button.star").click(); }
         break;
       }
-      case "e": act("archive"); break;
-      case "#": act("trash"); break;
+      case "e": if (list) { act("archive"); } else { threadButton("archive"); } break;
+      case "#": if (list) { act("trash"); } else { threadButton("trash"); } break;
       case "I": act("read"); break;
-      case "U": act("unread"); break;
+      case "U": if (list) { act("unread"); } else { threadButton("unread"); } break;
       case "z": { var undo = document.getElementById("undo-form"); if (undo) { undo.submit(); } break; }
       case "c": window.location.href = "/compose/"; break;
       case "/": { var search = document.getElementById("search-q"); if (search) { search.focus(); } break; }

@@ -1,8 +1,31 @@
 // Conversation view: a collapsed message's body document is loaded only when it is expanded;
-// the delivery lines of a sent message shown here are fetched again when the server says they
-// changed (a "delivery.updated" event on the mailbox's websocket).
+// the unread messages shown are marked read by a POST once the page is visible (never by the
+// GET: prefetchers and previews load pages nobody reads); the delivery lines of a sent message
+// shown here are fetched again when the server says they changed (a "delivery.updated" event on
+// the mailbox's websocket).
 (function () {
   "use strict";
+  var main = document.querySelector("main.conversation");
+
+  function markRead() {
+    var field = document.querySelector("input[name=csrfmiddlewaretoken]");
+    if (!main || !main.dataset.unread || main.dataset.markRead || !field) { return; }
+    main.dataset.markRead = "sending";
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", field.value);
+    main.dataset.unread.split(",").forEach(function (id) { data.append("message", id); });
+    fetch(main.dataset.markReadUrl, {
+      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" }
+    }).then(function (response) {
+      main.dataset.markRead = response.ok ? "done" : "";
+    }).catch(function () { main.dataset.markRead = ""; });  // tried again when next shown
+  }
+  function markReadWhenShown() {
+    if (document.visibilityState === "visible" && !document.prerendering) { markRead(); }
+  }
+  document.addEventListener("visibilitychange", markReadWhenShown);
+  document.addEventListener("prerenderingchange", markReadWhenShown);
+  markReadWhenShown();
   function loadBody(card) {
     var frame = card.querySelector("iframe.message-body[data-src]");
     if (frame && card.open) {

@@ -3,6 +3,11 @@
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+from tests.conftest import REPO_ROOT
+
+# An HTML newsletter as marketing tools write them: a <style> sheet with resets, layout classes,
+# media queries, web fonts, tracking images and a few hostile declarations.
+NEWSLETTER_HTML = (REPO_ROOT / "tests" / "fixtures" / "html" / "newsletter.html").read_text(encoding="utf-8")
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 # A 1x1 transparent PNG.
 PNG = bytes.fromhex(

@@ -100,6 +100,9 @@ COVERAGE: dict[str, Access] = {
     "search": Access("own", query=lambda w: {"q": "from:carol@example.org"}),
     # --- ui-conversation ------------------------------------------------------------------------
     "thread_detail": Access("owned", kwargs=lambda w: {"thread_id": w.thread_id}),
+    "thread_mark_read": Access(
+        "owned", method="POST", kwargs=lambda w: {"thread_id": w.thread_id}, data=lambda w: {"message": [w.message_id]}
+    ),
     "message_body": Access("owned", kwargs=lambda w: {"message_id": w.message_id}),
     "attachment": Access("owned", kwargs=lambda w: {"message_id": w.message_id, "attachment_id": w.attachment_id}),
     "inline_image": Access("owned", kwargs=lambda w: {"message_id": w.message_id, "content_id": w.content_id}),

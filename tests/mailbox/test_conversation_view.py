@@ -6,14 +6,16 @@ from urllib.parse import unquote
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from mailbox.models import Message, RemoteImageSender
+from mailbox.models import Label, Message, RemoteImageSender, ThreadLabel
 from mailbox.services import message_import_raw, messages_mark_read
 from mailbox.views_conversation import _date_full
+from mailsite.models import DomainEvent
 from tests.mailbox.conversation_mail import PNG, conversation_message
 from threads.models import Thread
 
@@ -30,7 +32,7 @@ def _thread(mailbox, count: int, **kwargs) -> list[Message]:
     return [d.message for d in delivered]
 
 
-def test_conversation_lists_every_message_in_order_and_marks_the_thread_read(client, mailbox):
+def test_conversation_lists_every_message_in_order_and_reading_changes_nothing(client, mailbox):
     messages = _thread(mailbox, 3)
     messages_mark_read(mailbox=mailbox, message_ids=[messages[0].id])
     client.force_login(mailbox.user)
@@ -48,8 +50,98 @@ def test_conversation_lists_every_message_in_order_and_marks_the_thread_read(cli
     assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in html
     assert "allow-scripts" not in html
     assert "allow-same-origin" not in html
-    assert not Message.objects.filter(thread_id=messages[0].thread_id, is_read=False).exists()
-    assert Thread.objects.get(pk=messages[0].thread_id).unread_count == 0
+    # A GET is safe (prefetchers, previews): the page names its unread messages for
+    # conversation.js to mark read by POST, and offers the same POST as a button without JS.
+    assert Message.objects.filter(thread_id=messages[0].thread_id, is_read=False).count() == 2
+    assert Thread.objects.get(pk=messages[0].thread_id).unread_count == 2
+    mark_read = reverse("thread_mark_read", args=[messages[0].thread_id])
+    assert f'data-unread="{messages[1].id},{messages[2].id}" data-mark-read-url="{mark_read}"' in html
+    noscript = re.search(r"<noscript><form .*?</form></noscript>", html).group(0)
+    assert f'action="{mark_read}"' in noscript
+    assert re.findall(r'name="message" value="(\d+)"', noscript) == [str(messages[1].id), str(messages[2].id)]
+    assert "csrfmiddlewaretoken" in noscript
+
+
+def test_a_read_conversation_has_nothing_to_mark(client, mailbox):
+    messages = _thread(mailbox, 2)
+    messages_mark_read(mailbox=mailbox, message_ids=[m.id for m in messages])
+    client.force_login(mailbox.user)
+
+    html = client.get(reverse("thread_detail", args=[messages[0].thread_id])).content.decode()
+
+    assert "data-unread" not in html
+    assert "Mark as read" not in html
+
+
+def _read_events(mailbox) -> int:
+    return DomainEvent.objects.filter(mailbox_id=mailbox.id, event_type=DomainEvent.Type.MESSAGES_READ).count()
+
+
+def test_marking_read_by_post_marks_what_the_page_showed_once(client, mailbox):
+    messages = _thread(mailbox, 3)
+    thread_id = messages[0].thread_id
+    inbox = Label.objects.get(mailbox=mailbox, role=Label.Role.INBOX)
+    client.force_login(mailbox.user)
+    url = reverse("thread_mark_read", args=[thread_id])
+    shown = [messages[0].id, messages[1].id]  # the third arrived after the page was rendered
+
+    response = client.post(url, {"message": shown}, headers={"accept": "application/json"})
+
+    assert response.status_code == 204
+    assert set(Message.objects.filter(thread_id=thread_id, is_read=True).values_list("id", flat=True)) == set(shown)
+    assert Thread.objects.get(pk=thread_id).unread_count == 1
+    assert ThreadLabel.objects.get(thread_id=thread_id, label=inbox).unread_count == 1
+    assert _read_events(mailbox) == 1  # one thread.updated for open tabs, after commit
+    # Again (a retry, a second tab): nothing changes, no event.
+    assert client.post(url, {"message": shown}, headers={"accept": "application/json"}).status_code == 204
+    assert _read_events(mailbox) == 1
+    assert Thread.objects.get(pk=thread_id).unread_count == 1
+
+
+def test_marking_read_without_javascript_returns_to_the_conversation(client, mailbox):
+    messages = _thread(mailbox, 1)
+    client.force_login(mailbox.user)
+
+    response = client.post(reverse("thread_mark_read", args=[messages[0].thread_id]), {"message": [messages[0].id]})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("thread_detail", args=[messages[0].thread_id])
+    assert Message.objects.get(pk=messages[0].id).is_read
+
+
+def test_marking_read_names_only_this_threads_messages(client, mailbox, other_mailbox):
+    mine = _thread(mailbox, 1)[0]
+    elsewhere = _thread(mailbox, 1, thread="elsewhere")[0]
+    theirs = message_import_raw(
+        mailbox=other_mailbox, raw=conversation_message(0, to=other_mailbox.address), source_tag="test"
+    ).message
+    client.force_login(mailbox.user)
+    url = reverse("thread_mark_read", args=[mine.thread_id])
+    named = [elsewhere.id, theirs.id, "x", "-1"]
+
+    response = client.post(url, {"message": named}, headers={"accept": "application/json"})
+
+    assert response.status_code == 204
+    assert Message.objects.filter(is_read=True).count() == 0
+    assert client.post(url, {"message": ["x"]}).status_code == 400
+    assert client.post(url).status_code == 400
+    assert client.get(url).status_code == 405
+    theirs_url = reverse("thread_mark_read", args=[theirs.thread_id])
+    assert client.post(theirs_url, {"message": [theirs.id]}).status_code == 404
+
+
+def test_marking_read_needs_the_csrf_token(mailbox):
+    message = _thread(mailbox, 1)[0]
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(mailbox.user)
+    url = reverse("thread_mark_read", args=[message.thread_id])
+
+    assert browser.post(url, {"message": [message.id]}).status_code == 403
+    assert not Message.objects.get(pk=message.id).is_read
+    page = browser.get(reverse("thread_detail", args=[message.thread_id])).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    assert browser.post(url, {"message": [message.id], "csrfmiddlewaretoken": token}).status_code == 302
+    assert Message.objects.get(pk=message.id).is_read
 
 
 def test_sender_details_show_authentication_results_and_join_reason(client, mailbox, settings):
@@ -92,8 +184,7 @@ def test_query_count_does_not_grow_with_the_thread(client, mailbox):
     short = _thread(mailbox, 2, thread="short", attachments=(("a.pdf", "application/pdf", b"%PDF"),))
     long = _thread(mailbox, 25, thread="long", attachments=(("a.pdf", "application/pdf", b"%PDF"),))
     client.force_login(mailbox.user)
-    for messages in (short, long):  # first visit: marks read
-        client.get(reverse("thread_detail", args=[messages[0].thread_id]))
+    messages_mark_read(mailbox=mailbox, message_ids=[m.id for m in short + long])
     counts = []
     for messages in (short, long):
         with CaptureQueriesContext(connection) as captured:

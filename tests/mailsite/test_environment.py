@@ -39,6 +39,9 @@ print(json.dumps({
     "cache": s.CACHES["default"]["BACKEND"],
     "debug": s.DEBUG,
     "secure_cookies": s.SESSION_COOKIE_SECURE and s.CSRF_COOKIE_SECURE,
+    "image_proxy": [
+        s.MAILSITE_IMAGE_PROXY_TIMEOUT, s.MAILSITE_IMAGE_PROXY_MAX_BYTES, s.MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE
+    ],
 }))
 """
 
@@ -70,11 +73,17 @@ def test_embedded_mode_needs_no_services(tmp_path: Path):
     assert found["mail_storage"] == "django.core.files.storage.FileSystemStorage"
     assert found["mail_location"] == str(tmp_path / "mail")
     assert found["debug"] is True
+    assert found["image_proxy"] == [8.0, 5 * 1024 * 1024, 7 * 24 * 3600]
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
 def test_production_mode_uses_the_configured_services():
-    found = _settings(_clean_env(**PRODUCTION_ENV))
+    image_proxy = {
+        "MAILSITE_IMAGE_PROXY_TIMEOUT": "2.5",
+        "MAILSITE_IMAGE_PROXY_MAX_BYTES": "1048576",
+        "MAILSITE_IMAGE_PROXY_TOKEN_MAX_AGE": "3600",
+    }
+    found = _settings(_clean_env(**PRODUCTION_ENV, **image_proxy))
 
     assert found["engine"] == "django.db.backends.postgresql"
     assert found["layer"] == "channels_redis.core.RedisChannelLayer"
@@ -84,6 +93,7 @@ def test_production_mode_uses_the_configured_services():
     assert found["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert found["debug"] is False
     assert found["secure_cookies"] is True
+    assert found["image_proxy"] == [2.5, 1048576, 3600]
 
 
 @pytest.mark.parametrize(

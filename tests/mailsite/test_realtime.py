@@ -5,14 +5,17 @@ REDIS_URL is set (as in CI), where the cross-process test proves the Redis layer
 from another process, as it does from a Celery worker.
 """
 
+import asyncio
 import os
-import subprocess
 import sys
+from asyncio.subprocess import PIPE
 
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.utils import create_pool
 from django.conf import settings
 from django.db import connections
 
@@ -29,6 +32,7 @@ from mailbox.services import (
 from mailbox.services.labels import label_get_or_create
 from mailsite.asgi import application
 from mailsite.models import DomainEvent
+from mailsite.realtime import mailbox_publish_on_commit
 from tests.conftest import REPO_ROOT, requires_redis
 from tests.threads.builders import deliver, reply
 
@@ -37,6 +41,10 @@ RAW = b"From: c@example.org\r\nTo: alice@example.test\r\nSubject: live\r\nMessag
 # Connecting looks the user's mailbox up in the database and joins a group: on a busy machine that
 # takes longer than the test client's one-second default.
 CONNECT_TIMEOUT = 10
+# Deadlines, not waits: each returns as soon as the event arrives or the process ends. (A timeout
+# of the test communicator cancels the consumer, so one generous deadline, not a polling loop.)
+EVENT_DEADLINE = 30
+PROCESS_DEADLINE = 120
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -62,7 +70,7 @@ async def test_new_mail_is_pushed_to_the_owners_socket(mailbox):
 
     delivered = await database_sync_to_async(message_import_raw)(mailbox=mailbox, raw=RAW, source_tag="test")
 
-    event = await communicator.receive_json_from(timeout=5)
+    event = await communicator.receive_json_from(timeout=EVENT_DEADLINE)
     received = await DomainEvent.objects.aget(event_type=DomainEvent.Type.MESSAGE_RECEIVED)
     assert event == {"type": "thread.updated", "thread_id": delivered.message.thread_id, "event_id": received.id}
     await communicator.disconnect()
@@ -91,6 +99,27 @@ async def test_foreign_origin_is_refused():
     assert not connected
 
 
+@requires_redis
+async def test_the_redis_layer_outwaits_its_own_blocking_reads():
+    layer = get_channel_layer()
+    pool = create_pool(layer.hosts[0])
+    timeout = pool.connection_kwargs["socket_timeout"]
+    assert timeout is None or timeout > layer.brpop_timeout
+
+
+@requires_redis
+async def test_a_socket_idle_longer_than_a_blocking_read_still_gets_events(mailbox):
+    """redis-py 8 cuts socket reads at 5 s by default, as long as channels_redis blocks waiting."""
+    communicator = _communicator(mailbox.user)
+    assert (await communicator.connect(timeout=CONNECT_TIMEOUT))[0]
+    await asyncio.sleep(get_channel_layer().brpop_timeout + 2)  # idle is the point here
+
+    await database_sync_to_async(mailbox_publish_on_commit)(mailbox_id=mailbox.id, event={"type": "ping"})
+
+    assert await communicator.receive_json_from(timeout=EVENT_DEADLINE) == {"type": "ping"}
+    await communicator.disconnect()
+
+
 def _test_database_url() -> str:
     """The test database, for a process started by the test (it checks autocommit on publish)."""
     db = connections["default"].settings_dict
@@ -110,12 +139,16 @@ async def test_events_published_by_another_process_arrive_over_redis(mailbox):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mailsite.settings"}
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = _test_database_url()
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    # Awaited, not run: a blocking wait would stall the consumer's Redis reads on this event loop
+    # for as long as the process takes to start (many seconds on a loaded machine) until they
+    # time out, and the event would never be relayed.
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=REPO_ROOT, env=env, stdout=PIPE, stderr=PIPE
     )
-    assert result.returncode == 0, result.stderr
+    _, stderr = await asyncio.wait_for(worker.communicate(), timeout=PROCESS_DEADLINE)
+    assert worker.returncode == 0, stderr.decode()
 
-    assert await communicator.receive_json_from(timeout=5) == {"type": "ping", "from": "worker"}
+    assert await communicator.receive_json_from(timeout=EVENT_DEADLINE) == {"type": "ping", "from": "worker"}
     await communicator.disconnect()
 
 
@@ -169,7 +202,7 @@ async def test_every_thread_change_reaches_the_socket_with_its_recorded_event(ma
 
     recorded = await database_sync_to_async(_changes)(mailbox)
 
-    pushed = [await communicator.receive_json_from(timeout=5) for _ in recorded]
+    pushed = [await communicator.receive_json_from(timeout=EVENT_DEADLINE) for _ in recorded]
     assert await communicator.receive_nothing(timeout=0.3)
     assert pushed == [_expected(event) for event in recorded]
     types = [event["event_type"] for event in recorded]
