@@ -17,9 +17,10 @@ The delivery guarantee (ARCHITECTURE.md, "Life of an outbound message"):
 """
 
 import random
+import re
 import smtplib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -30,6 +31,8 @@ import structlog
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail.backends import console as console_backend
+from django.core.mail.backends import smtp as smtp_backend
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -245,16 +248,18 @@ def _parse_queuer(receipt_id: int) -> Callable[[], None]:
 def _hand_off_all(deliveries: list[OutboundDelivery]) -> list[str]:
     """Send each delivery over one reused connection (a failed send closes it, the next reopens),
     then record the batch's hand-offs in one transaction. Failures are recorded as they happen.
+    Each message is read and prepared once for the batch, never once per recipient.
 
     A worker dying between a hand-off and that record leaves the delivery ``sending``: the
     sweeper dead-letters it after the lease, never resends it (at most once per attempt)."""
     backend = get_connection(fail_silently=False)
+    fields = not isinstance(backend, MIME_ONLY_BACKENDS)
     templates: dict[int, MessageTemplate] = {}
     outcomes, handed_off = [], []
     try:
         for delivery in deliveries:
             if delivery.blob_id not in templates:
-                templates[delivery.blob_id] = message_template(raw=blob_read(blob=delivery.blob))
+                templates[delivery.blob_id] = message_template(raw=blob_read(blob=delivery.blob), fields=fields)
             outcome = _hand_off(backend, delivery, templates[delivery.blob_id])
             outcomes.append("sent" if outcome is None else outcome)
             if outcome is None:
@@ -287,14 +292,39 @@ def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTempla
     return None
 
 
+class StoredBytes:
+    """The stored message as a MIME backend writes it: the bytes themselves, with the line endings
+    the backend asks for (Django's SMTP backend CRLF, its file backend LF), never parsed again.
+    One per message in a batch, shared by every recipient's copy; the serialisation is cached."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._by_linesep: dict[str, bytes] = {}
+
+    def as_bytes(self, unixfrom: bool = False, linesep: str = "\n") -> bytes:
+        if linesep not in self._by_linesep:
+            self._by_linesep[linesep] = _LINE_END.sub(linesep.encode(), self._raw)
+        return self._by_linesep[linesep]
+
+    def get_charset(self) -> None:
+        return None  # the bytes carry their own charsets (Django's file backend asks)
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
 class RawEmailMessage(EmailMultiAlternatives):
     """A Django email whose MIME is the bytes we stored, for backends that send MIME (SMTP, file,
     Amazon SES). Field-based ESP backends read the subject, bodies and attachments instead, which
     ``raw_email_message`` fills from the same bytes."""
 
     raw: bytes = b""
+    stored: StoredBytes | None = None
 
-    def message(self, **kwargs: Any) -> Message:
+    def message(self, **kwargs: Any) -> Message | StoredBytes:  # type: ignore[override]
+        if self.stored is not None:
+            return self.stored
+        # A backend that edits the MIME (Anymail's SES adds headers) gets its own parsed copy;
         # compat32 keeps the header text as written, so the bytes serialise back as stored.
         return message_from_bytes(self.raw, _class=StoredMime, policy=compat32)
 
@@ -306,20 +336,30 @@ class StoredMime(Message):
         return super().as_bytes(unixfrom, policy=self.policy.clone(linesep=linesep))
 
 
+# Django's SMTP and file/console backends read the envelope and serialise ``message()``, nothing
+# else: they get ``StoredBytes`` and the message is not parsed into fields at all.
+MIME_ONLY_BACKENDS = (smtp_backend.EmailBackend, console_backend.EmailBackend)
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
-    """What every recipient's copy of one stored message shares, parsed once per batch."""
+    """What every recipient's copy of one stored message shares, prepared once per batch."""
 
     raw: bytes
-    subject: str
-    text: str
-    html: str | None
-    from_email: str
-    headers: dict[str, str]
-    attachments: list[tuple[str, bytes, str]]
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    from_email: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    attachments: list[tuple[str, bytes, str]] = field(default_factory=list)
+    stored: StoredBytes | None = None
 
 
-def message_template(*, raw: bytes) -> MessageTemplate:
+def message_template(*, raw: bytes, fields: bool = True) -> MessageTemplate:
+    """``raw`` ready to go to every recipient: parsed into the fields an ESP's API takes, or, for
+    a backend that sends MIME only (``fields=False``), kept as bytes."""
+    if not fields:
+        return MessageTemplate(raw=raw, stored=StoredBytes(raw))
     parsed = message_from_bytes(raw, policy=default)
     text_part = parsed.get_body(preferencelist=("plain",))
     html_part = parsed.get_body(preferencelist=("html",))
@@ -348,13 +388,14 @@ def raw_email_message(*, template: MessageTemplate, delivery: OutboundDelivery) 
         to=[delivery.recipient],
         headers={**template.headers, "X-Mailsite-Delivery": str(delivery.id)},
     )
-    message.raw = template.raw
+    message.raw, message.stored = template.raw, template.stored
     if template.html is not None:
         message.attach_alternative(template.html, "text/html")
     for filename, content, content_type in template.attachments:
         message.attach(filename, content, content_type)
-    if settings.MAILSITE_OUTBOUND_VERP and not settings.EMAIL_BACKEND.startswith("anymail."):
-        message.from_email = delivery.envelope_sender  # SMTP/file: MAIL FROM; the header is in raw
+    if not settings.EMAIL_BACKEND.startswith("anymail."):
+        # SMTP/file: MAIL FROM, the VERP return path (or the sender's address); From is in raw.
+        message.from_email = delivery.envelope_sender
     message.tags = [delivery.source_tag or "mailsite"]
     message.metadata = {"delivery_id": str(delivery.id), "attempt_id": str(delivery.attempt_id)}
     return message

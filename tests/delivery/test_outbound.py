@@ -9,9 +9,11 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.core import mail
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -225,6 +227,59 @@ def listener(monkeypatch):
     controller.start()
     yield controller
     controller.stop()
+
+
+class _KeepingSink:
+    """An aiosmtpd handler that keeps each envelope and its bytes (a relay that only listens)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+@pytest.fixture
+def sink(settings):
+    handler = _KeepingSink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    yield handler
+    controller.stop()
+
+
+def _batch_send_cost(mailbox, committed, count: int) -> tuple[int, list, list[OutboundDelivery]]:
+    """Queries and on-commit callbacks (live pushes) of one batch: ``count`` recipients of one message."""
+    with committed(execute=False):
+        message = message_send(
+            mailbox=mailbox,
+            mail=OutgoingMail(
+                from_address=mailbox.address,
+                to=[f"r{n}@relay.example.org" for n in range(count)],
+                subject="S",
+                text="T",
+            ),
+        )
+    deliveries = list(OutboundDelivery.objects.filter(message_id=message.id).order_by("id"))
+    with CaptureQueriesContext(connection) as queries, committed(execute=True) as callbacks:
+        outbound_send(delivery_ids=[d.id for d in deliveries])
+    return len(queries), callbacks, deliveries
+
+
+def test_a_batch_costs_the_same_queries_and_one_push_per_message_whatever_its_size(mailbox, committed, sink):
+    few_queries, few_pushes, _ = _batch_send_cost(mailbox, committed, 2)
+    many_queries, many_pushes, deliveries = _batch_send_cost(mailbox, committed, 12)
+
+    assert many_queries == few_queries  # set-based claim and record: nothing per delivery
+    assert len(many_pushes) == len(few_pushes) == 1  # one delivery.updated per message, not per copy
+    assert {d.status for d in OutboundDelivery.objects.filter(message_id=deliveries[0].message_id)} == {"sent"}
+    copies = sink.received[2:]
+    # Each copy is the stored bytes as they are (never parsed and rebuilt), from its own VERP path.
+    assert {content for _, _, content in copies} == {blob_read(blob=deliveries[0].blob)}
+    assert [(frm, to) for frm, to, _ in copies] == [(f"bounces+{d.id}@example.test", [d.recipient]) for d in deliveries]
 
 
 @pytest.mark.django_db(transaction=True)
