@@ -121,6 +121,36 @@ def test_a_permanent_error_fails_the_delivery_with_the_reason(mailbox, committed
     assert outbound_release_due(now=timezone.now() + timedelta(days=1)) == []
 
 
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("http 429 Too Many Requests", "queued"),
+        ("http 503 Service Unavailable", "queued"),
+        ("http 400 Invalid 'To' address", "failed"),
+        ("esp rejected", "failed"),
+        ("esp invalid", "failed"),
+    ],
+)
+def test_esp_api_answers_are_retried_or_failed_by_their_meaning(mailbox, committed, scripted, answer, status):
+    log = scripted(answer)
+
+    message = send(mailbox, committed)
+
+    delivery = OutboundDelivery.objects.get()
+    assert delivery.status == status
+    if status == "queued":  # throttled or down: back-off, then it goes
+        outbound_send(delivery_ids=make_due(delivery))
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == ("sent", 2)
+        assert len(sends_logged(log)) == 2
+    else:
+        [timeline] = delivery_timeline_for_message(mailbox=mailbox, message_id=message.id)
+        assert timeline.failure_text.startswith("Not delivered to carol@example.org: ")
+        expected = f"API response 400 ({answer[9:]})" if answer.startswith("http") else repr(answer[4:])
+        assert expected in timeline.failure_text
+        assert outbound_release_due(now=timezone.now() + timedelta(days=1)) == []
+
+
 def test_exhausted_retries_dead_letter_and_staff_retry_from_admin(mailbox, committed, scripted, settings, admin_client):
     settings.MAILSITE_OUTBOUND_MAX_ATTEMPTS = 2
     log = scripted("disconnect", "421 4.3.0 busy")
