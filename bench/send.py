@@ -158,7 +158,8 @@ def main() -> None:
         "Anymail test backend": "anymail.backends.test.EmailBackend",
     }
     batch = settings.MAILSITE_OUTBOUND_BATCH_SIZE
-    print(f"{args.messages} messages x {args.recipients} recipients per run; batch {batch}")
+    lanes = settings.MAILSITE_OUTBOUND_CONNECTIONS
+    print(f"{args.messages} messages x {args.recipients} recipients per run; batch {batch}, {lanes} connection(s) each")
     try:
         for name, backend in backends.items():
             _configure(backend)

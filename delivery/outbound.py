@@ -20,6 +20,7 @@ import random
 import re
 import smtplib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes
@@ -35,6 +36,7 @@ from django.core.mail.backends import console as console_backend
 from django.core.mail.backends import smtp as smtp_backend
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from delivery.models import DeliveryEvent, InboundReceipt, OutboundDelivery
 from delivery.selectors import blob_read
@@ -200,8 +202,8 @@ def outbound_claim(*, delivery_ids: list[int]) -> list[OutboundDelivery]:
 
 
 def outbound_send(*, delivery_ids: list[int]) -> SendOutcome:
-    """Claim and hand off a batch: local recipients through the ingest path, the others over one
-    connection to the configured relay or ESP. Each outcome is recorded as soon as it is known."""
+    """Claim and hand off a batch: local recipients through the ingest path, the others over a
+    few reused connections to the configured relay or ESP; then record the outcomes."""
     claimed = outbound_claim(delivery_ids=delivery_ids)
     outcomes: list[str] = []
     for delivery in (d for d in claimed if d.is_local):
@@ -246,35 +248,51 @@ def _parse_queuer(receipt_id: int) -> Callable[[], None]:
 
 
 def _hand_off_all(deliveries: list[OutboundDelivery]) -> list[str]:
-    """Send each delivery over one reused connection (a failed send closes it, the next reopens),
-    then record the batch's hand-offs in one transaction. Failures are recorded as they happen.
-    Each message is read and prepared once for the batch, never once per recipient.
+    """Send the batch over ``MAILSITE_OUTBOUND_CONNECTIONS`` connections at once (each reused for
+    its share; a failed send closes it, the next reopens), then record every outcome: the
+    hand-offs in one transaction, each failure as a retry, a failure or a dead letter. Each message
+    is read and prepared once for the batch, never once per recipient.
 
     A worker dying between a hand-off and that record leaves the delivery ``sending``: the
     sweeper dead-letters it after the lease, never resends it (at most once per attempt)."""
-    backend = get_connection(fail_silently=False)
-    fields = not isinstance(backend, MIME_ONLY_BACKENDS)
+    fields = not issubclass(import_string(settings.EMAIL_BACKEND), MIME_ONLY_BACKENDS)
     templates: dict[int, MessageTemplate] = {}
-    outcomes, handed_off = [], []
+    for delivery in deliveries:
+        if delivery.blob_id not in templates:
+            templates[delivery.blob_id] = message_template(raw=blob_read(blob=delivery.blob), fields=fields)
+    lanes = max(1, min(settings.MAILSITE_OUTBOUND_CONNECTIONS, len(deliveries)))
+    shares = [deliveries[lane::lanes] for lane in range(lanes)]
+    if lanes == 1:
+        results = _hand_off_share(shares[0], templates)
+    else:
+        # Threads only talk to the relay or ESP (no database): the waits for its answers overlap.
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="outbound") as pool:
+            results = [result for share in pool.map(_hand_off_share, shares, [templates] * lanes) for result in share]
+    handed_off = [delivery for delivery, error in results if error is None]
+    outcomes = ["sent"] * len(handed_off)
     try:
-        for delivery in deliveries:
-            if delivery.blob_id not in templates:
-                templates[delivery.blob_id] = message_template(raw=blob_read(blob=delivery.blob), fields=fields)
-            outcome = _hand_off(backend, delivery, templates[delivery.blob_id])
-            outcomes.append("sent" if outcome is None else outcome)
-            if outcome is None:
-                handed_off.append(delivery)
+        outcomes += [_record_failure(delivery, error) for delivery, error in results if error is not None]
     finally:
-        backend.close()
         if handed_off:
             deliveries_record_sent(deliveries=handed_off)
             logger.info("outbound.sent", delivery_ids=[d.id for d in handed_off], esp=handed_off[0].esp)
     return outcomes
 
 
-def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTemplate") -> str | None:
-    """Hand one delivery to the backend: ``None`` once accepted (recorded by the caller with the
-    batch), else the failure's outcome, already recorded."""
+def _hand_off_share(
+    deliveries: list[OutboundDelivery], templates: dict[int, "MessageTemplate"]
+) -> list[tuple[OutboundDelivery, Exception | None]]:
+    """One connection's share of a batch: each delivery with ``None`` once accepted, or the error."""
+    backend = get_connection(fail_silently=False)
+    try:
+        return [(delivery, _hand_off(backend, delivery, templates[delivery.blob_id])) for delivery in deliveries]
+    finally:
+        backend.close()
+
+
+def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTemplate") -> Exception | None:
+    """Hand one delivery to the backend: ``None`` once accepted (its ESP fields set, recorded by
+    the caller with the batch), else the error, for the caller to record."""
     message = raw_email_message(template=template, delivery=delivery)
     try:
         backend.open()
@@ -284,7 +302,7 @@ def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTempla
             raise PermanentSendError(f"the ESP answered {status!r} for this recipient")
     except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
         backend.close()
-        return _record_failure(delivery, error)
+        return error
     delivery.esp = _backend_name(backend)
     delivery.esp_message_id = _anymail_message_id(message)
     delivery.handed_off_at = timezone.now()

@@ -14,6 +14,7 @@ backend also runs inside real Celery workers.
 import json
 import os
 import smtplib
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from anymail.message import AnymailRecipientStatus, AnymailStatus
 from django.core.mail.backends.base import BaseEmailBackend
 
 SCRIPT_ENV = "MAILSITE_TEST_SCRIPT"
+_files_lock = threading.Lock()
 LOG_ENV = "MAILSITE_TEST_SEND_LOG"
 
 
@@ -30,7 +32,8 @@ class ScriptedBackend(BaseEmailBackend):
     opened = 0
 
     def open(self) -> bool:
-        ScriptedBackend.opened += 1
+        with _files_lock:
+            ScriptedBackend.opened += 1
         return True
 
     def send_messages(self, email_messages: list) -> int:
@@ -39,6 +42,11 @@ class ScriptedBackend(BaseEmailBackend):
         return len(email_messages)
 
     def _send(self, message) -> None:
+        with _files_lock:  # a batch's connections run in threads: one log line and outcome at a time
+            outcome = self._log_and_take(message)
+        self._apply(message, outcome)
+
+    def _log_and_take(self, message) -> str:
         log = Path(os.environ[LOG_ENV])
         with log.open("a") as handle:
             entry = {
@@ -47,7 +55,9 @@ class ScriptedBackend(BaseEmailBackend):
                 "pid": os.getpid(),
             }
             handle.write(json.dumps(entry) + "\n")
-        outcome = _next_outcome()
+        return _next_outcome()
+
+    def _apply(self, message, outcome: str) -> None:
         if outcome == "ok":
             return
         if outcome == "hang":
