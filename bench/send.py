@@ -16,6 +16,7 @@ folder, and prints:
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -98,22 +99,29 @@ def _queue(mailbox: object, messages: int, recipients: int, tag: str) -> list[in
     return list(OutboundDelivery.objects.filter(status="queued").order_by("id").values_list("id", flat=True))
 
 
-def _worker(batches: list[list[int]]) -> int:
+def _worker(batches: list[list[int]]) -> tuple[int, float]:
+    """Send ``batches``; returns how many were sent and the CPU seconds this process spent on them
+    (``process_time``: meaningful on a loaded machine, where wall time is not)."""
     from delivery.outbound import outbound_send
 
     connections.close_all()
-    return sum(outbound_send(delivery_ids=batch).sent for batch in batches)
+    started = time.process_time()
+    sent = sum(outbound_send(delivery_ids=batch).sent for batch in batches)
+    return sent, time.process_time() - started
 
 
-def _throughput(ids: list[int], workers: int) -> tuple[float, int]:
+def _throughput(ids: list[int], workers: int) -> tuple[float, int, float]:
+    """Deliveries handed off per second of wall time, how many, and worker CPU ms per delivery."""
     size = settings.MAILSITE_OUTBOUND_BATCH_SIZE
     batches = [ids[i : i + size] for i in range(0, len(ids), size)]
     shares = [batches[w::workers] for w in range(workers)]
     connections.close_all()
     started = time.perf_counter()
     with get_context("fork").Pool(workers) as pool:
-        sent = sum(pool.map(_worker, shares))
-    return sent / (time.perf_counter() - started), sent
+        results = pool.map(_worker, shares)
+    elapsed = time.perf_counter() - started
+    sent, cpu = sum(r[0] for r in results), sum(r[1] for r in results)
+    return sent / elapsed, sent, cpu * 1000 / max(sent, 1)
 
 
 def _latency(mailbox: object, count: int) -> list[float]:
@@ -136,6 +144,8 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=10)
     parser.add_argument("--latency", type=int, default=100)
     args = parser.parse_args()
+    logging.disable(logging.INFO)  # a log line per batch and task would be most of the output
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (shared machine: wall figures vary)")
     _use_bench_database()
     _use_temporary_blob_storage()
     from mailbox.services import mailbox_create
@@ -148,20 +158,31 @@ def main() -> None:
         "Anymail test backend": "anymail.backends.test.EmailBackend",
     }
     batch = settings.MAILSITE_OUTBOUND_BATCH_SIZE
-    print(f"{args.messages} messages x {args.recipients} recipients per run; batch {batch}")
+    lanes = settings.MAILSITE_OUTBOUND_CONNECTIONS
+    print(f"{args.messages} messages x {args.recipients} recipients per run; batch {batch}, {lanes} connection(s) each")
     try:
         for name, backend in backends.items():
             _configure(backend)
             for workers in (1, 2):
                 ids = _queue(sender, args.messages, args.recipients, f"{name}-{workers}")
-                before = CountingSink.received
-                rate, sent = _throughput(ids, workers)
-                sink_note = f", sink received {CountingSink.received - before}" if "smtp" in backend else ""
-                print(f"{name:24} {workers} worker(s): {rate:7.1f} deliveries/s handed off ({sent} sent{sink_note})")
+                before, sink_cpu = CountingSink.received, time.process_time()
+                rate, sent, cpu_ms = _throughput(ids, workers)
+                sink_cpu = (time.process_time() - sink_cpu) * 1000 / max(sent, 1)
+                sink_note = (
+                    f"; sink received {CountingSink.received - before}, sink CPU {sink_cpu:.2f} ms/delivery"
+                    if "smtp" in backend
+                    else ""
+                )
+                print(
+                    f"{name:24} {workers} worker(s): {rate:7.1f} deliveries/s handed off ({sent} sent), "
+                    f"worker CPU {cpu_ms:.2f} ms/delivery{sink_note}",
+                    flush=True,
+                )
             took = _latency(sender, args.latency)
             p50 = statistics.median(took) * 1000
             p95 = statistics.quantiles(took, n=20)[18] * 1000
-            print(f"{name:24} send → handed off (undo 0, eager): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+            print(f"{name:24} send → handed off (undo 0, eager): p50 {p50:.1f} ms, p95 {p95:.1f} ms", flush=True)
+        print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} at the end")
     finally:
         sink.stop()
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)

@@ -17,9 +17,11 @@ The delivery guarantee (ARCHITECTURE.md, "Life of an outbound message"):
 """
 
 import random
+import re
 import smtplib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -30,8 +32,11 @@ import structlog
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail.backends import console as console_backend
+from django.core.mail.backends import smtp as smtp_backend
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from delivery.models import DeliveryEvent, InboundReceipt, OutboundDelivery
 from delivery.selectors import blob_read
@@ -197,8 +202,8 @@ def outbound_claim(*, delivery_ids: list[int]) -> list[OutboundDelivery]:
 
 
 def outbound_send(*, delivery_ids: list[int]) -> SendOutcome:
-    """Claim and hand off a batch: local recipients through the ingest path, the others over one
-    connection to the configured relay or ESP. Each outcome is recorded as soon as it is known."""
+    """Claim and hand off a batch: local recipients through the ingest path, the others over a
+    few reused connections to the configured relay or ESP; then record the outcomes."""
     claimed = outbound_claim(delivery_ids=delivery_ids)
     outcomes: list[str] = []
     for delivery in (d for d in claimed if d.is_local):
@@ -243,33 +248,51 @@ def _parse_queuer(receipt_id: int) -> Callable[[], None]:
 
 
 def _hand_off_all(deliveries: list[OutboundDelivery]) -> list[str]:
-    """Send each delivery over one reused connection (a failed send closes it, the next reopens),
-    then record the batch's hand-offs in one transaction. Failures are recorded as they happen.
+    """Send the batch over ``MAILSITE_OUTBOUND_CONNECTIONS`` connections at once (each reused for
+    its share; a failed send closes it, the next reopens), then record every outcome: the
+    hand-offs in one transaction, each failure as a retry, a failure or a dead letter. Each message
+    is read and prepared once for the batch, never once per recipient.
 
     A worker dying between a hand-off and that record leaves the delivery ``sending``: the
     sweeper dead-letters it after the lease, never resends it (at most once per attempt)."""
-    backend = get_connection(fail_silently=False)
+    fields = not issubclass(import_string(settings.EMAIL_BACKEND), MIME_ONLY_BACKENDS)
     templates: dict[int, MessageTemplate] = {}
-    outcomes, handed_off = [], []
+    for delivery in deliveries:
+        if delivery.blob_id not in templates:
+            templates[delivery.blob_id] = message_template(raw=blob_read(blob=delivery.blob), fields=fields)
+    lanes = max(1, min(settings.MAILSITE_OUTBOUND_CONNECTIONS, len(deliveries)))
+    shares = [deliveries[lane::lanes] for lane in range(lanes)]
+    if lanes == 1:
+        results = _hand_off_share(shares[0], templates)
+    else:
+        # Threads only talk to the relay or ESP (no database): the waits for its answers overlap.
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="outbound") as pool:
+            results = [result for share in pool.map(_hand_off_share, shares, [templates] * lanes) for result in share]
+    handed_off = [delivery for delivery, error in results if error is None]
+    outcomes = ["sent"] * len(handed_off)
     try:
-        for delivery in deliveries:
-            if delivery.blob_id not in templates:
-                templates[delivery.blob_id] = message_template(raw=blob_read(blob=delivery.blob))
-            outcome = _hand_off(backend, delivery, templates[delivery.blob_id])
-            outcomes.append("sent" if outcome is None else outcome)
-            if outcome is None:
-                handed_off.append(delivery)
+        outcomes += [_record_failure(delivery, error) for delivery, error in results if error is not None]
     finally:
-        backend.close()
         if handed_off:
             deliveries_record_sent(deliveries=handed_off)
             logger.info("outbound.sent", delivery_ids=[d.id for d in handed_off], esp=handed_off[0].esp)
     return outcomes
 
 
-def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTemplate") -> str | None:
-    """Hand one delivery to the backend: ``None`` once accepted (recorded by the caller with the
-    batch), else the failure's outcome, already recorded."""
+def _hand_off_share(
+    deliveries: list[OutboundDelivery], templates: dict[int, "MessageTemplate"]
+) -> list[tuple[OutboundDelivery, Exception | None]]:
+    """One connection's share of a batch: each delivery with ``None`` once accepted, or the error."""
+    backend = get_connection(fail_silently=False)
+    try:
+        return [(delivery, _hand_off(backend, delivery, templates[delivery.blob_id])) for delivery in deliveries]
+    finally:
+        backend.close()
+
+
+def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTemplate") -> Exception | None:
+    """Hand one delivery to the backend: ``None`` once accepted (its ESP fields set, recorded by
+    the caller with the batch), else the error, for the caller to record."""
     message = raw_email_message(template=template, delivery=delivery)
     try:
         backend.open()
@@ -279,12 +302,33 @@ def _hand_off(backend: Any, delivery: OutboundDelivery, template: "MessageTempla
             raise PermanentSendError(f"the ESP answered {status!r} for this recipient")
     except Exception as error:  # noqa: BLE001 - every failure is classified and recorded
         backend.close()
-        return _record_failure(delivery, error)
+        return error
     delivery.esp = _backend_name(backend)
     delivery.esp_message_id = _anymail_message_id(message)
     delivery.handed_off_at = timezone.now()
     delivery.last_error = status or "accepted"  # the server's answer, kept for the sent event
     return None
+
+
+class StoredBytes:
+    """The stored message as a MIME backend writes it: the bytes themselves, with the line endings
+    the backend asks for (Django's SMTP backend CRLF, its file backend LF), never parsed again.
+    One per message in a batch, shared by every recipient's copy; the serialisation is cached."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._by_linesep: dict[str, bytes] = {}
+
+    def as_bytes(self, unixfrom: bool = False, linesep: str = "\n") -> bytes:
+        if linesep not in self._by_linesep:
+            self._by_linesep[linesep] = _LINE_END.sub(linesep.encode(), self._raw)
+        return self._by_linesep[linesep]
+
+    def get_charset(self) -> None:
+        return None  # the bytes carry their own charsets (Django's file backend asks)
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class RawEmailMessage(EmailMultiAlternatives):
@@ -293,8 +337,12 @@ class RawEmailMessage(EmailMultiAlternatives):
     ``raw_email_message`` fills from the same bytes."""
 
     raw: bytes = b""
+    stored: StoredBytes | None = None
 
-    def message(self, **kwargs: Any) -> Message:
+    def message(self, **kwargs: Any) -> Message | StoredBytes:  # type: ignore[override]
+        if self.stored is not None:
+            return self.stored
+        # A backend that edits the MIME (Anymail's SES adds headers) gets its own parsed copy;
         # compat32 keeps the header text as written, so the bytes serialise back as stored.
         return message_from_bytes(self.raw, _class=StoredMime, policy=compat32)
 
@@ -306,20 +354,30 @@ class StoredMime(Message):
         return super().as_bytes(unixfrom, policy=self.policy.clone(linesep=linesep))
 
 
+# Django's SMTP and file/console backends read the envelope and serialise ``message()``, nothing
+# else: they get ``StoredBytes`` and the message is not parsed into fields at all.
+MIME_ONLY_BACKENDS = (smtp_backend.EmailBackend, console_backend.EmailBackend)
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
-    """What every recipient's copy of one stored message shares, parsed once per batch."""
+    """What every recipient's copy of one stored message shares, prepared once per batch."""
 
     raw: bytes
-    subject: str
-    text: str
-    html: str | None
-    from_email: str
-    headers: dict[str, str]
-    attachments: list[tuple[str, bytes, str]]
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    from_email: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    attachments: list[tuple[str, bytes, str]] = field(default_factory=list)
+    stored: StoredBytes | None = None
 
 
-def message_template(*, raw: bytes) -> MessageTemplate:
+def message_template(*, raw: bytes, fields: bool = True) -> MessageTemplate:
+    """``raw`` ready to go to every recipient: parsed into the fields an ESP's API takes, or, for
+    a backend that sends MIME only (``fields=False``), kept as bytes."""
+    if not fields:
+        return MessageTemplate(raw=raw, stored=StoredBytes(raw))
     parsed = message_from_bytes(raw, policy=default)
     text_part = parsed.get_body(preferencelist=("plain",))
     html_part = parsed.get_body(preferencelist=("html",))
@@ -348,13 +406,14 @@ def raw_email_message(*, template: MessageTemplate, delivery: OutboundDelivery) 
         to=[delivery.recipient],
         headers={**template.headers, "X-Mailsite-Delivery": str(delivery.id)},
     )
-    message.raw = template.raw
+    message.raw, message.stored = template.raw, template.stored
     if template.html is not None:
         message.attach_alternative(template.html, "text/html")
     for filename, content, content_type in template.attachments:
         message.attach(filename, content, content_type)
-    if settings.MAILSITE_OUTBOUND_VERP and not settings.EMAIL_BACKEND.startswith("anymail."):
-        message.from_email = delivery.envelope_sender  # SMTP/file: MAIL FROM; the header is in raw
+    if not settings.EMAIL_BACKEND.startswith("anymail."):
+        # SMTP/file: MAIL FROM, the VERP return path (or the sender's address); From is in raw.
+        message.from_email = delivery.envelope_sender
     message.tags = [delivery.source_tag or "mailsite"]
     message.metadata = {"delivery_id": str(delivery.id), "attempt_id": str(delivery.attempt_id)}
     return message

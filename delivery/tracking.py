@@ -18,7 +18,7 @@ from django.utils import timezone
 from delivery.models import DeliveryEvent, OutboundDelivery, Suppression
 from mailsite.events import domain_event_record
 from mailsite.models import DomainEvent
-from mailsite.realtime import mailbox_publish_on_commit
+from mailsite.realtime import mailbox_publish_many_on_commit, mailbox_publish_on_commit
 
 logger = structlog.get_logger(__name__)
 
@@ -125,8 +125,12 @@ def deliveries_record_sent(*, deliveries: list[OutboundDelivery]) -> None:
             for d in deliveries
         )
         latest = {(d.mailbox_id, d.message_id): event.id for d, event in zip(deliveries, events, strict=True)}
-        for (mailbox_id, message_id), event_id in latest.items():
-            delivery_updated_publish(mailbox_id=mailbox_id, message_id=message_id, event_id=event_id)
+        mailbox_publish_many_on_commit(
+            events=[
+                (mailbox_id, {"type": "delivery.updated", "message_id": message_id, "event_id": event_id})
+                for (mailbox_id, message_id), event_id in latest.items()
+            ]
+        )
 
 
 def _sent_rows_update(deliveries: list[OutboundDelivery], now: datetime) -> None:

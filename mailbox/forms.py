@@ -1,11 +1,13 @@
 """Forms of the mailbox pages: they turn POSTed fields into clean values or clear messages."""
 
+from typing import Any
+
 from django import forms
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from mailbox.models import Mailbox
 from mailbox.services.bulk import ACTIONS
-from mailbox.services.preferences import LABEL_COLOURS
+from mailbox.services.preferences import LABEL_COLOURS, timezone_names
 
 MAX_THREADS_PER_ACTION = 500
 
@@ -58,6 +60,22 @@ class SettingsForm(forms.Form):
         required=False, max_length=5000, label="Signature", widget=forms.Textarea(attrs={"rows": 4})
     )
     remote_images = forms.ChoiceField(choices=Mailbox.RemoteImages.choices, label="Remote images", required=False)
+    timezone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        error_messages={"invalid_choice": "Unknown time zone “%(value)s”: pick one from the list."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # timezone.js preselects the browser's zone while none is chosen.
+        self.fields["timezone"].choices = [
+            ("", "Not set: the browser's, else UTC"),
+            *zip(names := timezone_names(), names, strict=True),
+        ]
 
     def clean_remote_images(self) -> str | None:
         return self.cleaned_data["remote_images"] or None  # not posted: left as it is
+
+    def clean_timezone(self) -> str | None:
+        return self.cleaned_data["timezone"] if "timezone" in self.data else None  # not posted: left as it is

@@ -42,6 +42,12 @@ class Mailbox(models.Model):
         ALWAYS = "always", "Always show remote images (through the image proxy)"
 
     remote_images = models.CharField(max_length=10, choices=RemoteImages.choices, default=RemoteImages.ASK)
+    timezone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="IANA time zone (e.g. Europe/Paris) of Send later times and the Scheduled view; "
+        "empty: the browser's, else UTC.",
+    )
 
     class Meta:
         verbose_name_plural = "mailboxes"

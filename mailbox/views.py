@@ -379,6 +379,7 @@ def settings_view(request: HttpRequest) -> HttpResponse:
         "keyboard_shortcuts": mailbox.keyboard_shortcuts,
         "signature": mailbox.signature,
         "remote_images": mailbox.remote_images,
+        "timezone": mailbox.timezone,
     }
     form = SettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():

@@ -18,6 +18,7 @@ from mailbox import selectors, selectors_drafts
 from mailbox.forms_compose import DraftForm
 from mailbox.models import Draft, Mailbox, Message
 from mailbox.services import drafts as draft_services
+from mailbox.services import preferences
 from mailbox.services.sending import SendRefused
 from mailbox.views_sending import sent_flash
 
@@ -65,13 +66,23 @@ def compose(request: HttpRequest) -> HttpResponse:
     mode, source = _source_from(mailbox, params)
     if request.method == "GET":
         start = draft_services.draft_initial_fields(mailbox=mailbox, mode=mode, source=source)
-        form = DraftForm(initial=asdict(start))
+        form = DraftForm(initial=asdict(start), mailbox=mailbox)
         return _render_compose(request, form=form, mode=mode, source=source)
-    form = DraftForm(request.POST)
+    form = DraftForm(request.POST, mailbox=mailbox)
     if not form.is_valid():
         return _render_compose(request, form=form, mode=mode, source=source)
     draft = draft_services.draft_create(mailbox=mailbox, mode=mode, source=source, fields=form.draft_fields())
-    return _after_save(request, draft, form.cleaned_data["send_at"])
+    return _after_save(request, draft, _send_at(form))
+
+
+def _send_at(form: DraftForm) -> datetime | None:
+    """The Send later time, aware in the zone it was typed in. While the mailbox has no time zone,
+    the browser's zone that read it becomes the mailbox's (Settings changes it), so the Scheduled
+    view shows the time as it was picked."""
+    send_at = form.cleaned_data["send_at"]
+    if send_at is not None and form.mailbox is not None and not form.mailbox.timezone:
+        preferences.mailbox_timezone_default(mailbox=form.mailbox, name=form.send_zone().key)
+    return send_at
 
 
 def _render_compose(
@@ -109,7 +120,7 @@ def draft(request: HttpRequest, draft_id: int) -> HttpResponse:
     if current is None:
         raise Http404("No such draft")
     if request.method == "GET":
-        form = DraftForm.for_draft(current)
+        form = DraftForm.for_draft(current, mailbox=mailbox)
         data = form.initial
         problems = draft_services.recipients_check(to=data["to"], cc=data["cc"], bcc=data["bcc"], require_one=False)
         return _render_compose(request, form=form, mode=current.mode, source=None, draft=current, problems=problems)
@@ -117,7 +128,7 @@ def draft(request: HttpRequest, draft_id: int) -> HttpResponse:
         draft_services.draft_discard(draft=current)
         messages.success(request, "Draft discarded.")
         return redirect("drafts")
-    form = DraftForm(request.POST)
+    form = DraftForm(request.POST, mailbox=mailbox)
     if not form.is_valid():
         return _render_compose(request, form=form, mode=current.mode, source=None, draft=current)
     try:
@@ -126,7 +137,7 @@ def draft(request: HttpRequest, draft_id: int) -> HttpResponse:
         )
     except draft_services.DraftConflict as conflict:
         return _render_conflict(request, form=form, draft=current, conflict=conflict)
-    return _after_save(request, saved, form.cleaned_data["send_at"])
+    return _after_save(request, saved, _send_at(form))
 
 
 def _render_conflict(
@@ -136,7 +147,7 @@ def _render_conflict(
     once more replaces the other tab's version deliberately."""
     data = request.POST.copy()
     data["version"] = str(conflict.current_version)
-    form = DraftForm(data)
+    form = DraftForm(data, mailbox=draft.mailbox)
     form.is_valid()
     form.add_error(None, str(conflict))
     return _render_compose(request, form=form, mode=draft.mode, source=None, draft=draft, status=409)
@@ -167,7 +178,8 @@ def _after_save(request: HttpRequest, draft: Draft, send_at: datetime | None = N
             messages.error(request, f"Not sent. {refused} Your draft is saved.")
             return redirect("draft", draft_id=draft.id)
         if send_at is not None:
-            messages.success(request, f"Message scheduled for {send_at:%d %b %Y, %H:%M} UTC.")
+            zone = getattr(send_at.tzinfo, "key", "UTC")
+            messages.success(request, f"Message scheduled for {send_at:%d %b %Y, %H:%M} {zone}.")
             return redirect("scheduled")
         messages.success(request, sent_flash(request, text=MESSAGE_SENT, message=sent))
         return redirect("inbox")
@@ -190,7 +202,7 @@ def draft_autosave(request: HttpRequest) -> JsonResponse:
     """Save the compose form in the background (compose.js). Without ``draft`` the first save
     creates it (from ``mode``/``reply_to``). Answers the new version, or 409 on a conflict."""
     mailbox = _mailbox_or_404(request)
-    form = DraftForm(request.POST)
+    form = DraftForm(request.POST, mailbox=mailbox)
     if not form.is_valid():
         return JsonResponse({"error": "The form could not be saved.", "fields": form.errors}, status=400)
     draft_id = _int_or_none(request.POST.get("draft"))

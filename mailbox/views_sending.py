@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from mailbox import selectors
 from mailbox.models import Mailbox, Message
 from mailbox.services import drafts as draft_services
+from mailbox.services.preferences import mailbox_zone
 from mailbox.services.sending import messages_scheduled
 
 # Scheduling is deliberate and rare: one page holds what a person schedules.
@@ -62,4 +63,5 @@ def scheduled(request: HttpRequest) -> HttpResponse:
     """Messages waiting for their Send later time, soonest first, each with a Cancel button."""
     mailbox = _mailbox_or_404(request)
     waiting = list(messages_scheduled(mailbox=mailbox)[:SCHEDULED_PAGE_SIZE])
-    return render(request, "mailbox/scheduled.html", {"waiting": waiting, "page_size": SCHEDULED_PAGE_SIZE})
+    context = {"waiting": waiting, "page_size": SCHEDULED_PAGE_SIZE, "zone": mailbox_zone(mailbox=mailbox)}
+    return render(request, "mailbox/scheduled.html", context)

@@ -22,3 +22,23 @@ def mailbox_publish_on_commit(*, mailbox_id: int, event: dict[str, Any]) -> None
         async_to_sync(layer.group_send)(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})
 
     transaction.on_commit(publish)
+
+
+def mailbox_publish_many_on_commit(*, events: list[tuple[int, dict[str, Any]]]) -> None:
+    """``mailbox_publish_on_commit`` for many ``(mailbox_id, event)`` at once: one on-commit
+    callback and one trip into the channel layer's event loop (and connection) for them all,
+    where a call each would open a loop and a connection each."""
+    if not events:
+        return
+    pending = list(events)
+
+    def publish_all() -> None:
+        async_to_sync(_group_send_all)(pending)
+
+    transaction.on_commit(publish_all)
+
+
+async def _group_send_all(events: list[tuple[int, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    for mailbox_id, event in events:
+        await layer.group_send(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})

@@ -384,6 +384,10 @@ MAILSITE_OUTBOUND_MAX_ATTEMPTS = env.int("MAILSITE_OUTBOUND_MAX_ATTEMPTS", defau
 MAILSITE_OUTBOUND_BACKOFF_CAP_SECONDS = env.int("MAILSITE_OUTBOUND_BACKOFF_CAP_SECONDS", default=1800)
 # Deliveries per send task: one connection to the relay or ESP serves the whole batch.
 MAILSITE_OUTBOUND_BATCH_SIZE = env.int("MAILSITE_OUTBOUND_BATCH_SIZE", default=50)
+# Connections a send task opens at once to the relay or ESP, each taking a share of its batch in
+# a thread: SMTP answers every command in turn, so one connection spends much of its time waiting
+# (bench/send.py compares; on a busy 2-core machine more showed no gain, hence 1).
+MAILSITE_OUTBOUND_CONNECTIONS = env.int("MAILSITE_OUTBOUND_CONNECTIONS", default=1)
 # A due delivery whose task was queued this long ago and has not run is queued again.
 MAILSITE_OUTBOUND_REQUEUE_AFTER = timedelta(seconds=env.int("MAILSITE_OUTBOUND_REQUEUE_AFTER_SECONDS", default=60))
 # A claimed attempt not finished after this long lost its worker mid-send: dead-lettered, never resent.

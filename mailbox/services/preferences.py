@@ -1,4 +1,8 @@
-"""The user's own settings and labels: display name, keyboard shortcuts, label create/rename/colour/delete."""
+"""The user's own settings and labels: display name, keyboard shortcuts, time zone, label
+create/rename/colour/delete."""
+
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -27,17 +31,50 @@ def mailbox_settings_update(
     keyboard_shortcuts: bool,
     signature: str | None = None,
     remote_images: str | None = None,
+    timezone: str | None = None,
 ) -> Mailbox:
-    """Save the user's settings; ``None`` leaves a setting as it is."""
+    """Save the user's settings; ``None`` leaves a setting as it is. A time zone must be an IANA
+    name zoneinfo knows (``""``: none chosen, the browser's or UTC)."""
     mailbox.display_name = " ".join(display_name.split())
     mailbox.keyboard_shortcuts = keyboard_shortcuts
     if signature is not None:
         mailbox.signature = signature.replace("\r\n", "\n").strip()
     if remote_images is not None:
         mailbox.remote_images = remote_images
+    if timezone is not None:
+        if timezone and not timezone_is_known(timezone):
+            raise ValidationError({"timezone": f"Unknown time zone “{timezone}”: pick one from the list."})
+        mailbox.timezone = timezone
     mailbox.full_clean()
-    mailbox.save(update_fields=["display_name", "keyboard_shortcuts", "signature", "remote_images"])
+    mailbox.save(update_fields=["display_name", "keyboard_shortcuts", "signature", "remote_images", "timezone"])
     return mailbox
+
+
+@cache
+def timezone_names() -> tuple[str, ...]:
+    """The IANA zone names this system's zoneinfo knows, sorted (read once per process)."""
+    return tuple(sorted(available_timezones()))
+
+
+def timezone_is_known(name: str) -> bool:
+    return name in timezone_names()
+
+
+def mailbox_timezone_default(*, mailbox: Mailbox, name: str) -> None:
+    """Adopt ``name`` (a zone the browser reported) as the mailbox's time zone if it has none yet;
+    one chosen in Settings, even meanwhile in another tab, is never replaced."""
+    if timezone_is_known(name):
+        Mailbox.objects.filter(pk=mailbox.pk, timezone="").update(timezone=name)
+        mailbox.refresh_from_db(fields=["timezone"])
+
+
+def mailbox_zone(*, mailbox: Mailbox, browser_zone: str = "") -> ZoneInfo:
+    """The zone a user's wall-clock times mean: the mailbox's setting, else the zone the browser
+    reported (checked like the setting), else UTC."""
+    for name in (mailbox.timezone, browser_zone):
+        if name and timezone_is_known(name):
+            return ZoneInfo(name)
+    return ZoneInfo("UTC")
 
 
 def _clean_name(mailbox: Mailbox, name: str, *, except_id: int | None = None) -> str:

@@ -29,6 +29,7 @@ from mailbox.services.delivering import (
     message_deliver,
     message_deliver_new,
 )
+from mailbox.services.flags import messages_label_add
 from mailsite.models import DomainEvent
 
 logger = structlog.get_logger(__name__)
@@ -138,7 +139,9 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
             continue
         for mailbox in mailboxes:
             if (mailbox.id, receipt.blob_id) in present:
-                continue  # an earlier arrival of the same bytes already put it there
+                # An earlier arrival of the same bytes already put it there; or the mailbox sent it.
+                _sent_to_self_file(receipt, mailbox)
+                continue
             if mailbox.id not in contexts:
                 contexts[mailbox.id] = MailboxContext.load(mailbox)
                 contexts[mailbox.id].message_ids_look_up(batch_ids)
@@ -202,7 +205,7 @@ def _recipients(receipt: InboundReceipt, parsed: ParsedMessage) -> list[str]:
 def _deliver_copy(receipt: InboundReceipt, parsed: ParsedMessage, mailbox: Mailbox) -> None:
     """One transaction per mailbox copy."""
     copy = _copy(receipt, parsed)
-    message_deliver(
+    delivered = message_deliver(
         mailbox=mailbox,
         blob=copy.blob,
         parsed=parsed,
@@ -214,6 +217,22 @@ def _deliver_copy(receipt: InboundReceipt, parsed: ParsedMessage, mailbox: Mailb
         receipt=receipt,
         received_at=receipt.received_at,
     )
+    if not delivered.created:
+        _sent_to_self_file(receipt, mailbox)
+
+
+def _sent_to_self_file(receipt: InboundReceipt, mailbox: Mailbox) -> None:
+    """Mail a mailbox sent to itself (To or Cc, not Bcc) arrives as the very bytes of its Sent
+    copy, so there is no second message to deliver: the Sent copy is filed in the Inbox too,
+    as webmail shows it, one message in one conversation. Only for our own hand-offs (a
+    resent inbound message changes nothing) and only when the delivery is released, so an undone
+    send never reaches the Inbox."""
+    if receipt.source != InboundReceipt.Source.LOCAL:
+        return
+    message = Message.objects.filter(mailbox=mailbox, blob_id=receipt.blob_id).first()
+    inbox = Label.objects.filter(mailbox=mailbox, role=Label.Role.INBOX).first()
+    if message is not None and inbox is not None:
+        messages_label_add(mailbox=mailbox, message_ids=[message.id], label=inbox)
 
 
 def _copy(receipt: InboundReceipt, parsed: ParsedMessage) -> Copy:

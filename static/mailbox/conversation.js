@@ -61,8 +61,16 @@
       try { data = JSON.parse(e.data); } catch (err) { return; }
       if (data && data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
     });
-    socket.addEventListener("open", function () { retryDelay = 1000; });
+    socket.addEventListener("open", function () {
+      document.body.dataset.live = "connected";
+      retryDelay = 1000;
+      // Catch up on what changed between the page's render and this socket's join.
+      document.querySelectorAll("ul.deliveries").forEach(function (list) {
+        refreshDeliveries(list.dataset.message);
+      });
+    });
     socket.addEventListener("close", function () {
+      document.body.dataset.live = "disconnected";
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 30000);
     });

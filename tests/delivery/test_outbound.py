@@ -9,9 +9,11 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.core import mail
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -74,8 +76,9 @@ def test_anymail_carries_the_delivery_id_the_source_tag_and_our_headers(mailbox,
     message = send(mailbox, committed, cc=["dan@example.org"])
 
     deliveries = list(OutboundDelivery.objects.order_by("id"))
-    assert [m.to for m in mail.outbox] == [["carol@example.org"], ["dan@example.org"]]
-    for delivery, sent in zip(deliveries, mail.outbox, strict=True):
+    outbox = sorted(mail.outbox, key=lambda m: m.to)  # the batch's connections work side by side
+    assert [m.to for m in outbox] == [["carol@example.org"], ["dan@example.org"]]
+    for delivery, sent in zip(deliveries, outbox, strict=True):
         params = sent.anymail_test_params
         assert params["tags"] == ["sent"]
         assert params["metadata"] == {"delivery_id": str(delivery.id), "attempt_id": str(delivery.attempt_id)}
@@ -117,6 +120,36 @@ def test_a_permanent_error_fails_the_delivery_with_the_reason(mailbox, committed
     )
     assert [s.event_type for s in timeline[0].steps] == ["queued", "failed"]
     assert outbound_release_due(now=timezone.now() + timedelta(days=1)) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("http 429 Too Many Requests", "queued"),
+        ("http 503 Service Unavailable", "queued"),
+        ("http 400 Invalid 'To' address", "failed"),
+        ("esp rejected", "failed"),
+        ("esp invalid", "failed"),
+    ],
+)
+def test_esp_api_answers_are_retried_or_failed_by_their_meaning(mailbox, committed, scripted, answer, status):
+    log = scripted(answer)
+
+    message = send(mailbox, committed)
+
+    delivery = OutboundDelivery.objects.get()
+    assert delivery.status == status
+    if status == "queued":  # throttled or down: back-off, then it goes
+        outbound_send(delivery_ids=make_due(delivery))
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == ("sent", 2)
+        assert len(sends_logged(log)) == 2
+    else:
+        [timeline] = delivery_timeline_for_message(mailbox=mailbox, message_id=message.id)
+        assert timeline.failure_text.startswith("Not delivered to carol@example.org: ")
+        expected = f"API response 400 ({answer[9:]})" if answer.startswith("http") else repr(answer[4:])
+        assert expected in timeline.failure_text
+        assert outbound_release_due(now=timezone.now() + timedelta(days=1)) == []
 
 
 def test_exhausted_retries_dead_letter_and_staff_retry_from_admin(mailbox, committed, scripted, settings, admin_client):
@@ -205,7 +238,7 @@ def test_a_batch_shares_one_connection(mailbox, committed, scripted):
     send(mailbox, committed, to=["a@example.org", "b@example.org", "c@example.org"])
 
     assert OutboundDelivery.objects.filter(status="sent").count() == 3
-    # open() is called before each message but the backend object (its connection) is one.
+    # open() is called before each message but a backend object (its connection) serves many.
     assert ScriptedBackend.opened == 3
 
 
@@ -225,6 +258,62 @@ def listener(monkeypatch):
     controller.start()
     yield controller
     controller.stop()
+
+
+class _KeepingSink:
+    """An aiosmtpd handler that keeps each envelope and its bytes (a relay that only listens)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+@pytest.fixture
+def sink(settings):
+    handler = _KeepingSink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    yield handler
+    controller.stop()
+
+
+def _batch_send_cost(mailbox, committed, count: int) -> tuple[int, list, list[OutboundDelivery]]:
+    """Queries and on-commit callbacks (live pushes) of one batch: ``count`` recipients of one message."""
+    with committed(execute=False):
+        message = message_send(
+            mailbox=mailbox,
+            mail=OutgoingMail(
+                from_address=mailbox.address,
+                to=[f"r{n}@relay.example.org" for n in range(count)],
+                subject="S",
+                text="T",
+            ),
+        )
+    deliveries = list(OutboundDelivery.objects.filter(message_id=message.id).order_by("id"))
+    with CaptureQueriesContext(connection) as queries, committed(execute=True) as callbacks:
+        outbound_send(delivery_ids=[d.id for d in deliveries])
+    return len(queries), callbacks, deliveries
+
+
+def test_a_batch_costs_the_same_queries_and_one_push_per_message_whatever_its_size(mailbox, committed, sink, settings):
+    settings.MAILSITE_OUTBOUND_CONNECTIONS = 2
+    few_queries, few_pushes, _ = _batch_send_cost(mailbox, committed, 2)
+    many_queries, many_pushes, deliveries = _batch_send_cost(mailbox, committed, 12)
+
+    assert many_queries == few_queries  # set-based claim and record: nothing per delivery
+    assert len(many_pushes) == len(few_pushes) == 1  # one delivery.updated per message, not per copy
+    assert {d.status for d in OutboundDelivery.objects.filter(message_id=deliveries[0].message_id)} == {"sent"}
+    copies = sink.received[2:]
+    # Each copy is the stored bytes as they are (never parsed and rebuilt), from its own VERP path.
+    assert {content for _, _, content in copies} == {blob_read(blob=deliveries[0].blob)}
+    # Over two connections at once (MAILSITE_OUTBOUND_CONNECTIONS): in no particular order.
+    expected = sorted((f"bounces+{d.id}@example.test", [d.recipient]) for d in deliveries)
+    assert sorted((frm, to) for frm, to, _ in copies) == expected
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,12 +12,13 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from delivery.models import DeliveryEvent, OutboundDelivery, Suppression
+from delivery.models import DeliveryEvent, InboundReceipt, OutboundDelivery, Suppression
 from delivery.outbound import outbound_release_due, outbound_send
 from delivery.selectors import blob_read
-from delivery.services import blob_store
-from mailbox.models import Alias, Label, Message
+from delivery.services import blob_store, inbound_receipt_create
+from mailbox.models import Alias, Label, Message, ThreadLabel
 from mailbox.services import message_import_raw
+from mailbox.services.flags import messages_label_remove
 from mailbox.services.sending import (
     OutgoingMail,
     SendRefused,
@@ -213,6 +214,75 @@ def test_a_local_recipient_gets_it_through_the_ingest_path_threaded(mailbox, oth
     alice_copy = Message.objects.get(mailbox=mailbox, message_id=reply.message_id)
     assert alice_copy.thread_id == sent.thread_id
     assert labels_of(alice_copy) == {Label.Role.INBOX}
+
+
+def _in_inbox_list(message: Message) -> bool:
+    return ThreadLabel.objects.filter(
+        mailbox=message.mailbox, thread_id=message.thread_id, label__role=Label.Role.INBOX
+    ).exists()
+
+
+def test_a_message_to_oneself_is_one_message_in_sent_and_the_inbox(mailbox, committed):
+    sent = send(mailbox, committed, to=["Alice <alice@example.test>", "carol@example.org"])
+
+    [only] = Message.objects.filter(mailbox=mailbox)
+    assert only.id == sent.id
+    assert labels_of(only) == {Label.Role.SENT, Label.Role.INBOX}
+    assert _in_inbox_list(only)
+    assert set(OutboundDelivery.objects.values_list("recipient", "status")) == {
+        ("alice@example.test", "sent"),
+        ("carol@example.org", "sent"),
+    }
+
+
+def test_to_an_alias_of_ones_own_through_a_batch_of_receipts_too(mailbox, committed, settings):
+    from mailbox.services.receiving import receipts_process_batch
+
+    Alias.objects.create(mailbox=mailbox, domain=mailbox.domain, address="me@example.test")
+    settings.MAILSITE_UNDO_SEND_SECONDS = 10
+    sent = send(mailbox, committed, to=["me@example.test"])
+    [delivery] = OutboundDelivery.objects.all()
+    OutboundDelivery.objects.update(send_after=timezone.now())
+    with committed(execute=False):  # the parse task is not run: the batch path takes the receipt
+        outbound_send(delivery_ids=[delivery.id])
+    [receipt] = InboundReceipt.objects.filter(source="local")
+
+    assert receipts_process_batch(receipt_ids=[receipt.id]).finished == [receipt.id]
+
+    assert list(Message.objects.filter(mailbox=mailbox)) == [sent]
+    assert labels_of(sent) == {Label.Role.SENT, Label.Role.INBOX}
+
+
+def test_a_message_to_oneself_undone_never_reaches_the_inbox(mailbox, committed, settings):
+    settings.MAILSITE_UNDO_SEND_SECONDS = 10
+    sent = send(mailbox, committed, to=["alice@example.test"])
+
+    assert labels_of(sent) == {Label.Role.SENT}  # not before it leaves
+    assert message_send_cancel(mailbox=mailbox, message_id=sent.id) == 1
+    OutboundDelivery.objects.update(send_after=timezone.now() - timedelta(seconds=1))
+    outbound_send(delivery_ids=list(OutboundDelivery.objects.values_list("id", flat=True)))
+
+    assert labels_of(sent) == {Label.Role.SENT}
+    assert not _in_inbox_list(sent)
+
+
+def test_the_same_inbound_bytes_again_do_not_bring_an_archived_message_back(mailbox):
+    from mailbox.services.receiving import receipt_process
+
+    raw = raw_message("archived@example.org", "Archived", to="Alice <alice@example.test>")
+    receipts = [
+        inbound_receipt_create(source="smtp", raw=raw, event_id=f"queue-{n}", envelope_recipients=[mailbox.address])
+        for n in (1, 2)
+    ]
+    receipt_process(receipt_id=receipts[0].receipt.id)
+    [first] = Message.objects.filter(mailbox=mailbox)
+    inbox = Label.objects.get(mailbox=mailbox, role=Label.Role.INBOX)
+    messages_label_remove(mailbox=mailbox, message_ids=[first.id], label=inbox)
+
+    receipt_process(receipt_id=receipts[1].receipt.id)
+
+    assert list(Message.objects.filter(mailbox=mailbox)) == [first]
+    assert labels_of(first) == set()
 
 
 def test_an_alias_is_a_from_address_the_mailbox_owns(mailbox, committed):
