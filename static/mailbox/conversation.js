@@ -67,8 +67,9 @@
       else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
       else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
     });
-    socket.addEventListener("open", function () { retryDelay = 1000; });
+    socket.addEventListener("open", function () { retryDelay = 1000; document.body.dataset.live = "connected"; });
     socket.addEventListener("close", function () {
+      document.body.dataset.live = "disconnected";
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 30000);
     });
