@@ -12,13 +12,10 @@ from mailbox.services.preferences import LABEL_COLOURS, timezone_names
 MAX_THREADS_PER_ACTION = 500
 
 
-class ThreadActionForm(forms.Form):
-    """A list action on selected threads (the toolbar, a row's star, or a keyboard shortcut)."""
+class _SelectedThreadsForm(forms.Form):
+    """The threads selected in a list (repeated ``thread`` fields) and where to go back to."""
 
-    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
     thread = forms.CharField(required=False)  # repeated: read with getlist in clean_thread
-    label = forms.IntegerField(required=False, min_value=1)
-    current = forms.CharField(required=False, max_length=20)
     next = forms.CharField(required=False, max_length=2000)
 
     def clean_thread(self) -> list[int]:
@@ -31,6 +28,22 @@ class ThreadActionForm(forms.Form):
             raise forms.ValidationError(f"Select at most {MAX_THREADS_PER_ACTION} conversations at a time.")
         return ids
 
+    def safe_next(self, fallback: str) -> str:
+        """The relative URL to return to: only a path on this site (no scheme, no other host)."""
+        target = (self.cleaned_data.get("next") or "") if hasattr(self, "cleaned_data") else ""
+        target = target or self.data.get("next", "")
+        if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None):
+            return target
+        return fallback
+
+
+class ThreadActionForm(_SelectedThreadsForm):
+    """A list action on selected threads (the toolbar, a row's star, or a keyboard shortcut)."""
+
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    label = forms.IntegerField(required=False, min_value=1)
+    current = forms.CharField(required=False, max_length=20)
+
     def clean(self) -> dict:
         data = super().clean()
         if data.get("action") not in (None, "empty_trash") and not data.get("thread"):
@@ -39,13 +52,19 @@ class ThreadActionForm(forms.Form):
             raise forms.ValidationError("Choose a label.")
         return data
 
-    def safe_next(self, fallback: str) -> str:
-        """The relative URL to return to: only a path on this site (no scheme, no other host)."""
-        target = (self.cleaned_data.get("next") or "") if hasattr(self, "cleaned_data") else ""
-        target = target or self.data.get("next", "")
-        if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None):
-            return target
-        return fallback
+
+class ThreadMergeForm(_SelectedThreadsForm):
+    """Merge the selected threads (the list toolbar's "Merge"); ``into`` is the one kept, chosen on
+    the confirmation page that a POST without it shows."""
+
+    into = forms.IntegerField(required=False, min_value=1)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        threads = data.get("thread") or []
+        if data.get("into") is not None and data["into"] not in threads:
+            raise forms.ValidationError("Choose one of the selected conversations to keep.")
+        return data
 
 
 class LabelForm(forms.Form):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, Exists, Max, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet
 
 from mailbox.models import Alias, Domain, Label, Mailbox, Message, ThreadLabel
 from mailsite.models import DomainEvent
@@ -246,6 +246,12 @@ def thread_in_list(*, mailbox: Mailbox, view: ThreadListView, thread_id: int) ->
     return (row.thread if view.label is not None else row) if row is not None else None
 
 
+def threads_get_for_mailbox(*, mailbox: Mailbox, thread_ids: list[int]) -> list[Thread]:
+    """The mailbox's threads among ``thread_ids``, newest first (ids of other mailboxes match nothing)."""
+    rows = Thread.objects.filter(mailbox_id=mailbox.id, pk__in=thread_ids)
+    return list(rows.order_by(F("last_message_at").desc(nulls_last=True), "-id"))
+
+
 def thread_chips(*, mailbox: Mailbox, thread_ids: list[int]) -> dict[int, list[int]]:
     """The user labels (ids) on each of these threads, for the chips of their rows: one query."""
     chips: dict[int, list[int]] = {}
@@ -265,6 +271,7 @@ class CatchUp:
     thread_ids: list[int]
     latest: int
     complete: bool  # False: too much happened; reload the page instead
+    label_ids_deleted: list[int] = field(default_factory=list)
 
 
 CATCH_UP_LIMIT = 500
@@ -275,16 +282,19 @@ def events_since(*, mailbox: Mailbox, after: int) -> CatchUp:
     events = list(
         DomainEvent.objects.filter(mailbox_id=mailbox.id, id__gt=after)
         .order_by("id")
-        .values_list("id", "subject_type", "subject_id", "payload")[: CATCH_UP_LIMIT + 1]
+        .values_list("id", "event_type", "subject_type", "subject_id", "payload")[: CATCH_UP_LIMIT + 1]
     )
     if not events:
         return CatchUp(thread_ids=[], latest=after, complete=True)
     thread_ids: set[int] = set()
     message_ids: set[int] = set()
-    for _, subject_type, subject_id, payload in events[:CATCH_UP_LIMIT]:
+    labels_deleted: set[int] = set()
+    for _, event_type, subject_type, subject_id, payload in events[:CATCH_UP_LIMIT]:
         named = payload.get("thread_id") if isinstance(payload, dict) else None
         if isinstance(named, int):
             thread_ids.add(named)
+        elif event_type == DomainEvent.Type.LABEL_DELETED:
+            labels_deleted.add(subject_id)
         elif subject_type == "thread":
             thread_ids.add(subject_id)
         elif subject_type == "message":
@@ -294,7 +304,12 @@ def events_since(*, mailbox: Mailbox, after: int) -> CatchUp:
             Message.objects.filter(mailbox=mailbox, pk__in=message_ids).values_list("thread_id", flat=True)
         )
     shown = events[:CATCH_UP_LIMIT]
-    return CatchUp(thread_ids=sorted(thread_ids), latest=shown[-1][0], complete=len(events) <= CATCH_UP_LIMIT)
+    return CatchUp(
+        thread_ids=sorted(thread_ids),
+        latest=shown[-1][0],
+        complete=len(events) <= CATCH_UP_LIMIT,
+        label_ids_deleted=sorted(labels_deleted),
+    )
 
 
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:

@@ -16,10 +16,10 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from mailbox import selectors
-from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm
+from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMergeForm
 from mailbox.models import Label, Mailbox
 from mailbox.search import SearchQueryError, thread_search
-from mailbox.services import bulk, preferences
+from mailbox.services import bulk, preferences, thread_merge
 from threads.models import Thread
 
 UNDO_SESSION_KEY = "mailbox_undo"
@@ -273,6 +273,36 @@ def _action_answer(request: HttpRequest, next_url: str, *, error: str = "", undo
 
 
 @require_POST
+def threads_merge(request: HttpRequest) -> HttpResponse:
+    """Merge the selected conversations: without ``into``, a page to choose the one kept (the
+    newest is preselected); with it, merge and go back to the list. Not undoable: the merged
+    threads are gone (a message can be split off again from the conversation)."""
+    mailbox = _mailbox(request)
+    form = ThreadMergeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect(form.safe_next(reverse("inbox")))
+    data, next_url = form.cleaned_data, form.safe_next(reverse("inbox"))
+    threads = selectors.threads_get_for_mailbox(mailbox=mailbox, thread_ids=data["thread"])
+    if len(threads) != len(data["thread"]):
+        raise Http404("No such conversation")
+    if len(threads) < 2:
+        messages.error(request, "Select two or more conversations to merge.")
+        return redirect(next_url)
+    if data["into"] is None:
+        context = {"mailbox": mailbox, "threads": threads, "next": next_url}
+        return render(request, "mailbox/threads_merge.html", context)
+    absorbed = [t.id for t in threads if t.id != data["into"]]
+    try:
+        kept = thread_merge(mailbox=mailbox, thread_ids=absorbed, into_thread_id=data["into"])
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.info(request, f"Merged {len(threads)} conversations into “{kept.subject or '(no subject)'}”.")
+    return redirect(next_url)
+
+
+@require_POST
 def undo(request: HttpRequest) -> HttpResponse:
     """Reverse the last list action of this session, exactly as it was recorded."""
     mailbox = _mailbox(request)
@@ -319,7 +349,14 @@ def events_since(request: HttpRequest) -> JsonResponse:
     if not after.isdigit():
         return JsonResponse({"error": "after must be an event id"}, status=400)
     catch_up = selectors.events_since(mailbox=mailbox, after=int(after))
-    return JsonResponse({"threads": catch_up.thread_ids, "latest": catch_up.latest, "complete": catch_up.complete})
+    return JsonResponse(
+        {
+            "threads": catch_up.thread_ids,
+            "labels_deleted": catch_up.label_ids_deleted,
+            "latest": catch_up.latest,
+            "complete": catch_up.complete,
+        }
+    )
 
 
 @require_http_methods(["GET", "POST"])

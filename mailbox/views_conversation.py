@@ -7,9 +7,11 @@ from datetime import date, datetime
 from functools import lru_cache
 from urllib.parse import urlencode
 
+from django.contrib import messages as flash  # ``messages`` names a conversation's messages here
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -34,6 +36,7 @@ from mailbox.rendering.urls import (
     inline_image_signature_valid,
     message_url_policy,
 )
+from mailbox.services.conversations import message_split_off
 from mailbox.services.flags import messages_mark_read
 from mailbox.services.images import (
     ImageFetchError,
@@ -57,6 +60,14 @@ PREVIEW_TYPES = selectors_conversation.INLINE_IMAGE_TYPES
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # Responses carrying untrusted bytes run no script and load nothing, even if opened directly.
 UNTRUSTED_CSP = "default-src 'none'; sandbox"
+# Why a message is in its conversation, as the sender details say it (Message.thread_reason).
+THREAD_REASONS = {
+    Message.ThreadReason.REFERENCE: "Its In-Reply-To/References headers name a message of this conversation.",
+    Message.ThreadReason.SUBJECT: "Same subject and correspondents, within days (it carried no usable "
+    "threading headers).",
+    Message.ThreadReason.MANUAL: "You put it here: split, merged or moved by hand. New replies to it follow it.",
+    Message.ThreadReason.NEW: "It started this conversation.",
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,8 @@ class MessageCard:
     # Per recipient, for messages this mailbox sent (empty otherwise); see delivery_timeline.
     deliveries: list[RecipientTimeline]
     deliveries_url: str
+    thread_reason: str
+    split_url: str  # empty for a conversation's only message: nothing to split it from
 
 
 class _Urls:
@@ -93,6 +106,7 @@ class _Urls:
         self.images_always = reverse("remote_images_always", args=[self.MESSAGE])
         self.attachment = reverse("attachment", args=[self.MESSAGE, self.PART])
         self.deliveries = reverse("delivery_timeline", args=[self.MESSAGE])
+        self.split = reverse("message_split", args=[self.MESSAGE])
 
     def of(self, pattern: str, message_id: int, part_id: int = 0) -> str:
         return pattern.replace(str(self.MESSAGE), str(message_id)).replace(str(self.PART), str(part_id))
@@ -107,6 +121,7 @@ def _card(
     show_images: bool,
     asked: bool,
     deliveries: list[RecipientTimeline],
+    splittable: bool,
 ) -> MessageCard:
     people = message.participants.all()
     results = message.authentication_results or {}
@@ -131,6 +146,8 @@ def _card(
         authentication=[(check.upper(), str(results.get(check) or "none")) for check in ("spf", "dkim", "dmarc")],
         deliveries=deliveries,
         deliveries_url=urls.of(urls.deliveries, message.id),
+        thread_reason=THREAD_REASONS.get(message.thread_reason, message.get_thread_reason_display()),
+        split_url=urls.of(urls.split, message.id) if splittable else "",
     )
 
 
@@ -182,6 +199,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
             show_images=m.id == shown or always or m.from_address.lower() in conversation.image_senders,
             asked=m.id == shown,
             deliveries=timelines.get(m.id, []),
+            splittable=len(messages) > 1,
         )
         for m in messages
     ]
@@ -214,6 +232,22 @@ def thread_mark_read(request: HttpRequest, thread_id: int) -> HttpResponse:
     if "application/json" in request.headers.get("Accept", ""):
         return HttpResponse(status=204)
     return redirect(reverse("thread_detail", args=[thread_id]))
+
+
+@require_POST
+def message_split(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Split a message out into a new conversation and open that one."""
+    mailbox = _mailbox_or_404(request)
+    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
+    if message is None:
+        raise Http404("No such message")
+    try:
+        thread = message_split_off(mailbox=mailbox, message_id=message.id)
+    except ValidationError as exc:
+        flash.error(request, " ".join(exc.messages))
+        return redirect(reverse("thread_detail", args=[message.thread_id]) + f"#m-{message.id}")
+    flash.info(request, "Split into a new conversation.")
+    return redirect("thread_detail", thread_id=thread.pk)
 
 
 @require_GET

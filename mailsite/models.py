@@ -29,6 +29,8 @@ class DomainEvent(models.Model):
         THREAD_MERGED = "thread.merged"
         THREAD_SPLIT = "thread.split"
         THREAD_REPAIRED = "thread.repaired"
+        # A user label deleted (subject "label"): its chips and sidebar entry go from open tabs.
+        LABEL_DELETED = "label.deleted"
 
     id = models.BigAutoField(primary_key=True)
     event_type = models.CharField(max_length=64, choices=Type.choices)

@@ -14,14 +14,16 @@ def mailbox_group_name(mailbox_id: int) -> str:
 def mailbox_publish_on_commit(*, mailbox_id: int, event: dict[str, Any]) -> None:
     """Send ``event`` to every socket of the mailbox once the current transaction commits.
 
-    Consumers receive it as a ``mailbox.event`` message with the event under ``payload``.
+    Consumers receive it as a ``mailbox.event`` message with the event under ``payload``. A channel
+    layer that fails (Redis down or slow) is logged, not raised: the change has committed, and a
+    tab that missed the push catches up from the domain event log when its socket reconnects.
     """
 
     def publish() -> None:
         layer = get_channel_layer()
         async_to_sync(layer.group_send)(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})
 
-    transaction.on_commit(publish)
+    transaction.on_commit(publish, robust=True)
 
 
 def mailbox_publish_many_on_commit(*, events: list[tuple[int, dict[str, Any]]]) -> None:
@@ -35,7 +37,7 @@ def mailbox_publish_many_on_commit(*, events: list[tuple[int, dict[str, Any]]]) 
     def publish_all() -> None:
         async_to_sync(_group_send_all)(pending)
 
-    transaction.on_commit(publish_all)
+    transaction.on_commit(publish_all, robust=True)
 
 
 async def _group_send_all(events: list[tuple[int, dict[str, Any]]]) -> None:

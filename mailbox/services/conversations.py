@@ -195,6 +195,19 @@ def thread_split(*, mailbox: Mailbox, message_ids: list[int]) -> Thread:
 
 
 @transaction.atomic
+def message_split_off(*, mailbox: Mailbox, message_id: int) -> Thread:
+    """Move one message out of its conversation into a new one (the conversation view's "Split into
+    a new conversation"); later replies to it follow it there. A conversation's only message is
+    refused: splitting it would change nothing but the thread's id."""
+    source = message_threads_lock(mailbox=mailbox, message_ids=[message_id])
+    if not source:
+        raise ValidationError("No such message in this mailbox.")
+    if not Message.objects.filter(mailbox=mailbox, thread_id__in=source).exclude(pk=message_id).exists():
+        raise ValidationError("This message is already a conversation of its own.")
+    return thread_split(mailbox=mailbox, message_ids=[message_id])
+
+
+@transaction.atomic
 def messages_move_to_thread(*, mailbox: Mailbox, message_ids: list[int], thread_id: int) -> Thread:
     """Move messages into another of the mailbox's threads; the user's choice outlives the resolver's."""
     if not Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).exists():

@@ -9,6 +9,9 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from mailbox.models import Label, Mailbox
+from mailsite.events import domain_event_record
+from mailsite.models import DomainEvent
+from mailsite.realtime import mailbox_publish_on_commit
 
 # The colours a label can take: a fixed palette readable with white or black text on it.
 LABEL_COLOURS = (
@@ -115,7 +118,21 @@ def user_label_update(*, label: Label, name: str, colour: str) -> Label:
 
 @transaction.atomic
 def user_label_delete(*, label: Label) -> None:
-    """Delete a user label: its messages stay, only the label goes from them."""
+    """Delete a user label: its messages stay, only the label goes from them.
+
+    One ``label.deleted`` event, not one per thread: a label on thousands of threads would
+    otherwise make every open tab refetch thousands of rows. Once committed, open tabs drop the
+    label's sidebar entry, chips and menu options themselves."""
     if label.is_system:
         raise ValidationError("System folders cannot be deleted.")
+    label_id, mailbox_id = label.pk, label.mailbox_id
     label.delete()
+    event = domain_event_record(
+        event_type=DomainEvent.Type.LABEL_DELETED,
+        subject_type="label",
+        subject_id=label_id,
+        mailbox_id=mailbox_id,
+        payload={"label_id": label_id},
+    )
+    live = {"type": "label.deleted", "label_id": label_id, "event_id": event.id}
+    mailbox_publish_on_commit(mailbox_id=mailbox_id, event=live)

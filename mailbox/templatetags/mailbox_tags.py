@@ -39,7 +39,7 @@ NOT_STARRED = (
     ' title="Not starred" aria-label="Star">☆</button>'
 )
 COUNT = '<span class="count" title="{count} messages">{count}</span>'
-CHIP = '<span class="label-chip chip-{colour}">{name}</span>'
+CHIP = '<span class="label-chip chip-{colour}" data-label="{id}">{name}</span>'
 ATTACHMENT = (
     '<svg class="attachment" viewBox="0 0 24 24" role="img" aria-label="Has attachments"><path d="M16.5 6.5v10a4.5'
     ' 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5" fill="none" stroke="currentColor"'
@@ -124,7 +124,8 @@ def thread_row(thread: Thread | ThreadRow, own_address: str, today: date | None 
     count, thread_id = thread.message_count, int(thread.id)
     last = timezone.localtime(thread.last_message_at) if thread.last_message_at else None
     chips = "".join(
-        CHIP.format(colour=escape(chip.colour[1:] or "none"), name=escape(chip.name)) for chip in thread.chips
+        CHIP.format(colour=escape(chip.colour[1:] or "none"), id=int(chip.id), name=escape(chip.name))
+        for chip in thread.chips
     )
     return mark_safe(  # noqa: S308 - every value in it is escaped above or a number
         ROW.format(

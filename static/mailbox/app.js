@@ -19,9 +19,9 @@
   function selected() { return rows().filter(function (r) { return r.querySelector("input.select").checked; }); }
   function refreshToolbar() {
     if (!bulk) { return; }
-    var any = selected().length > 0;
+    var count = selected().length;
     bulk.querySelectorAll("button[name=action]").forEach(function (b) {
-      if (!b.classList.contains("always")) { b.disabled = !any; }
+      if (!b.classList.contains("always")) { b.disabled = count < Number(b.dataset.min || 1); }
     });
     rows().forEach(function (r) { r.classList.toggle("selected", r.querySelector("input.select").checked); });
     var all = document.getElementById("select-all");
@@ -112,6 +112,22 @@
     showEmpty();
   }
 
+  // A label deleted in another tab: its sidebar entry, chips and menu options go; a tab showing
+  // that label's list says so (reloading it would find no such label).
+  function dropLabel(labelId) {
+    var id = String(Number(labelId));
+    document.querySelectorAll(".sidebar a[data-list='" + id + "']").forEach(function (a) { a.closest("li").remove(); });
+    document.querySelectorAll(".label-chip[data-label='" + id + "']").forEach(function (chip) { chip.remove(); });
+    document.querySelectorAll("select[name=label] option[value='" + id + "']").forEach(function (o) { o.remove(); });
+    if (body.dataset.listLabel === id) {
+      rows().forEach(function (r) { r.remove(); });
+      var empty = document.getElementById("empty");
+      if (empty) { empty.textContent = "This label was deleted."; }
+      showEmpty();
+      refreshToolbar();
+    }
+  }
+
   function handle(event) {
     if (event.event_id && event.event_id > lastEvent) { lastEvent = event.event_id; }
     if (event.type === "thread.updated") { refreshRow(event.thread_id); }
@@ -119,6 +135,7 @@
       removeRow(event.thread_id);
       if (event.merged_into) { refreshRow(event.merged_into); }
     }
+    else if (event.type === "label.deleted") { dropLabel(event.label_id); }
   }
 
   function catchUp() {
@@ -128,6 +145,7 @@
         if (!data) { return; }
         if (!data.complete) { window.location.reload(); return; }
         lastEvent = Math.max(lastEvent, data.latest);
+        (data.labels_deleted || []).forEach(dropLabel);
         data.threads.forEach(refreshRow);
       });
   }

@@ -2,7 +2,8 @@
 // the unread messages shown are marked read by a POST once the page is visible (never by the
 // GET: prefetchers and previews load pages nobody reads); the delivery lines of a sent message
 // shown here are fetched again when the server says they changed (a "delivery.updated" event on
-// the mailbox's websocket).
+// the mailbox's websocket); when this conversation is merged into another (in another tab), the
+// page moves there ("thread.removed" with merged_into).
 (function () {
   "use strict";
   var main = document.querySelector("main.conversation");
@@ -51,15 +52,43 @@
       .catch(function () { /* the next event refreshes it */ });
   }
 
+  var main = document.querySelector("main.conversation");
+  var threadId = main ? Number(main.dataset.threadId) : 0;
+
+  function conversationRemoved(data) {
+    if (data.merged_into) {
+      window.location.replace("/t/" + Number(data.merged_into) + "/");
+      return;
+    }
+    if (document.getElementById("conversation-gone")) { return; }
+    var note = document.createElement("p");
+    note.id = "conversation-gone";
+    note.className = "conversation-gone";
+    note.setAttribute("role", "alert");
+    note.textContent = "This conversation is no longer here: it was deleted or its messages moved. ";
+    var back = document.createElement("a");
+    back.href = "/";
+    back.textContent = "Back to the Inbox";
+    note.appendChild(back);
+    main.insertBefore(note, main.firstChild);
+  }
+
+  function dropLabelOption(labelId) {
+    document.querySelectorAll("select[name=label] option[value='" + Number(labelId) + "']").forEach(function (o) { o.remove(); });
+  }
+
   var retryDelay = 1000;
   function connect() {
-    if (!window.WebSocket || !document.querySelector("ul.deliveries")) { return; }
+    if (!window.WebSocket || !main) { return; }
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/ws/mailbox/");
     socket.addEventListener("message", function (e) {
       var data;
       try { data = JSON.parse(e.data); } catch (err) { return; }
-      if (data && data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
+      if (!data) { return; }
+      if (data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
+      else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
+      else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
     });
     socket.addEventListener("open", function () {
       document.body.dataset.live = "connected";

@@ -84,6 +84,9 @@ COVERAGE: dict[str, Access] = {
         unchanged=World.owner_thread_in_inbox,
     ),
     "undo": Access("own", method="POST", data=lambda w: {"next": "/"}),
+    # The owner's thread named in the POST: another user (and staff) get 404, not an empty merge;
+    # the owner is told to select two or more (302 back).
+    "threads_merge": Access("owned", method="POST", data=lambda w: {"thread": [w.thread_id], "next": "/"}),
     "thread_row": Access("owned", kwargs=lambda w: {"thread_id": w.thread_id}, query=lambda w: {"label": w.inbox_id}),
     "events_since": Access("own", query=lambda w: {"after": 0}),
     "labels": Access("own"),
@@ -107,6 +110,8 @@ COVERAGE: dict[str, Access] = {
     "attachment": Access("owned", kwargs=lambda w: {"message_id": w.message_id, "attachment_id": w.attachment_id}),
     "inline_image": Access("owned", kwargs=lambda w: {"message_id": w.message_id, "content_id": w.content_id}),
     "remote_images_always": Access("owned", method="POST", kwargs=lambda w: {"message_id": w.message_id}),
+    # The owner's only message: refused with a message (302 back) for the owner, 404 for the others.
+    "message_split": Access("owned", method="POST", kwargs=lambda w: {"message_id": w.message_id}),
     "image_proxy": Access(
         "signed",
         reason="body frames are sandboxed without same-origin, so Chrome sends no session cookie: the "

@@ -156,8 +156,9 @@ def test_sender_details_show_authentication_results_and_join_reason(client, mail
     assert "DKIM: fail" in html
     assert "DMARC: fail" in html
     assert "carol@example.org" in html
-    assert "In-Reply-To/References" in html  # why the reply joined the thread
-    assert "Started a new thread" in html
+    # Why each message is in this conversation.
+    assert "Its In-Reply-To/References headers name a message of this conversation." in html
+    assert "It started this conversation." in html
 
 
 def test_another_users_thread_message_and_attachment_are_404(client, mailbox, other_mailbox):

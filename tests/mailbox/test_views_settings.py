@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from mailbox.models import Label, Mailbox
-from mailbox.services.preferences import user_label_create
+from mailbox.services.preferences import user_label_create, user_label_delete
 
 
 @pytest.mark.django_db
@@ -97,3 +97,19 @@ def test_settings_save_the_signature_and_the_remote_images_policy(client, mailbo
 
     assert client.post(reverse("settings"), {**data, "remote_images": "sometimes"}).status_code == 400
     assert Mailbox.objects.get(pk=mailbox.pk).remote_images == Mailbox.RemoteImages.ALWAYS
+
+
+@pytest.mark.django_db
+def test_a_tab_that_missed_a_label_deletion_learns_it_when_catching_up(client, mailbox, other_mailbox):
+    client.force_login(mailbox.user)
+    after = client.get(reverse("events_since"), {"after": 0}).json()["latest"]
+    gone = user_label_create(mailbox=mailbox, name="Gone")
+    theirs = user_label_create(mailbox=other_mailbox, name="Theirs")
+    user_label_delete(label=theirs)
+
+    client.post(reverse("label_delete", args=[gone.id]))
+
+    answer = client.get(reverse("events_since"), {"after": after}).json()
+    assert answer["labels_deleted"] == [gone.id]
+    assert answer["threads"] == []
+    assert client.get(reverse("events_since"), {"after": answer["latest"]}).json()["labels_deleted"] == []

@@ -30,6 +30,7 @@ from mailbox.services import (
     thread_split,
 )
 from mailbox.services.labels import label_get_or_create
+from mailbox.services.preferences import user_label_create, user_label_delete
 from mailsite.asgi import application
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_publish_on_commit
@@ -215,3 +216,32 @@ async def test_every_thread_change_reaches_the_socket_with_its_recorded_event(ma
         recorded[0]["payload"]["thread_id"]
     }
     await communicator.disconnect()
+
+
+def _label_on_a_thread_deleted(mailbox) -> tuple[int, int]:
+    """A user label on a delivered message, then deleted: (label id, the deletion's event id)."""
+    message = deliver(mailbox, "labelled@x", "Labelled")
+    work = user_label_create(mailbox=mailbox, name="Work")
+    messages_label_add(mailbox=mailbox, message_ids=[message.pk], label=work)
+    label_id = work.pk  # Django clears it on delete
+    user_label_delete(label=work)
+    return label_id, DomainEvent.objects.get(event_type=DomainEvent.Type.LABEL_DELETED).pk
+
+
+async def test_deleting_a_label_is_pushed_once_not_per_thread(mailbox, other_mailbox, channel_layer):
+    mine, theirs = _communicator(mailbox.user), _communicator(other_mailbox.user)
+    assert (await mine.connect(timeout=CONNECT_TIMEOUT))[0]
+    assert (await theirs.connect(timeout=CONNECT_TIMEOUT))[0]
+
+    label_id, event_id = await database_sync_to_async(_label_on_a_thread_deleted)(mailbox)
+
+    pushed = []
+    while not await mine.receive_nothing(timeout=0.5):
+        pushed.append(await mine.receive_json_from(timeout=5))
+    assert pushed[-1] == {"type": "label.deleted", "label_id": label_id, "event_id": event_id}
+    assert [p["type"] for p in pushed].count("label.deleted") == 1
+    assert await theirs.receive_nothing(timeout=0.3)
+    event = await DomainEvent.objects.aget(pk=event_id)
+    assert (event.mailbox_id, event.subject_type, event.payload) == (mailbox.id, "label", {"label_id": label_id})
+    await mine.disconnect()
+    await theirs.disconnect()
