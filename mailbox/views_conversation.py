@@ -173,6 +173,13 @@ def _mailbox_or_404(request: HttpRequest) -> Mailbox:
     return mailbox
 
 
+def _message_or_404(mailbox: Mailbox, message_id: int) -> Message:
+    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
+    if message is None:
+        raise Http404("No such message")
+    return message
+
+
 @require_GET
 def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
     """All messages of a thread, unread ones open. Reading changes nothing: the page posts its
@@ -238,9 +245,7 @@ def thread_mark_read(request: HttpRequest, thread_id: int) -> HttpResponse:
 def message_split(request: HttpRequest, message_id: int) -> HttpResponse:
     """Split a message out into a new conversation and open that one."""
     mailbox = _mailbox_or_404(request)
-    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
-    if message is None:
-        raise Http404("No such message")
+    message = _message_or_404(mailbox, message_id)
     try:
         thread = message_split_off(mailbox=mailbox, message_id=message.id)
     except ValidationError as exc:
@@ -255,8 +260,7 @@ def delivery_timeline(request: HttpRequest, message_id: int) -> HttpResponse:
     """The delivery lines of one sent message as an HTML fragment, which conversation.js fetches
     again when a ``delivery.updated`` event names a message on the page."""
     mailbox = _mailbox_or_404(request)
-    if selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id) is None:
-        raise Http404("No such message")
+    _message_or_404(mailbox, message_id)
     timeline = delivery_timeline_for_message(mailbox=mailbox, message_id=message_id)
     return render(request, "mailbox/partials/delivery_timeline.html", {"deliveries": timeline})
 
@@ -274,9 +278,7 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     mailbox = _mailbox_for_body(request, message_id)
     if mailbox is None:
         return redirect_to_login(request.get_full_path())
-    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
-    if message is None:
-        raise Http404("No such message")
+    message = _message_or_404(mailbox, message_id)
     body = selectors_conversation.message_body_get(mailbox=mailbox, message=message)
     parts = selectors_conversation.message_inline_parts(mailbox=mailbox, message=message)
     senders = selectors_conversation.image_senders_allowed(mailbox=mailbox, addresses={message.from_address.lower()})
@@ -385,9 +387,7 @@ def image_proxy(request: HttpRequest) -> HttpResponse:
 def remote_images_always(request: HttpRequest, message_id: int) -> HttpResponse:
     """Always show remote images from this message's sender, then back to the conversation."""
     mailbox = _mailbox_or_404(request)
-    message = selectors_conversation.message_get_for_mailbox(mailbox=mailbox, message_id=message_id)
-    if message is None:
-        raise Http404("No such message")
+    message = _message_or_404(mailbox, message_id)
     if message.from_address:
         remote_images_always_for_sender(mailbox=mailbox, address=message.from_address)
     return redirect(reverse("thread_detail", args=[message.thread_id]) + f"#m-{message.id}")

@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from delivery.models import DeliveryEvent, InboundReceipt, OutboundDelivery, Suppression
 from mailbox.models import Message
 from mailbox.services.ingest import inbound_accept
-from mailbox.services.sending import OutgoingMail, delivery_timeline_for_message, message_send
+from mailbox.services.sending import delivery_timeline_for_message
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_group_name
 
@@ -29,16 +29,6 @@ def _configured(settings):
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
     settings.MAILSITE_UNDO_SEND_SECONDS = 0
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-
-@pytest.fixture
-def delivery(mailbox, django_capture_on_commit_callbacks) -> OutboundDelivery:
-    with django_capture_on_commit_callbacks(execute=True):
-        message_send(
-            mailbox=mailbox,
-            mail=OutgoingMail(from_address=mailbox.address, to=["carol@example.org"], subject="Hi", text="Hello"),
-        )
-    return OutboundDelivery.objects.get()
 
 
 def _auth() -> str:

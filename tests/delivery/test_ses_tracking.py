@@ -8,7 +8,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from delivery.models import DeliveryEvent, OutboundDelivery, Suppression
-from mailbox.services.sending import OutgoingMail, message_send
 from tests.sns import LOCAL_CERT_URL_PATTERN, sns_post_kwargs, sns_signer
 
 SECRET = "mailsite:ses-tracking-secret"
@@ -22,16 +21,6 @@ def _configured(settings):
     settings.MAILSITE_UNDO_SEND_SECONDS = 0
     settings.MAILSITE_SNS_CERT_URL_PATTERN = LOCAL_CERT_URL_PATTERN
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-
-@pytest.fixture
-def delivery(mailbox, django_capture_on_commit_callbacks) -> OutboundDelivery:
-    with django_capture_on_commit_callbacks(execute=True):
-        message_send(
-            mailbox=mailbox,
-            mail=OutgoingMail(from_address=mailbox.address, to=["carol@example.org"], subject="Hi", text="Hello"),
-        )
-    return OutboundDelivery.objects.get()
 
 
 def ses_event(delivery: OutboundDelivery, event_type: str) -> dict:
