@@ -22,3 +22,20 @@ def mailbox_publish_on_commit(*, mailbox_id: int, event: dict[str, Any]) -> None
         async_to_sync(layer.group_send)(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})
 
     transaction.on_commit(publish)
+
+
+def mailboxes_publish_on_commit(*, events: list[tuple[int, dict[str, Any]]]) -> None:
+    """``mailbox_publish_on_commit`` for many (mailbox id, event) pairs: one callback, one event loop
+    and one connection to the channel layer for them all, in order (a batch of deliveries)."""
+    if not events:
+        return
+
+    async def send_all() -> None:
+        layer = get_channel_layer()
+        for mailbox_id, event in events:
+            await layer.group_send(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})
+
+    def publish() -> None:
+        async_to_sync(send_all)()
+
+    transaction.on_commit(publish)

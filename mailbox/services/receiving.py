@@ -30,6 +30,7 @@ from mailbox.services.delivering import (
     message_deliver_new,
 )
 from mailsite.models import DomainEvent
+from threads.services import placements_prepare, thread_batch
 
 logger = structlog.get_logger(__name__)
 BOUNCE_APPLIED = "bounce report applied"
@@ -122,9 +123,22 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
     mailbox_ids = [m.id for _, parsed, mailboxes, _ in plan if not parsed.is_malformed for m in mailboxes]
     mailbox_deliveries_lock(mailbox_ids=mailbox_ids, exclusive=True)
     present = _copies_present(receipts)  # read under the locks: no delivery of these is under way
+    deferred = DeferredRows()
+    with thread_batch(flush_hook=deferred.flush):
+        _batch_place(plan, present, deferred)
+        deferred.flush()
+    inbound_receipts_finish(receipts=receipts)
+
+
+def _batch_place(
+    plan: list[tuple[InboundReceipt, ParsedMessage, list[Mailbox], list[str]]],
+    present: set[tuple[int, int]],
+    deferred: DeferredRows,
+) -> None:
+    """Deliver the batch's copies in order, each placed after every earlier one (in memory)."""
+    _placements_prepare(plan, present)
     batch_ids = {parsed.message_id for _, parsed, _, _ in plan}
     contexts: dict[int, MailboxContext] = {}
-    deferred = DeferredRows()
     for receipt, parsed, mailboxes, unknown in plan:
         recipients = [] if parsed.is_malformed else _recipients(receipt, parsed)
         if _bounce_apply(receipt, parsed, recipients) and not mailboxes:
@@ -145,8 +159,22 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
             message_deliver_new(context=contexts[mailbox.id], copy=_copy(receipt, parsed), deferred=deferred)
             present.add((mailbox.id, receipt.blob_id))
         receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
-    deferred.flush()
-    inbound_receipts_finish(receipts=receipts)
+
+
+def _placements_prepare(
+    plan: list[tuple[InboundReceipt, ParsedMessage, list[Mailbox], list[str]]], present: set[tuple[int, int]]
+) -> None:
+    """Take the conversation locks and read the Message-ID map for every mailbox's copies at once."""
+    by_mailbox: dict[int, list[tuple[str, str, list[str], str, str]]] = {}
+    for receipt, parsed, mailboxes, _ in plan:
+        if parsed.is_malformed:
+            continue
+        for mailbox in mailboxes:
+            if (mailbox.id, receipt.blob_id) not in present:
+                headers = (parsed.message_id, parsed.in_reply_to, parsed.references, parsed.subject, parsed.list_id)
+                by_mailbox.setdefault(mailbox.id, []).append(headers)
+    for mailbox_id in sorted(by_mailbox):
+        placements_prepare(mailbox_id=mailbox_id, messages=by_mailbox[mailbox_id])
 
 
 def _bounce_apply(receipt: InboundReceipt, parsed: ParsedMessage, recipients: list[str]) -> bool:

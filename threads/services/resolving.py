@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from threads.models import Thread, ThreadMessageId
+from threads.services.batching import batch_current, known_ids_fetch, thread_rows_readable
 from threads.services.locking import conversation_lock, threads_lock
 from threads.services.restructuring import thread_absorb, thread_create
 from threads.subjects import SubjectKey, subject_analyse
@@ -157,21 +158,11 @@ def _is_message_id(value: str) -> bool:
     return 0 < len(value) <= MAX_ID_LENGTH and _VALID_ID.match(value) is not None
 
 
-# Raw SQL on purpose: every delivery runs it, and the ORM's query building would cost more than the
-# index look-up itself (resolution has a 5 ms budget).
-_KNOWN_IDS_SQL = (
-    "SELECT message_id, thread_id, seen, sender, is_bulk "
-    "FROM threads_threadmessageid WHERE mailbox_id = %s AND message_id = ANY(%s)"
-)
-
-
 def _links(mailbox_id: int, incoming: _Incoming) -> _Links:
     """Which threads the message's ids lead to. Ids beyond bulk mail are not followed: they would
     fuse every correspondent's conversation about it into one."""
     ordered = [incoming.message_id, *incoming.ancestors]
-    with connection.cursor() as cursor:
-        cursor.execute(_KNOWN_IDS_SQL, [mailbox_id, ordered])
-        rows = {row[0]: _KnownId(*row) for row in cursor.fetchall()}
+    rows = {i: _KnownId(*row) for i, row in known_ids_fetch(mailbox_id=mailbox_id, message_ids=ordered).items()}
     links = _Links(own_known=incoming.message_id in rows)
     found: list[tuple[str, int]] = []
     for message_id in ordered:
@@ -230,15 +221,16 @@ def _by_branch(mailbox_id: int, incoming: _Incoming, parent: _KnownId) -> Thread
     deletions carry it along with the thread's ids.
     """
     key = f"{parent.message_id} {_private_party(incoming, parent.sender)}"[:MAX_ID_LENGTH]
-    branch = ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id=key).first()
+    branch = known_ids_fetch(mailbox_id=mailbox_id, message_ids=[key]).get(key)
     if branch is None:
         thread = thread_create(mailbox_id=mailbox_id, subject=incoming.subject_text, list_id=incoming.list_id)
-        ThreadMessageId.objects.create(mailbox_id=mailbox_id, message_id=key, thread=thread)
+        _ids_insert([ThreadMessageId(mailbox_id=mailbox_id, message_id=key, thread=thread)])
         return ThreadPlacement(thread, REASON_NEW, incoming.subject.normalized)
-    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=[branch.thread_id])
-    if branch.thread_id not in locked:
+    branch_thread_id = _KnownId(*branch).thread_id
+    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=[branch_thread_id])
+    if branch_thread_id not in locked:
         return None
-    return ThreadPlacement(locked[branch.thread_id], REASON_REFERENCE, incoming.subject.normalized)
+    return ThreadPlacement(locked[branch_thread_id], REASON_REFERENCE, incoming.subject.normalized)
 
 
 def _by_subject(mailbox_id: int, incoming: _Incoming) -> ThreadPlacement | None:
@@ -264,6 +256,8 @@ def _subject_candidates(mailbox_id: int, incoming: _Incoming, *, fragments_only:
     """Threads of the same subject, active near the message's date, passing every subject guardrail;
     of those, only the ones under the most specific of the message's subject keys."""
     keys = incoming.subject.keys
+    if not thread_rows_readable(mailbox_id=mailbox_id, subject_keys=keys, fragments_only=fragments_only):
+        return []
     candidates = Thread.objects.filter(
         mailbox_id=mailbox_id, normalized_subject__in=keys, last_message_at__gte=incoming.date - WINDOW
     )
@@ -329,7 +323,36 @@ def _record_message_ids(mailbox_id: int, placement: ThreadPlacement, incoming: _
     thread = placement.thread
     rows = [ThreadMessageId(mailbox_id=mailbox_id, message_id=i, thread=thread) for i in links.followed]
     own = {"seen": True, "sender": incoming.sender, "is_bulk": incoming.is_bulk}
-    rows.append(ThreadMessageId(mailbox_id=mailbox_id, message_id=incoming.message_id, thread=thread, **own))
-    ThreadMessageId.objects.bulk_create(rows, ignore_conflicts=True)
+    own_row = ThreadMessageId(mailbox_id=mailbox_id, message_id=incoming.message_id, thread=thread, **own)
+    batch = batch_current()
+    if batch is not None:
+        batch.ids_record(rows, own=own_row, own_known=links.own_known)
+        return
+    _ids_insert([*rows, own_row])
     if links.own_known:  # a placeholder until now: the message has arrived
         ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id=incoming.message_id, seen=False).update(**own)
+
+
+def _ids_insert(rows: list[ThreadMessageId]) -> None:
+    """Map ids not mapped yet (an id already mapped keeps its thread)."""
+    batch = batch_current()
+    if batch is not None:
+        for row in rows:
+            batch.ids_record([], own=row, own_known=False)
+        return
+    ThreadMessageId.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def placements_prepare(*, mailbox_id: int, messages: list[tuple[str, str, list[str], str, str]]) -> None:
+    """Before a batch places ``messages`` (message_id, in_reply_to, references, subject, list_id) into
+    a mailbox: take their conversation locks and read their ids' map rows, a few statements in all."""
+    ids: set[str] = set()
+    subject_keys: set[str] = set()
+    for message_id, in_reply_to, references, subject, list_id in messages:
+        ids.update([message_id, *_ancestor_ids(message_id=message_id, in_reply_to=in_reply_to, references=references)])
+        analysed = subject_analyse(subject, list_id=list_id)
+        subject_keys.update([] if analysed.is_generic else analysed.keys)
+    conversation_lock(mailbox_id=mailbox_id, message_ids=ids, subject_keys=subject_keys)
+    batch = batch_current()
+    if batch is not None:
+        batch.prepare(mailbox_id=mailbox_id, message_ids=ids, subject_keys=subject_keys)
