@@ -54,7 +54,7 @@ class Meter:
     def __init__(self) -> None:
         self.queries = 0
 
-    def __call__(self, execute, sql, params, many, context):  # noqa: ANN001, ANN204 - Django's wrapper protocol
+    def __call__(self, execute, sql, params, many, context):  # noqa: ANN001 - Django's wrapper protocol
         self.queries += 1
         return execute(sql, params, many, context)
 
@@ -132,7 +132,8 @@ def run(label: str, messages: list[bytes], args: argparse.Namespace) -> None:
         return len(ids)
 
     _print("store", meter.measure(store))
-    ids = list(InboundReceipt.objects.filter(event_id__startswith=f"{tag}-").order_by("id").values_list("id", flat=True))
+    rows = InboundReceipt.objects.filter(event_id__startswith=f"{tag}-").order_by("id")
+    ids = list(rows.values_list("id", flat=True))
     batch_ids, single_ids = ids[: len(batched)], ids[len(batched) :]
     size = settings.MAILSITE_INBOUND_BATCH_SIZE
 
