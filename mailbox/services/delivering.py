@@ -29,7 +29,13 @@ from mailbox.services.conversations import Correspondence, correspondence_of, me
 from mailbox.services.labels import label_get_or_create
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailboxes_publish_on_commit
-from threads.services import SummaryDelta, batch_current, thread_add_message_summary
+from threads.services import (
+    SummaryDelta,
+    batch_current,
+    placements_prepare,
+    thread_add_message_summary,
+    thread_batch,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -209,8 +215,7 @@ def message_deliver_new(*, context: MailboxContext, copy: Copy, deferred: Deferr
     """Deliver a copy the caller knows is not in the mailbox yet, inside the caller's transaction,
     without savepoints; every row waits in ``deferred`` for the caller's ``flush()``, which inserts
     the batch's messages in the order they were placed. The caller holds the mailbox's delivery
-    lock exclusively (``mailbox_deliveries_lock``) and places inside ``thread_batch``, having
-    called ``placements_prepare`` for the mailbox.
+    lock exclusively (``mailbox_deliveries_lock``); ``copies_deliver`` is the way to call it.
 
     For batches: a concurrent delivery of the same blob raises ``IntegrityError``, and the caller
     rolls its whole transaction back and delivers the batch's messages one by one instead.
@@ -219,6 +224,35 @@ def message_deliver_new(*, context: MailboxContext, copy: Copy, deferred: Deferr
     deferred.messages.append(message)
     _message_complete(context, copy, message, correspondence, deferred)
     return message
+
+
+def copies_deliver(*, copies: list[tuple[Mailbox, Copy]], deferred: DeferredRows) -> list[Message]:
+    """Deliver copies known not to be in their mailboxes yet, in order, as one batch in the caller's
+    transaction: a few statements for the batch, whatever its size (``thread_batch``), each copy placed
+    as if the earlier ones were delivered one by one. Flushes ``deferred`` (which may already hold
+    the caller's rows). The caller holds the mailboxes' delivery locks exclusively
+    (``mailbox_deliveries_lock``); a concurrent delivery of the same blob raises ``IntegrityError``.
+    """
+    by_mailbox: dict[int, list[Copy]] = {}
+    contexts: dict[int, MailboxContext] = {}
+    for mailbox, copy in copies:
+        by_mailbox.setdefault(mailbox.id, []).append(copy)
+        if mailbox.id not in contexts:
+            contexts[mailbox.id] = MailboxContext.load(mailbox)
+    delivered = []
+    with thread_batch(flush_hook=deferred.flush):
+        for mailbox_id in sorted(by_mailbox):
+            batch = by_mailbox[mailbox_id]
+            contexts[mailbox_id].message_ids_look_up({copy.parsed.message_id for copy in batch})
+            headers = [
+                (c.parsed.message_id, c.parsed.in_reply_to, c.parsed.references, c.parsed.subject, c.parsed.list_id)
+                for c in batch
+            ]
+            placements_prepare(mailbox_id=mailbox_id, messages=headers)
+        for mailbox, copy in copies:
+            delivered.append(message_deliver_new(context=contexts[mailbox.id], copy=copy, deferred=deferred))
+        deferred.flush()
+    return delivered
 
 
 def _message_place(context: MailboxContext, copy: Copy) -> tuple[Message, Correspondence]:

@@ -24,13 +24,11 @@ from mailbox.selectors import mailboxes_for_addresses
 from mailbox.services.delivering import (
     Copy,
     DeferredRows,
-    MailboxContext,
+    copies_deliver,
     mailbox_deliveries_lock,
     message_deliver,
-    message_deliver_new,
 )
 from mailsite.models import DomainEvent
-from threads.services import placements_prepare, thread_batch
 
 logger = structlog.get_logger(__name__)
 BOUNCE_APPLIED = "bounce report applied"
@@ -124,21 +122,19 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
     mailbox_deliveries_lock(mailbox_ids=mailbox_ids, exclusive=True)
     present = _copies_present(receipts)  # read under the locks: no delivery of these is under way
     deferred = DeferredRows()
-    with thread_batch(flush_hook=deferred.flush):
-        _batch_place(plan, present, deferred)
-        deferred.flush()
+    copies = _batch_copies(plan, present, deferred)
+    copies_deliver(copies=copies, deferred=deferred)
     inbound_receipts_finish(receipts=receipts)
 
 
-def _batch_place(
+def _batch_copies(
     plan: list[tuple[InboundReceipt, ParsedMessage, list[Mailbox], list[str]]],
     present: set[tuple[int, int]],
     deferred: DeferredRows,
-) -> None:
-    """Deliver the batch's copies in order, each placed after every earlier one (in memory)."""
-    _placements_prepare(plan, present)
-    batch_ids = {parsed.message_id for _, parsed, _, _ in plan}
-    contexts: dict[int, MailboxContext] = {}
+) -> list[tuple[Mailbox, Copy]]:
+    """Settle each receipt of the batch (bounce, quarantine, parsed) and list the copies to deliver,
+    in order; quarantine events wait in ``deferred``."""
+    copies: list[tuple[Mailbox, Copy]] = []
     for receipt, parsed, mailboxes, unknown in plan:
         recipients = [] if parsed.is_malformed else _recipients(receipt, parsed)
         if _bounce_apply(receipt, parsed, recipients) and not mailboxes:
@@ -153,28 +149,10 @@ def _batch_place(
         for mailbox in mailboxes:
             if (mailbox.id, receipt.blob_id) in present:
                 continue  # an earlier arrival of the same bytes already put it there
-            if mailbox.id not in contexts:
-                contexts[mailbox.id] = MailboxContext.load(mailbox)
-                contexts[mailbox.id].message_ids_look_up(batch_ids)
-            message_deliver_new(context=contexts[mailbox.id], copy=_copy(receipt, parsed), deferred=deferred)
+            copies.append((mailbox, _copy(receipt, parsed)))
             present.add((mailbox.id, receipt.blob_id))
         receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
-
-
-def _placements_prepare(
-    plan: list[tuple[InboundReceipt, ParsedMessage, list[Mailbox], list[str]]], present: set[tuple[int, int]]
-) -> None:
-    """Take the conversation locks and read the Message-ID map for every mailbox's copies at once."""
-    by_mailbox: dict[int, list[tuple[str, str, list[str], str, str]]] = {}
-    for receipt, parsed, mailboxes, _ in plan:
-        if parsed.is_malformed:
-            continue
-        for mailbox in mailboxes:
-            if (mailbox.id, receipt.blob_id) not in present:
-                headers = (parsed.message_id, parsed.in_reply_to, parsed.references, parsed.subject, parsed.list_id)
-                by_mailbox.setdefault(mailbox.id, []).append(headers)
-    for mailbox_id in sorted(by_mailbox):
-        placements_prepare(mailbox_id=mailbox_id, messages=by_mailbox[mailbox_id])
+    return copies
 
 
 def _bounce_apply(receipt: InboundReceipt, parsed: ParsedMessage, recipients: list[str]) -> bool:
