@@ -21,7 +21,6 @@ from mailbox.models import (
     Message,
     MessageBody,
     MessageLabel,
-    Participant,
 )
 from mailbox.parsing import ParsedMessage, parse_message
 from mailbox.search.indexing import search_documents
@@ -124,7 +123,7 @@ class DeferredRows:
     and the domain events (published to the mailboxes' open tabs once committed)."""
 
     messages: list[Message] = field(default_factory=list)  # not inserted yet
-    participants: list[Participant] = field(default_factory=list)
+    participants: list[tuple[Message, str, str, str, int]] = field(default_factory=list)  # (message, role, …)
     attachments: list[tuple[Message, int, Any]] = field(default_factory=list)  # (message, position, part)
     labels: list[MessageLabel] = field(default_factory=list)
     bodies: list[MessageBody] = field(default_factory=list)
@@ -138,7 +137,7 @@ class DeferredRows:
         if batch is not None:
             batch.flush_threads()  # thread rows first: messages point at them
         Message.objects.bulk_create(self.messages)
-        Participant.objects.bulk_create(self.participants)
+        _participants_create(self.participants)
         _attachments_create(self.attachments)
         MessageLabel.objects.bulk_create(self.labels)
         MessageBody.objects.bulk_create(self.bodies)
@@ -309,14 +308,7 @@ def _message_complete(
     The summary is folded now (in a batch, in memory); the other rows wait in ``deferred``."""
     parsed = copy.parsed
     deferred.participants += [
-        Participant(
-            mailbox_id=message.mailbox_id,
-            message=message,
-            role=role,
-            address=address.address,
-            display_name=address.name,
-            position=position,
-        )
+        (message, role, address.address, address.name, position)
         for role, addresses in parsed.addresses.items()
         for position, address in enumerate(addresses)
     ]
@@ -333,6 +325,23 @@ def _message_complete(
         entry[0] += 1
         entry[1] += 0 if message.is_read else 1
     deferred.received.append(message)
+
+
+# Raw on purpose: a batch has several participants per message, and building a model instance for
+# each costs more than the insert.
+_PARTICIPANTS_SQL = (
+    "INSERT INTO mailbox_participant (mailbox_id, message_id, role, address, display_name, position) "
+    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[])"
+)
+
+
+def _participants_create(pending: list[tuple[Message, str, str, str, int]]) -> None:
+    if not pending:
+        return
+    columns = [[m.mailbox_id for m, *_ in pending], [m.pk for m, *_ in pending]]
+    columns += [list(column) for column in zip(*(row[1:] for row in pending), strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(_PARTICIPANTS_SQL, columns)
 
 
 def _attachments_create(pending: list[tuple[Message, int, Any]]) -> None:

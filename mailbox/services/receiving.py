@@ -86,15 +86,17 @@ def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> Batch
     """Process many waiting receipts in one transaction: the bulk import's and the busy worker's path.
 
     Claims the waiting receipts among ``receipt_ids`` (plus, up to ``fill_to``, others never tried),
-    skipping receipts another worker holds. Mailboxes, aliases and labels are read once for the
-    batch; each copy is still delivered whole before the next (so the thread resolver sees every
-    earlier copy). If anything fails, the whole batch rolls back — nothing half-written stays — and
+    skipping receipts another worker holds. The copies are delivered as one batch (``copies_deliver``:
+    a few statements for the batch, each copy placed as if the earlier ones were delivered one by
+    one). If anything fails, the whole batch rolls back — nothing half-written stays — and
     its receipts come back in ``handed_back``, still waiting, for the caller to process one by one
     (``receipt_process``, one transaction per copy), so one bad message never loses or blocks the others.
     """
     claimed_ids: list[int] = []
     try:
         claimed_ids = inbound_receipts_claim(receipt_ids=receipt_ids, fill_to=fill_to)
+        if not claimed_ids:  # done already, by a worker that took it along: nothing to open
+            return BatchOutcome()
         with transaction.atomic():
             claimed = inbound_receipts_lock(receipt_ids=claimed_ids)
             _batch_deliver(claimed)

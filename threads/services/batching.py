@@ -79,8 +79,10 @@ class ThreadBatch:
     flush_hook: Callable[[], None] | None = None
 
     def prepare(self, *, mailbox_id: int, message_ids: Iterable[str], subject_keys: Iterable[str]) -> None:
-        """Read, for one mailbox, the map rows of ``message_ids`` and which ``subject_keys`` have fragments."""
-        self.known_fetch(mailbox_id, message_ids)
+        """Read, for one mailbox, the map rows of ``message_ids`` (and lock their threads) and which
+        ``subject_keys`` have fragments."""
+        known = self.known_fetch(mailbox_id, message_ids)
+        self.threads_lock(mailbox_id, {row[1] for row in known.values()})
         keys = sorted(set(subject_keys))
         with connection.cursor() as cursor:
             cursor.execute(_FRAGMENT_KEYS_SQL, [mailbox_id, keys])
