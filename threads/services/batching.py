@@ -104,8 +104,19 @@ class ThreadBatch:
         if missing:
             rows = Thread.objects.select_for_update().filter(mailbox_id=mailbox_id, pk__in=missing).order_by("pk")
             self.threads.update({thread.pk: thread for thread in rows})
+            self._vanished(mailbox_id, set(missing) - set(self.threads))
         found = (self.threads.get(i) for i in sorted(wanted))
         return {thread.pk: thread for thread in found if thread is not None and thread.mailbox_id == mailbox_id}
+
+    def _vanished(self, mailbox_id: int, thread_ids: set[int]) -> None:
+        """Threads merged away or deleted since the batch read the map: read their ids again when
+        asked (the resolver looks again when a thread it found is gone)."""
+        if thread_ids:
+            stale = [
+                k for k, row in self.known.items() if row is not None and k[0] == mailbox_id and row[1] in thread_ids
+            ]
+            for key in stale:
+                del self.known[key]
 
     def thread_locked(self, thread_id: int) -> Thread:
         """One thread the caller knows exists, as the batch holds it."""
