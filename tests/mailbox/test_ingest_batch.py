@@ -193,6 +193,9 @@ _JUDGES = [
         "Mon, 02 Nov 2026 13:00:00 +0000",
     ),
     ("retro-child@x", "Re: Retro", {"references": ("retro-root@y", "stray@x")}, "Mon, 02 Nov 2026 13:00:00 +0000"),
+    # Replies to judged messages, after the judgement (in the same batch, the batch's memory must follow it).
+    ("guess-late@x", "Re: Budget", {"in_reply_to": "guess@x"}, "Wed, 04 Nov 2026 13:00:00 +0000"),
+    ("offsite-late@x", "Re: Offsite", {"in_reply_to": "offsite-orphan@x"}, "Mon, 02 Nov 2026 14:00:00 +0000"),
 ]
 
 
@@ -221,7 +224,7 @@ def _moved_events(mailbox: Mailbox) -> list[dict]:
     [
         (len(_GUESSES) + len(_JUDGES),),  # guesses and their judges in one batch
         (len(_GUESSES), len(_JUDGES)),  # the judges in the next batch
-        (3, 3, 3, 3, 3),  # split anywhere
+        (3, 3, 3, 3, 3, 2),  # split anywhere
     ],
     ids=["one-batch", "next-batch", "batches-of-3"],
 )
@@ -235,7 +238,7 @@ def test_subject_joins_judged_later_end_as_in_one_by_one_delivery_within_and_acr
 
     for box in (mailbox, other_mailbox):
         # The guess and the reply through it moved to the parent's conversation, as references now.
-        assert len(_thread_ids(box, "guess@x", "answer@x", "parent@x", "one@x")) == 1
+        assert len(_thread_ids(box, "guess@x", "answer@x", "parent@x", "one@x", "guess-late@x")) == 1
         assert _thread_ids(box, "guess@x").isdisjoint(_thread_ids(box, "two@x"))
         moved = Message.objects.filter(mailbox=box, message_id__in=["guess@x", "answer@x"])
         assert set(moved.values_list("thread_reason", flat=True)) == {Message.ThreadReason.REFERENCE}
@@ -246,7 +249,7 @@ def test_subject_joins_judged_later_end_as_in_one_by_one_delivery_within_and_acr
         assert len(_thread_ids(box, "stray@x", "retro-child@x", "retro-one@x")) == 1
         assert _thread_ids(box, "stray@x").isdisjoint(_thread_ids(box, "retro@x"))
         # The confirmed join stays, certain now; nothing is left to judge.
-        assert len(_thread_ids(box, "offsite@x", "offsite-orphan@x", "offsite-child@x")) == 1
+        assert len(_thread_ids(box, "offsite@x", "offsite-orphan@x", "offsite-child@x", "offsite-late@x")) == 1
         assert _anchors(box) == set()
         assert_no_drift(box)
     alone, batched = _conversations(mailbox), _conversations(other_mailbox)
