@@ -15,10 +15,10 @@ answer from the batch and keep its writes until ``flush``:
 Map rows carry their ``subject_anchor`` (a provisional subject join): recorded rows take the anchor the
 resolver computed, an arrived placeholder keeps its own, as ``_RECORD_IDS_SQL`` does. What the batch
 cannot answer from memory (a subject look-up of thread rows, a merge, confirming, moving or undoing
-subject joins) flushes first,
-so the database holds exactly what a message-at-a-time run would have written by then. The caller
-(the mailbox's batched delivery) must hold the mailbox's delivery lock exclusively: no other
-placement into the mailbox runs meanwhile, so nothing but the batch changes what it remembers.
+subject joins) flushes first, so the database holds exactly what a message-at-a-time run would have
+written by then. The caller (the mailbox's batched delivery) must hold the mailbox's delivery lock
+exclusively: no other placement into the mailbox runs meanwhile, so nothing but the batch changes
+what it remembers.
 """
 
 import json
