@@ -24,6 +24,7 @@ from threads.models import Thread
 from threads.services import (
     ThreadPlacement,
     ThreadSummary,
+    batch_current,
     correspondents_capped,
     participants_add,
     thread_absorb,
@@ -136,6 +137,9 @@ def message_thread_resolve(
 def _subject_joins_undo(mailbox_id: int, *, into_id: int, header_ids: list[str]) -> None:
     """Move messages whose subject join later headers contradicted into ``into_id`` (the resolver has
     locked the threads and moved their ids); recount both sides, one event per thread touched."""
+    batch = batch_current()
+    if batch is not None:
+        batch.flush()  # the messages are read and recounted in the database: it must hold the batch's
     messages = Message.objects.filter(mailbox_id=mailbox_id, message_id__in=header_ids).exclude(thread_id=into_id)
     left: dict[int, list[int]] = defaultdict(list)
     for pk, source in messages.values_list("id", "thread_id").order_by("id"):

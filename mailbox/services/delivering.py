@@ -1,17 +1,18 @@
 """Writes that put messages into mailboxes."""
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, When
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
-from delivery.services import blob_store
+from delivery.services import blob_store, blobs_store
 from mailbox.models import (
     Alias,
     Attachment,
@@ -20,17 +21,20 @@ from mailbox.models import (
     Message,
     MessageBody,
     MessageLabel,
-    Participant,
-    ThreadLabel,
 )
 from mailbox.parsing import ParsedMessage, parse_message
 from mailbox.search.indexing import search_documents
 from mailbox.services.conversations import Correspondence, correspondence_of, message_thread_resolve
 from mailbox.services.labels import label_get_or_create
 from mailsite.models import DomainEvent
-from mailsite.realtime import mailbox_publish_on_commit
-from threads.models import Thread
-from threads.services import SummaryDelta, thread_add_message_summary
+from mailsite.realtime import mailbox_publish_many_on_commit
+from threads.services import (
+    SummaryDelta,
+    batch_current,
+    placements_prepare,
+    thread_add_message_summary,
+    thread_batch,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -114,24 +118,42 @@ class MailboxContext:
 
 @dataclass
 class DeferredRows:
-    """Rows nothing reads before the batch commits (bodies, domain events), inserted together."""
+    """Rows nothing reads before the deliveries commit, inserted together by ``flush``: the messages
+    of a batch, their participants, attachments, bodies and labels, the label index's increments,
+    and the domain events (published to the mailboxes' open tabs once committed)."""
 
+    messages: list[Message] = field(default_factory=list)  # not inserted yet
+    participants: list[tuple[Message, str, str, str, int]] = field(default_factory=list)  # (message, role, …)
+    attachments: list[tuple[Message, int, Any]] = field(default_factory=list)  # (message, position, part)
+    labels: list[MessageLabel] = field(default_factory=list)
     bodies: list[MessageBody] = field(default_factory=list)
+    # (mailbox id, thread id) → label id → [messages, unread] to add; every thread here is re-dated.
+    thread_labels: dict[tuple[int, int], dict[int, list[int]]] = field(default_factory=dict)
+    received: list[Message] = field(default_factory=list)  # each gets a message.received event
     events: list[DomainEvent] = field(default_factory=list)
-    # Events also pushed to the mailbox's open tabs once committed (their ids exist after the insert).
-    published: list[DomainEvent] = field(default_factory=list)
 
     def flush(self) -> None:
+        batch = batch_current()
+        if batch is not None:
+            batch.flush_threads()  # thread rows first: messages point at them
+        Message.objects.bulk_create(self.messages)
+        _participants_create(self.participants)
+        _attachments_create(self.attachments)
+        MessageLabel.objects.bulk_create(self.labels)
         MessageBody.objects.bulk_create(self.bodies)
-        DomainEvent.objects.bulk_create(self.events)
-        for event in self.published:
-            mailbox_publish_on_commit(
-                mailbox_id=event.mailbox_id,
-                event={"type": "thread.updated", "thread_id": event.payload["thread_id"], "event_id": event.id},
-            )
-        self.bodies.clear()
+        _thread_labels_add(self.thread_labels)
+        received = [_received_event(message) for message in self.received]
+        DomainEvent.objects.bulk_create([*self.events, *received])
+        mailbox_publish_many_on_commit(
+            events=[
+                (e.mailbox_id, {"type": "thread.updated", "thread_id": e.payload["thread_id"], "event_id": e.id})
+                for e in received
+            ]
+        )
+        for rows in (self.messages, self.participants, self.attachments, self.labels, self.bodies, self.received):
+            rows.clear()
+        self.thread_labels.clear()
         self.events.clear()
-        self.published.clear()
 
 
 @dataclass(frozen=True)
@@ -178,7 +200,8 @@ def message_deliver(
         # One savepoint around thread placement and insert: if a concurrent delivery of the same
         # blob wins the unique constraint, no empty thread is left behind.
         with transaction.atomic():
-            message, correspondence = _message_place_and_insert(context, copy)
+            message, correspondence = _message_place(context, copy)
+            message.save(force_insert=True)
     except IntegrityError:
         return Delivered(Message.objects.get(mailbox=mailbox, blob=blob), created=False)
     deferred = DeferredRows()
@@ -189,18 +212,50 @@ def message_deliver(
 
 def message_deliver_new(*, context: MailboxContext, copy: Copy, deferred: DeferredRows) -> Message:
     """Deliver a copy the caller knows is not in the mailbox yet, inside the caller's transaction,
-    without savepoints; bodies and events wait in ``deferred`` for the caller's ``flush()``. The
-    caller holds the mailbox's delivery lock exclusively (``mailbox_deliveries_lock``).
+    without savepoints; every row waits in ``deferred`` for the caller's ``flush()``, which inserts
+    the batch's messages in the order they were placed. The caller holds the mailbox's delivery
+    lock exclusively (``mailbox_deliveries_lock``); ``copies_deliver`` is the way to call it.
 
     For batches: a concurrent delivery of the same blob raises ``IntegrityError``, and the caller
     rolls its whole transaction back and delivers the batch's messages one by one instead.
     """
-    message, correspondence = _message_place_and_insert(context, copy)
+    message, correspondence = _message_place(context, copy)
+    deferred.messages.append(message)
     _message_complete(context, copy, message, correspondence, deferred)
     return message
 
 
-def _message_place_and_insert(context: MailboxContext, copy: Copy) -> tuple[Message, Correspondence]:
+def copies_deliver(*, copies: list[tuple[Mailbox, Copy]], deferred: DeferredRows) -> list[Message]:
+    """Deliver copies known not to be in their mailboxes yet, in order, as one batch in the caller's
+    transaction: a few statements for the batch, whatever its size (``thread_batch``), each copy placed
+    as if the earlier ones were delivered one by one. Flushes ``deferred`` (which may already hold
+    the caller's rows). The caller holds the mailboxes' delivery locks exclusively
+    (``mailbox_deliveries_lock``); a concurrent delivery of the same blob raises ``IntegrityError``.
+    """
+    by_mailbox: dict[int, list[Copy]] = {}
+    contexts: dict[int, MailboxContext] = {}
+    for mailbox, copy in copies:
+        by_mailbox.setdefault(mailbox.id, []).append(copy)
+        if mailbox.id not in contexts:
+            contexts[mailbox.id] = MailboxContext.load(mailbox)
+    delivered = []
+    with thread_batch(flush_hook=deferred.flush):
+        for mailbox_id in sorted(by_mailbox):
+            batch = by_mailbox[mailbox_id]
+            contexts[mailbox_id].message_ids_look_up({copy.parsed.message_id for copy in batch})
+            headers = [
+                (c.parsed.message_id, c.parsed.in_reply_to, c.parsed.references, c.parsed.subject, c.parsed.list_id)
+                for c in batch
+            ]
+            placements_prepare(mailbox_id=mailbox_id, messages=headers)
+        for mailbox, copy in copies:
+            delivered.append(message_deliver_new(context=contexts[mailbox.id], copy=copy, deferred=deferred))
+        deferred.flush()
+    return delivered
+
+
+def _message_place(context: MailboxContext, copy: Copy) -> tuple[Message, Correspondence]:
+    """The message's row, placed in its thread, not saved."""
     parsed = copy.parsed
     message_id = context.own_message_id(copy)
     if message_id != parsed.message_id:
@@ -217,7 +272,7 @@ def _message_place_and_insert(context: MailboxContext, copy: Copy) -> tuple[Mess
     sender = parsed.sender
     message = Message(
         mailbox=context.mailbox,
-        thread=placement.thread,
+        thread_id=placement.thread.pk,
         thread_reason=placement.reason,
         blob=copy.blob,
         receipt=copy.receipt,
@@ -241,7 +296,6 @@ def _message_place_and_insert(context: MailboxContext, copy: Copy) -> tuple[Mess
         source_tag=copy.source_tag,
     )
     message.search_document, message.address_document = search_documents(parsed=parsed)
-    message.save(force_insert=True)
     context.taken.add(message_id)
     context.looked_up.add(message_id)
     return message, correspondence
@@ -250,38 +304,55 @@ def _message_place_and_insert(context: MailboxContext, copy: Copy) -> tuple[Mess
 def _message_complete(
     context: MailboxContext, copy: Copy, message: Message, correspondence: Correspondence, deferred: DeferredRows
 ) -> None:
-    """Everything after the row: participants, attachments, body, labels, summary, event, live update."""
-    _message_children_create(message, copy.parsed, deferred)
-    labels = context.labels_for(roles=copy.label_roles, names=copy.user_labels)
-    MessageLabel.objects.bulk_create(MessageLabel(mailbox=context.mailbox, message=message, label=lb) for lb in labels)
-    thread = thread_add_message_summary(thread_id=message.thread_id, delta=_summary_delta(message, correspondence))
-    _thread_labels_add(thread=thread, labels=labels, message=message)
-    _message_received_notify(message, deferred)
-
-
-def _message_children_create(message: Message, parsed: ParsedMessage, deferred: DeferredRows) -> None:
-    Participant.objects.bulk_create(
-        Participant(
-            mailbox_id=message.mailbox_id,
-            message=message,
-            role=role,
-            address=address.address,
-            display_name=address.name,
-            position=position,
-        )
+    """Everything after the row: participants, attachments, body, labels, summary, event, live update.
+    The summary is folded now (in a batch, in memory); the other rows wait in ``deferred``."""
+    parsed = copy.parsed
+    deferred.participants += [
+        (message, role, address.address, address.name, position)
         for role, addresses in parsed.addresses.items()
         for position, address in enumerate(addresses)
-    )
+    ]
     deferred.bodies.append(
         MessageBody(message=message, mailbox_id=message.mailbox_id, text=parsed.text, html=parsed.html)
     )
-    if not parsed.attachments:
+    deferred.attachments += [(message, position, part) for position, part in enumerate(parsed.attachments)]
+    labels = context.labels_for(roles=copy.label_roles, names=copy.user_labels)
+    deferred.labels += [MessageLabel(mailbox=context.mailbox, message=message, label=label) for label in labels]
+    thread_add_message_summary(thread_id=message.thread_id, delta=_summary_delta(message, correspondence))
+    counts = deferred.thread_labels.setdefault((message.mailbox_id, message.thread_id), {})
+    for label in labels:
+        entry = counts.setdefault(label.id, [0, 0])
+        entry[0] += 1
+        entry[1] += 0 if message.is_read else 1
+    deferred.received.append(message)
+
+
+# Raw on purpose: a batch has several participants per message, and building a model instance for
+# each costs more than the insert.
+_PARTICIPANTS_SQL = (
+    "INSERT INTO mailbox_participant (mailbox_id, message_id, role, address, display_name, position) "
+    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[])"
+)
+
+
+def _participants_create(pending: list[tuple[Message, str, str, str, int]]) -> None:
+    if not pending:
         return
+    columns = [[m.mailbox_id for m, *_ in pending], [m.pk for m, *_ in pending]]
+    columns += [list(column) for column in zip(*(row[1:] for row in pending), strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(_PARTICIPANTS_SQL, columns)
+
+
+def _attachments_create(pending: list[tuple[Message, int, Any]]) -> None:
+    if not pending:
+        return
+    blobs = blobs_store(datas=[part.data for _, _, part in pending])
     Attachment.objects.bulk_create(
         Attachment(
             mailbox_id=message.mailbox_id,
             message=message,
-            blob=blob_store(data=part.data),
+            blob=blobs[hashlib.sha256(part.data).hexdigest()],
             filename=part.filename,
             content_type=part.content_type,
             size=len(part.data),
@@ -289,7 +360,7 @@ def _message_children_create(message: Message, parsed: ParsedMessage, deferred: 
             is_inline=part.is_inline,
             position=position,
         )
-        for position, part in enumerate(parsed.attachments)
+        for message, position, part in pending
     )
 
 
@@ -306,40 +377,48 @@ def _summary_delta(message: Message, correspondence: Correspondence) -> SummaryD
     )
 
 
-def _thread_labels_add(*, thread: Thread, labels: list[Label], message: Message) -> None:
-    """Count the message in each label's thread index. The caller holds the thread's row lock.
+# Count the messages in their labels' rows (created when new) and re-date every row of the
+# threads they joined: every label lists a conversation at its latest message, whichever label that
+# message has, so the date shown and the sort order agree (a reply you send moves the thread up the
+# Inbox). Two statements for any number of messages; the threads' summaries are written already.
+_THREAD_LABELS_COUNT_SQL = """
+INSERT INTO mailbox_threadlabel (mailbox_id, label_id, thread_id, message_count, unread_count, last_message_at)
+SELECT v.mailbox_id, v.label_id, v.thread_id, v.messages, v.unread, t.last_message_at
+FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::int[])
+    AS v(mailbox_id, label_id, thread_id, messages, unread)
+JOIN threads_thread AS t ON t.id = v.thread_id
+ON CONFLICT (label_id, thread_id) DO UPDATE SET
+    message_count = mailbox_threadlabel.message_count + EXCLUDED.message_count,
+    unread_count = mailbox_threadlabel.unread_count + EXCLUDED.unread_count
+"""
+_THREAD_LABELS_REDATE_SQL = """
+UPDATE mailbox_threadlabel AS tl SET last_message_at = t.last_message_at
+FROM threads_thread AS t
+WHERE tl.thread_id = t.id AND tl.mailbox_id = ANY(%s) AND tl.thread_id = ANY(%s)
+    AND tl.last_message_at IS DISTINCT FROM t.last_message_at
+"""
 
-    Every label lists a conversation at its latest message, whichever label that message has,
-    so the date shown and the sort order agree (a reply you send moves the thread up the Inbox).
-    """
-    unread = 0 if message.is_read else 1
-    # A new thread has no label rows yet: nothing to read or re-date.
-    existing: set[int] = set()
-    if thread.message_count > 1:
-        existing = set(ThreadLabel.objects.filter(thread=thread).values_list("label_id", flat=True))
-        counted = [label.id for label in labels if label.id in existing]
-        # One statement: count the message in its labels' rows, re-date every row of the thread.
-        ThreadLabel.objects.filter(thread=thread).update(
-            message_count=F("message_count") + Case(When(label_id__in=counted, then=1), default=0),
-            unread_count=F("unread_count") + Case(When(label_id__in=counted, then=unread), default=0),
-            last_message_at=thread.last_message_at,
+
+def _thread_labels_add(counts: dict[tuple[int, int], dict[int, list[int]]]) -> None:
+    """Apply the label index's increments. The caller holds the threads' row locks."""
+    if not counts:
+        return
+    rows = [
+        (mailbox_id, label_id, thread_id, n, unread)
+        for (mailbox_id, thread_id), labels in counts.items()
+        for label_id, (n, unread) in labels.items()
+    ]
+    with connection.cursor() as cursor:
+        if rows:
+            cursor.execute(_THREAD_LABELS_COUNT_SQL, [list(column) for column in zip(*rows, strict=True)])
+        cursor.execute(
+            _THREAD_LABELS_REDATE_SQL,
+            [sorted({mailbox_id for mailbox_id, _ in counts}), sorted({thread_id for _, thread_id in counts})],
         )
-    ThreadLabel.objects.bulk_create(
-        ThreadLabel(
-            mailbox_id=thread.mailbox_id,
-            label=label,
-            thread=thread,
-            message_count=1,
-            unread_count=unread,
-            last_message_at=thread.last_message_at,
-        )
-        for label in labels
-        if label.id not in existing
-    )
 
 
-def _message_received_notify(message: Message, deferred: DeferredRows) -> None:
-    event = DomainEvent(
+def _received_event(message: Message) -> DomainEvent:
+    return DomainEvent(
         event_type=DomainEvent.Type.MESSAGE_RECEIVED,
         subject_type="message",
         subject_id=message.id,
@@ -348,8 +427,6 @@ def _message_received_notify(message: Message, deferred: DeferredRows) -> None:
         payload={"thread_id": message.thread_id, "message_id": message.message_id},
         occurred_at=message.received_at,
     )
-    deferred.events.append(event)
-    deferred.published.append(event)
 
 
 def message_import_raw(

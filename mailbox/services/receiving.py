@@ -24,10 +24,9 @@ from mailbox.selectors import mailboxes_for_addresses
 from mailbox.services.delivering import (
     Copy,
     DeferredRows,
-    MailboxContext,
+    copies_deliver,
     mailbox_deliveries_lock,
     message_deliver,
-    message_deliver_new,
 )
 from mailbox.services.flags import messages_label_add
 from mailsite.models import DomainEvent
@@ -88,15 +87,17 @@ def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> Batch
     """Process many waiting receipts in one transaction: the bulk import's and the busy worker's path.
 
     Claims the waiting receipts among ``receipt_ids`` (plus, up to ``fill_to``, others never tried),
-    skipping receipts another worker holds. Mailboxes, aliases and labels are read once for the
-    batch; each copy is still delivered whole before the next (so the thread resolver sees every
-    earlier copy). If anything fails, the whole batch rolls back — nothing half-written stays — and
+    skipping receipts another worker holds. The copies are delivered as one batch (``copies_deliver``:
+    a few statements for the batch, each copy placed as if the earlier ones were delivered one by
+    one). If anything fails, the whole batch rolls back — nothing half-written stays — and
     its receipts come back in ``handed_back``, still waiting, for the caller to process one by one
     (``receipt_process``, one transaction per copy), so one bad message never loses or blocks the others.
     """
     claimed_ids: list[int] = []
     try:
         claimed_ids = inbound_receipts_claim(receipt_ids=receipt_ids, fill_to=fill_to)
+        if not claimed_ids:  # done already, by a worker that took it along: nothing to open
+            return BatchOutcome()
         with transaction.atomic():
             claimed = inbound_receipts_lock(receipt_ids=claimed_ids)
             _batch_deliver(claimed)
@@ -123,9 +124,20 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
     mailbox_ids = [m.id for _, parsed, mailboxes, _ in plan if not parsed.is_malformed for m in mailboxes]
     mailbox_deliveries_lock(mailbox_ids=mailbox_ids, exclusive=True)
     present = _copies_present(receipts)  # read under the locks: no delivery of these is under way
-    batch_ids = {parsed.message_id for _, parsed, _, _ in plan}
-    contexts: dict[int, MailboxContext] = {}
     deferred = DeferredRows()
+    copies = _batch_copies(plan, present, deferred)
+    copies_deliver(copies=copies, deferred=deferred)
+    inbound_receipts_finish(receipts=receipts)
+
+
+def _batch_copies(
+    plan: list[tuple[InboundReceipt, ParsedMessage, list[Mailbox], list[str]]],
+    present: set[tuple[int, int]],
+    deferred: DeferredRows,
+) -> list[tuple[Mailbox, Copy]]:
+    """Settle each receipt of the batch (bounce, quarantine, parsed) and list the copies to deliver,
+    in order; quarantine events wait in ``deferred``."""
+    copies: list[tuple[Mailbox, Copy]] = []
     for receipt, parsed, mailboxes, unknown in plan:
         recipients = [] if parsed.is_malformed else _recipients(receipt, parsed)
         if _bounce_apply(receipt, parsed, recipients) and not mailboxes:
@@ -142,14 +154,10 @@ def _batch_deliver(receipts: list[InboundReceipt]) -> None:
                 # An earlier arrival of the same bytes already put it there; or the mailbox sent it.
                 _sent_to_self_file(receipt, mailbox)
                 continue
-            if mailbox.id not in contexts:
-                contexts[mailbox.id] = MailboxContext.load(mailbox)
-                contexts[mailbox.id].message_ids_look_up(batch_ids)
-            message_deliver_new(context=contexts[mailbox.id], copy=_copy(receipt, parsed), deferred=deferred)
+            copies.append((mailbox, _copy(receipt, parsed)))
             present.add((mailbox.id, receipt.blob_id))
         receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
-    deferred.flush()
-    inbound_receipts_finish(receipts=receipts)
+    return copies
 
 
 def _bounce_apply(receipt: InboundReceipt, parsed: ParsedMessage, recipients: list[str]) -> bool:

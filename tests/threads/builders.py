@@ -83,8 +83,12 @@ def published_capture(monkeypatch) -> list[dict]:
     def record(*, mailbox_id: int, event: dict) -> None:
         transaction.on_commit(lambda: events.append(event))
 
+    def record_many(*, events: list[tuple[int, dict]]) -> None:
+        for mailbox_id, event in events:
+            record(mailbox_id=mailbox_id, event=event)
+
     monkeypatch.setattr("mailbox.services.conversations.mailbox_publish_on_commit", record)
-    monkeypatch.setattr("mailbox.services.delivering.mailbox_publish_on_commit", record)
+    monkeypatch.setattr("mailbox.services.delivering.mailbox_publish_many_on_commit", record_many)
     return events
 
 

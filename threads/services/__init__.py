@@ -5,6 +5,7 @@ The services run inside their caller's transaction without savepoints of their o
 two round trips. An error still rolls back the whole caller's transaction (or its own savepoint).
 """
 
+from threads.services.batching import ThreadBatch, batch_current, thread_batch
 from threads.services.locking import conversation_lock, threads_lock
 from threads.services.resolving import (
     REASON_NEW,
@@ -13,6 +14,7 @@ from threads.services.resolving import (
     SUBJECT_JOIN_MAX_MESSAGES,
     WINDOW,
     ThreadPlacement,
+    placements_prepare,
     thread_place_message,
 )
 from threads.services.restructuring import (
@@ -47,13 +49,17 @@ __all__ = [
     "SUMMARY_FIELDS",
     "WINDOW",
     "SummaryDelta",
+    "ThreadBatch",
     "ThreadPlacement",
     "ThreadSummary",
+    "batch_current",
     "conversation_lock",
     "correspondents_capped",
     "participants_add",
+    "placements_prepare",
     "thread_absorb",
     "thread_add_message_summary",
+    "thread_batch",
     "thread_counts_adjust",
     "thread_create",
     "thread_message_ids_forget",

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from django.db import connection
 
 from threads.models import Thread
+from threads.services.batching import batch_current
 
 
 def _lock_key(mailbox_id: int, kind: str, value: str) -> int:
@@ -27,6 +28,12 @@ def conversation_lock(*, mailbox_id: int, message_ids: Iterable[str], subject_ke
     """
     keys = {_lock_key(mailbox_id, "id", i) for i in message_ids}
     keys.update(_lock_key(mailbox_id, "subject", key) for key in subject_keys)
+    batch = batch_current()
+    if batch is not None:  # a batch takes its keys up front; the same key twice is one lock
+        keys -= batch.lock_keys
+        batch.lock_keys |= keys
+        if not keys:
+            return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [sorted(keys)])
 
@@ -34,8 +41,12 @@ def conversation_lock(*, mailbox_id: int, message_ids: Iterable[str], subject_ke
 def threads_lock(*, mailbox_id: int, thread_ids: Iterable[int]) -> dict[int, Thread]:
     """Lock the mailbox's threads with these ids, in id order; a thread merged away meanwhile is absent.
 
-    The threads come with the fields placement decisions read; the others load on access.
+    The threads come with the fields placement decisions read; the others load on access. In a
+    batch (``thread_batch``), whole rows, kept by the batch with their summaries current.
     """
+    batch = batch_current()
+    if batch is not None:
+        return batch.threads_lock(mailbox_id, thread_ids)
     rows = Thread.objects.select_for_update().filter(mailbox_id=mailbox_id, pk__in=set(thread_ids)).order_by("pk")
     return {thread.pk: thread for thread in rows.only(*LOCKED_FIELDS)}
 

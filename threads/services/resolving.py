@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from threads.models import Thread, ThreadMessageId
+from threads.services.batching import batch_current, known_ids_fetch, thread_rows_readable
 from threads.services.locking import conversation_lock, threads_lock
 from threads.services.restructuring import thread_absorb, thread_create
 from threads.subjects import SubjectKey, subject_analyse
@@ -182,21 +183,11 @@ def _is_message_id(value: str) -> bool:
     return 0 < len(value) <= MAX_ID_LENGTH and _VALID_ID.match(value) is not None
 
 
-# Raw SQL on purpose: every delivery runs it, and the ORM's query building would cost more than the
-# index look-up itself (resolution has a 5 ms budget).
-_KNOWN_IDS_SQL = (
-    "SELECT message_id, thread_id, seen, sender, is_bulk, subject_anchor "
-    "FROM threads_threadmessageid WHERE mailbox_id = %s AND message_id = ANY(%s)"
-)
-
-
 def _links(mailbox_id: int, incoming: _Incoming) -> _Links:
     """Which threads the message's ids lead to. Ids beyond bulk mail are not followed: they would
     fuse every correspondent's conversation about it into one."""
     ordered = [incoming.message_id, *incoming.ancestors]
-    with connection.cursor() as cursor:
-        cursor.execute(_KNOWN_IDS_SQL, [mailbox_id, ordered])
-        rows = {row[0]: _KnownId(*row) for row in cursor.fetchall()}
+    rows = {i: _KnownId(*row) for i, row in known_ids_fetch(mailbox_id=mailbox_id, message_ids=ordered).items()}
     links = _Links(own_known=incoming.message_id in rows)
     found: list[tuple[str, int]] = []
     for message_id in ordered:
@@ -305,15 +296,28 @@ def _apart_with_subject_joins(mailbox_id: int, incoming: _Incoming, links: _Link
 def _subject_joins_apply(mailbox_id: int, placement: ThreadPlacement, joins: _SubjectJoins) -> ThreadPlacement:
     """Confirm the subject joins the headers confirmed; move the contradicted ones (their ids, and the
     ids of replies placed through them) into the placement's thread. Their threads are locked."""
+    if not joins.confirmed and not joins.moved:
+        return placement
+    batch = batch_current()
+    if batch is not None:
+        batch.flush()  # the rows are found by anchor in the database: it must hold the batch's
     ids = ThreadMessageId.objects.filter(mailbox_id=mailbox_id)
     if joins.confirmed:
         ids.filter(subject_anchor__in=sorted(joins.confirmed)).update(subject_anchor="")
-    if not joins.moved:
-        return placement
-    moved = ids.filter(subject_anchor__in=sorted(joins.moved))
-    seen = tuple(sorted(moved.filter(seen=True).values_list("message_id", flat=True)))
-    moved.update(thread_id=placement.thread.pk, subject_anchor=joins.inherited)
-    return replace(placement, moved_message_ids=seen)
+    seen: tuple[str, ...] = ()
+    if joins.moved:
+        moved = ids.filter(subject_anchor__in=sorted(joins.moved))
+        seen = tuple(sorted(moved.filter(seen=True).values_list("message_id", flat=True)))
+        moved.update(thread_id=placement.thread.pk, subject_anchor=joins.inherited)
+    if batch is not None:
+        batch.subject_joins_settled(
+            mailbox_id=mailbox_id,
+            confirmed=joins.confirmed,
+            moved=joins.moved,
+            into_id=placement.thread.pk,
+            inherited=joins.inherited,
+        )
+    return replace(placement, moved_message_ids=seen) if joins.moved else placement
 
 
 def _by_branch(mailbox_id: int, incoming: _Incoming, parent: _KnownId) -> ThreadPlacement | None:
@@ -323,15 +327,16 @@ def _by_branch(mailbox_id: int, incoming: _Incoming, parent: _KnownId) -> Thread
     deletions carry it along with the thread's ids.
     """
     key = f"{parent.message_id} {_private_party(incoming, parent.sender)}"[:MAX_ID_LENGTH]
-    branch = ThreadMessageId.objects.filter(mailbox_id=mailbox_id, message_id=key).first()
+    branch = known_ids_fetch(mailbox_id=mailbox_id, message_ids=[key]).get(key)
     if branch is None:
         thread = thread_create(mailbox_id=mailbox_id, subject=incoming.subject_text, list_id=incoming.list_id)
-        ThreadMessageId.objects.create(mailbox_id=mailbox_id, message_id=key, thread=thread)
+        _ids_insert([ThreadMessageId(mailbox_id=mailbox_id, message_id=key, thread=thread)])
         return ThreadPlacement(thread, REASON_NEW, incoming.subject.normalized)
-    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=[branch.thread_id])
-    if branch.thread_id not in locked:
+    branch_thread_id = _KnownId(*branch).thread_id
+    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=[branch_thread_id])
+    if branch_thread_id not in locked:
         return None
-    return ThreadPlacement(locked[branch.thread_id], REASON_REFERENCE, incoming.subject.normalized)
+    return ThreadPlacement(locked[branch_thread_id], REASON_REFERENCE, incoming.subject.normalized)
 
 
 def _by_subject(mailbox_id: int, incoming: _Incoming) -> ThreadPlacement | None:
@@ -386,6 +391,8 @@ def _subject_candidates(mailbox_id: int, incoming: _Incoming, *, fragments_only:
     """Threads of the same subject, active near the message's date, passing every subject guardrail;
     of those, only the ones under the most specific of the message's subject keys."""
     keys = incoming.subject.keys
+    if not thread_rows_readable(mailbox_id=mailbox_id, subject_keys=keys, fragments_only=fragments_only):
+        return []  # in a batch: flushed first, so the rows read are current; or no fragment can match
     sql = _FRAGMENT_CANDIDATE_SQL if fragments_only else _ANY_CANDIDATE_SQL
     with connection.cursor() as cursor:
         cursor.execute(sql, [mailbox_id, keys, incoming.date - WINDOW, SUBJECT_CANDIDATES])
@@ -445,10 +452,29 @@ _RECORD_IDS_SQL = (
 
 
 def _record_message_ids(mailbox_id: int, placement: ThreadPlacement, incoming: _Incoming, links: _Links) -> None:
+    anchor = _subject_anchor_of(placement, incoming, links)
+    batch = batch_current()
+    if batch is not None:
+        thread = placement.thread
+        rows = [
+            ThreadMessageId(mailbox_id=mailbox_id, message_id=i, thread=thread, subject_anchor=anchor)
+            for i in links.followed
+        ]
+        own = ThreadMessageId(
+            mailbox_id=mailbox_id,
+            message_id=incoming.message_id,
+            thread=thread,
+            seen=True,
+            sender=incoming.sender,
+            is_bulk=incoming.is_bulk,
+            subject_anchor=anchor,
+        )
+        batch.ids_record(rows, own=own, own_known=links.own_known)
+        return
     params = {
         "mailbox": mailbox_id,
         "thread": placement.thread.pk,
-        "anchor": _subject_anchor_of(placement, incoming, links),
+        "anchor": anchor,
         "followed": links.followed,
         "own": incoming.message_id,
         "sender": incoming.sender,
@@ -465,3 +491,28 @@ def _subject_anchor_of(placement: ThreadPlacement, incoming: _Incoming, links: _
     if placement.reason == REASON_SUBJECT or (placement.reason == REASON_NEW and placement.thread.is_fragment):
         return incoming.message_id
     return links.joins.inherited
+
+
+def _ids_insert(rows: list[ThreadMessageId]) -> None:
+    """Map ids not mapped yet (an id already mapped keeps its thread)."""
+    batch = batch_current()
+    if batch is not None:
+        for row in rows:
+            batch.ids_record([], own=row, own_known=False)
+        return
+    ThreadMessageId.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def placements_prepare(*, mailbox_id: int, messages: list[tuple[str, str, list[str], str, str]]) -> None:
+    """Before a batch places ``messages`` (message_id, in_reply_to, references, subject, list_id) into
+    a mailbox: take their conversation locks and read their ids' map rows, a few statements in all."""
+    ids: set[str] = set()
+    subject_keys: set[str] = set()
+    for message_id, in_reply_to, references, subject, list_id in messages:
+        ids.update([message_id, *_ancestor_ids(message_id=message_id, in_reply_to=in_reply_to, references=references)])
+        analysed = subject_analyse(subject, list_id=list_id)
+        subject_keys.update([] if analysed.is_generic else analysed.keys)
+    conversation_lock(mailbox_id=mailbox_id, message_ids=ids, subject_keys=subject_keys)
+    batch = batch_current()
+    if batch is not None:
+        batch.prepare(mailbox_id=mailbox_id, message_ids=ids, subject_keys=subject_keys)

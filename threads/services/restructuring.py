@@ -7,6 +7,7 @@ Message-ID map in step, so later messages follow the change.
 from django.db import transaction
 
 from threads.models import Thread, ThreadMessageId
+from threads.services.batching import batch_current
 from threads.subjects import normalize_subject
 
 
@@ -23,6 +24,9 @@ def thread_create(
         is_fragment=is_fragment,
     )
     thread.full_clean(validate_constraints=False)  # PostgreSQL enforces them on insert
+    batch = batch_current()
+    if batch is not None:
+        return batch.thread_add(thread)
     thread.save()
     return thread
 
@@ -34,9 +38,14 @@ def thread_absorb(*, mailbox_id: int, into_id: int, thread_ids: list[int]) -> No
     The caller moves its messages, then deletes the emptied threads with ``threads_delete``.
     """
     absorbed = [i for i in thread_ids if i != into_id]
+    batch = batch_current()
+    if batch is not None:
+        batch.flush()  # the merge reads and moves rows: the database must hold the batch's
     ThreadMessageId.objects.filter(mailbox_id=mailbox_id, thread_id__in=absorbed).update(thread_id=into_id)
     if Thread.objects.filter(mailbox_id=mailbox_id, pk__in=absorbed, is_fragment=False).exists():
         Thread.objects.filter(pk=into_id, is_fragment=True).update(is_fragment=False)  # joined to its conversation
+    if batch is not None:
+        batch.absorbed(mailbox_id=mailbox_id, into_id=into_id, thread_ids=absorbed)
 
 
 @transaction.atomic(savepoint=False)
@@ -59,8 +68,13 @@ def threads_mark_manual(*, mailbox_id: int, thread_ids: list[int]) -> None:
 def thread_subject_joins_confirm(*, mailbox_id: int, thread_ids: list[int]) -> None:
     """The user arranged these threads, as they saw them: their subject joins are decisions now, which
     later headers no longer undo (a manual decision wins over the resolver)."""
+    batch = batch_current()
+    if batch is not None:
+        batch.flush()  # the rows are read and changed in the database: it must hold the batch's
     ids = ThreadMessageId.objects.filter(mailbox_id=mailbox_id, thread_id__in=thread_ids)
     ids.exclude(subject_anchor="").update(subject_anchor="")
+    if batch is not None:
+        batch.known_forget(mailbox_id, thread_ids)
 
 
 @transaction.atomic(savepoint=False)
@@ -73,3 +87,6 @@ def thread_message_ids_forget(*, mailbox_id: int, message_ids: list[str]) -> Non
 def threads_delete(*, mailbox_id: int, thread_ids: list[int]) -> None:
     """Delete threads that hold no messages any more, with their Message-ID maps."""
     Thread.objects.filter(mailbox_id=mailbox_id, pk__in=thread_ids).delete()
+    batch = batch_current()
+    if batch is not None:
+        batch.threads_deleted(mailbox_id, thread_ids)

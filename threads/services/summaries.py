@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 
 from threads.models import Thread
+from threads.services.batching import batch_current
 
 MAX_DISPLAY_PARTICIPANTS = 10
 MAX_CORRESPONDENTS = 200
@@ -75,8 +76,26 @@ def correspondents_capped(addresses: Iterable[str]) -> list[str]:
 
 @transaction.atomic(savepoint=False)
 def thread_add_message_summary(*, thread_id: int, delta: SummaryDelta) -> Thread:
-    """Fold one new message (the newest row of the thread) into its summary, under the thread's row lock."""
+    """Fold one new message (the newest row of the thread) into its summary, under the thread's row lock.
+
+    In a batch (``thread_batch``) the thread is the batch's locked row, folded in memory and written
+    with the batch's other summaries in one statement when it flushes.
+    """
+    batch = batch_current()
+    if batch is not None:
+        thread = batch.thread_locked(thread_id)
+        summary_fold(thread, delta)
+        batch.dirty.add(thread_id)
+        return thread
     thread = Thread.objects.select_for_update().get(pk=thread_id)
+    summary_fold(thread, delta)
+    thread.full_clean(validate_constraints=False)  # PostgreSQL enforces them on update
+    thread.save(update_fields=[*SUMMARY_FIELDS, "updated_at"])
+    return thread
+
+
+def summary_fold(thread: Thread, delta: SummaryDelta) -> None:
+    """The summary rules for one new message, applied to ``thread``'s fields in memory."""
     if thread.last_message_at is None or delta.date >= thread.last_message_at:
         thread.last_message_at = delta.date
         thread.snippet = delta.snippet
@@ -89,9 +108,6 @@ def thread_add_message_summary(*, thread_id: int, delta: SummaryDelta) -> Thread
     thread.participants = participants_add(thread.participants, name=delta.sender_name, address=delta.sender_address)
     thread.participant_addresses = sorted({*thread.participant_addresses, delta.sender_address} - {""})
     thread.correspondents = correspondents_capped([*thread.correspondents, *delta.correspondents])
-    thread.full_clean(validate_constraints=False)  # PostgreSQL enforces them on update
-    thread.save(update_fields=[*SUMMARY_FIELDS, "updated_at"])
-    return thread
 
 
 @transaction.atomic(savepoint=False)
@@ -102,6 +118,9 @@ def thread_summary_set(*, thread_id: int, summary: ThreadSummary) -> Thread:
         setattr(thread, name, getattr(summary, name))
     thread.full_clean(validate_constraints=False)
     thread.save(update_fields=[*SUMMARY_FIELDS, "updated_at"])
+    batch = batch_current()
+    if batch is not None:
+        batch.forget([thread_id])  # written past the batch: read again when next needed
     return thread
 
 
