@@ -45,6 +45,7 @@ import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from parse import corpus_messages, measure, ours, stdlib_compat32, synthetic_messages  # noqa: E402
+from procstat import process_cpu_seconds  # noqa: E402
 
 from mailsite.celery import app  # noqa: E402
 from mailsite.stdlib_mailbox import stdlib_mailbox  # noqa: E402
@@ -117,20 +118,11 @@ def _peak_rss_mb(process: subprocess.Popen) -> float:
     return 0.0
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _database_cpu() -> dict[int, float]:
     """CPU time of every PostgreSQL backend serving the bench database, by process id."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        return {pid: _cpu_seconds(pid) for (pid,) in cursor.fetchall()}
+        return {pid: process_cpu_seconds(pid) for (pid,) in cursor.fetchall()}
 
 
 def _stop(workers: list[subprocess.Popen]) -> None:
@@ -218,7 +210,8 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     if mode == "import":
         _write_mbox(tagged, folder / "bench.mbox")  # written before the clock starts
     running = _start_workers(workers, env, logs, tag)
-    workers_cpu, database_cpu, feeder_cpu = [_cpu_seconds(w.pid) for w in running], _database_cpu(), time.process_time()
+    workers_cpu = [process_cpu_seconds(w.pid) for w in running]
+    database_cpu, feeder_cpu = _database_cpu(), time.process_time()
     started = time.perf_counter()
     feed = (lambda: _feed_import(folder / "bench.mbox", address)) if mode == "import" else None
     stored = feed() if feed else _feed_webhook(tagged, address, tag)
@@ -227,7 +220,7 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     _wait_final(receipt_filter, stored)
     elapsed = time.perf_counter() - started
     feeder_cpu = time.process_time() - feeder_cpu
-    workers_cpu = sum(_cpu_seconds(w.pid) - before for w, before in zip(running, workers_cpu, strict=True))
+    workers_cpu = sum(process_cpu_seconds(w.pid) - before for w, before in zip(running, workers_cpu, strict=True))
     database_cpu = sum(cpu - database_cpu.get(pid, 0.0) for pid, cpu in _database_cpu().items())
     peaks = ", ".join(f"{_peak_rss_mb(worker):.0f} MB" for worker in running)
     _stop(running)

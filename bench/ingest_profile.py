@@ -43,6 +43,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from parse import corpus_messages, synthetic_messages  # noqa: E402
+from procstat import process_cpu_seconds  # noqa: E402
 
 BENCH_DOMAIN = "bench.example.test"
 SINGLE_SAMPLE = 200
@@ -62,13 +63,13 @@ class Meter:
         """(messages, python CPU s, PostgreSQL CPU s, wall s, statements) of ``work()``."""
         backend = _backend_pid()
         self.queries = 0
-        cpu, db_cpu, wall = time.process_time(), _cpu_seconds(backend), time.perf_counter()
+        cpu, db_cpu, wall = time.process_time(), process_cpu_seconds(backend), time.perf_counter()
         with connection.execute_wrapper(self):
             done = work()
         return (
             done,
             time.process_time() - cpu,
-            _cpu_seconds(backend) - db_cpu,
+            process_cpu_seconds(backend) - db_cpu,
             time.perf_counter() - wall,
             self.queries,
         )
@@ -78,14 +79,6 @@ def _backend_pid() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         return cursor.fetchone()[0]
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _print(name: str, figures: tuple[int, float, float, float, int]) -> None:
