@@ -514,4 +514,29 @@ def test_resolution_makes_the_same_few_queries_however_big_the_mailbox():
         place(f"t{n}@x", f"Topic {n % 5}")  # same subjects again: more candidates to consider
 
     assert _resolution_queries(2) == small
-    assert max(small) <= 6
+    # One statement reads (locks, map rows, their threads, subject candidates), one writes (the ids,
+    # with the new thread's row or the lock of the thread joined by subject).
+    assert small == [2, 2, 2]
+
+
+def test_a_subject_join_whose_thread_vanishes_before_it_is_written_looks_again(monkeypatch):
+    from threads.services import resolving
+
+    root = place("root@x", "Budget 2027", sender="carol@example.org")
+    real_read = resolving.placement_read
+    reads = []
+
+    def read_then_lose_the_thread(**kwargs):  # a user's merge or deletion commits in between
+        read = real_read(**kwargs)
+        if not reads:
+            Thread.objects.filter(pk=root.thread.pk).delete()
+        reads.append(read)
+        return read
+
+    monkeypatch.setattr(resolving, "placement_read", read_then_lose_the_thread)
+    reply = place("reply@x", "Re: Budget 2027", sender="dave@example.org", recipients=("carol@example.org",))
+
+    assert [c.pk for c in reads[0].candidates] == [root.thread.pk]
+    assert len(reads) == 2
+    assert (reply.reason, reply.thread.is_fragment) == ("new", True)
+    assert threads_of("reply@x") == {reply.thread.pk} != {root.thread.pk}

@@ -37,8 +37,16 @@ from django.utils import timezone
 
 from threads.models import Thread, ThreadMessageId
 from threads.services.batching import batch_current, known_ids_fetch, thread_rows_readable
-from threads.services.locking import conversation_lock, threads_lock
-from threads.services.restructuring import thread_absorb, thread_create
+from threads.services.locking import conversation_lock, locked_thread, threads_lock
+from threads.services.reading import Candidate, PlacementRead, SubjectQuery, placement_read
+from threads.services.restructuring import (
+    thread_absorb,
+    thread_build,
+    thread_create,
+    thread_insert_params,
+    thread_insert_sql_text,
+    thread_inserted,
+)
 from threads.subjects import SubjectKey, subject_analyse
 
 WINDOW = timedelta(days=14)
@@ -105,6 +113,15 @@ class _SubjectJoins:
     outside: bool = False  # the moved ones go to a new thread: their ancestry is no thread here
 
 
+@dataclass(frozen=True)
+class _Unwritten:
+    """A placement whose thread row is written with the message's ids, in one statement: a new thread
+    inserted, or (``lock``) the thread it joins by subject locked, gone meanwhile: look again."""
+
+    placement: ThreadPlacement
+    lock: bool
+
+
 @dataclass
 class _Links:
     primary: int | None = None  # thread of the nearest known id, the message's own first
@@ -159,15 +176,39 @@ def thread_place_message(
         recipients=frozenset(recipients),
         is_bulk=is_bulk,
     )
-    subject_keys = [] if incoming.subject.is_generic else incoming.subject.keys
-    conversation_lock(mailbox_id=mailbox_id, message_ids=[message_id, *incoming.ancestors], subject_keys=subject_keys)
     for _ in range(PLACEMENT_ATTEMPTS):
-        links = _links(mailbox_id, incoming)
-        placement = _placement(mailbox_id, incoming, links)
+        read = _read(mailbox_id, incoming)
+        links = _links(incoming, read)
+        placement = _placement(mailbox_id, incoming, links, read)
         if placement is not None:
-            _record_message_ids(mailbox_id, placement, incoming, links)
+            placement = _record_message_ids(mailbox_id, placement, incoming, links)
+        if placement is not None:
             return placement
     raise RuntimeError(f"threads kept changing while placing {message_id} in mailbox {mailbox_id}")
+
+
+def _read(mailbox_id: int, incoming: _Incoming) -> PlacementRead:
+    """Lock the conversation, read the map rows of the message's ids and lock their threads; and read
+    the subject candidates the message may need: every thread of its subject when it may join by
+    subject, else the fragments a new thread of it would adopt."""
+    subject_keys = [] if incoming.subject.is_generic else incoming.subject.keys
+    return placement_read(
+        mailbox_id=mailbox_id,
+        message_ids=[incoming.message_id, *incoming.ancestors],
+        lock_subject_keys=subject_keys,
+        subject_query=_subject_query(incoming, fragments_only=not _may_join_by_subject(incoming))
+        if subject_keys
+        else None,
+    )
+
+
+def _subject_query(incoming: _Incoming, *, fragments_only: bool) -> SubjectQuery:
+    return SubjectQuery(
+        keys=incoming.subject.keys,
+        since=incoming.date - WINDOW,
+        fragments_only=fragments_only,
+        limit=SUBJECT_CANDIDATES,
+    )
 
 
 def _ancestor_ids(*, message_id: str, in_reply_to: str, references: list[str]) -> tuple[str, ...]:
@@ -183,11 +224,11 @@ def _is_message_id(value: str) -> bool:
     return 0 < len(value) <= MAX_ID_LENGTH and _VALID_ID.match(value) is not None
 
 
-def _links(mailbox_id: int, incoming: _Incoming) -> _Links:
+def _links(incoming: _Incoming, read: PlacementRead) -> _Links:
     """Which threads the message's ids lead to. Ids beyond bulk mail are not followed: they would
     fuse every correspondent's conversation about it into one."""
     ordered = [incoming.message_id, *incoming.ancestors]
-    rows = {i: _KnownId(*row) for i, row in known_ids_fetch(mailbox_id=mailbox_id, message_ids=ordered).items()}
+    rows = {i: _KnownId(*row) for i, row in read.known.items()}
     links = _Links(own_known=incoming.message_id in rows)
     found: list[tuple[str, int]] = []
     for message_id in ordered:
@@ -256,20 +297,29 @@ def _private_party(incoming: _Incoming, bulk_sender: str) -> str:
     return next(iter(parties)) if len(parties) == 1 else ""
 
 
-def _placement(mailbox_id: int, incoming: _Incoming, links: _Links) -> ThreadPlacement | None:
+def _placement(
+    mailbox_id: int, incoming: _Incoming, links: _Links, read: PlacementRead
+) -> ThreadPlacement | _Unwritten | None:
     """``None`` when a thread found was merged away by a concurrent writer: look again."""
     if links.bulk_parent is not None:
         return _by_branch(mailbox_id, incoming, links.bulk_parent)
     if links.primary is not None:
-        return _by_reference(mailbox_id, incoming, links)
+        return _by_reference(mailbox_id, incoming, links, read)
     if links.joins.outside:
-        return _apart_with_subject_joins(mailbox_id, incoming, links)
-    return _by_subject(mailbox_id, incoming) or _new(mailbox_id, incoming)
+        return _apart_with_subject_joins(mailbox_id, incoming, links, read)
+    return _by_subject(mailbox_id, incoming, read) or _new(mailbox_id, incoming, read, deferred=True)
 
 
-def _by_reference(mailbox_id: int, incoming: _Incoming, links: _Links) -> ThreadPlacement | None:
+def _threads_lock(mailbox_id: int, thread_ids: list[int], read: PlacementRead) -> dict[int, Thread]:
+    """The threads, locked: as the read locked them when it has them all, else locked now."""
+    if all(i in read.locked for i in thread_ids):
+        return {i: read.locked[i] for i in sorted(set(thread_ids))}
+    return threads_lock(mailbox_id=mailbox_id, thread_ids=thread_ids)
+
+
+def _by_reference(mailbox_id: int, incoming: _Incoming, links: _Links, read: PlacementRead) -> ThreadPlacement | None:
     wanted = [links.primary, *links.others, *links.moved_from]
-    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=wanted)
+    locked = _threads_lock(mailbox_id, wanted, read)
     if any(i not in locked for i in wanted):
         return None
     primary = locked[links.primary]
@@ -284,13 +334,15 @@ def _by_reference(mailbox_id: int, incoming: _Incoming, links: _Links) -> Thread
     return _subject_joins_apply(mailbox_id, placement, links.joins)
 
 
-def _apart_with_subject_joins(mailbox_id: int, incoming: _Incoming, links: _Links) -> ThreadPlacement | None:
+def _apart_with_subject_joins(
+    mailbox_id: int, incoming: _Incoming, links: _Links, read: PlacementRead
+) -> ThreadPlacement | None:
     """The message's headers show that the subject joins they reach were wrong and name no thread here:
     a new thread for the message and the messages of those joins."""
-    locked = threads_lock(mailbox_id=mailbox_id, thread_ids=links.moved_from)
+    locked = _threads_lock(mailbox_id, sorted(links.moved_from), read)
     if any(i not in locked for i in links.moved_from):
         return None
-    return _subject_joins_apply(mailbox_id, _new(mailbox_id, incoming), links.joins)
+    return _subject_joins_apply(mailbox_id, _new(mailbox_id, incoming, read), links.joins)
 
 
 def _subject_joins_apply(mailbox_id: int, placement: ThreadPlacement, joins: _SubjectJoins) -> ThreadPlacement:
@@ -339,17 +391,20 @@ def _by_branch(mailbox_id: int, incoming: _Incoming, parent: _KnownId) -> Thread
     return ThreadPlacement(locked[branch_thread_id], REASON_REFERENCE, incoming.subject.normalized)
 
 
-def _by_subject(mailbox_id: int, incoming: _Incoming) -> ThreadPlacement | None:
+def _by_subject(mailbox_id: int, incoming: _Incoming, read: PlacementRead) -> ThreadPlacement | _Unwritten | None:
     """A reply without usable headers: the nearest-in-time thread passing every subject guardrail."""
     if not _may_join_by_subject(incoming):
         return None
-    eligible = _subject_candidates(mailbox_id, incoming)
+    eligible = _subject_candidates(mailbox_id, incoming, read)
     if not eligible:
         return None
     best = min(eligible, key=lambda t: (_distance(t, incoming.date), -t.last_message_at.timestamp()))
+    if batch_current() is None:  # locked as the message's ids are recorded
+        thread = locked_thread(mailbox_id, (best.pk, False, False, best.message_count))
+        return _Unwritten(ThreadPlacement(thread, REASON_SUBJECT, incoming.subject.normalized), lock=True)
     locked = threads_lock(mailbox_id=mailbox_id, thread_ids=[best.pk])
     if best.pk not in locked:
-        return _new(mailbox_id, incoming)
+        return _new(mailbox_id, incoming, read, deferred=True)
     return ThreadPlacement(locked[best.pk], REASON_SUBJECT, incoming.subject.normalized)
 
 
@@ -361,18 +416,6 @@ def _may_join_by_subject(incoming: _Incoming) -> bool:
     went to others only. The missing parent says nothing against the conversation the subject and
     the people point to; if later headers place that parent elsewhere, the join is undone."""
     return incoming.subject.is_reply and not incoming.subject.is_generic and not incoming.has_references
-
-
-class _Candidate(NamedTuple):
-    """A thread as the subject rules read it."""
-
-    pk: int
-    normalized_subject: str
-    list_id: str
-    message_count: int
-    first_message_at: datetime | None
-    last_message_at: datetime
-    correspondents: list[str]
 
 
 # Raw SQL for the same reason as the Message-ID look-up: an index range scan on thread_mailbox_subject
@@ -387,22 +430,31 @@ _ANY_CANDIDATE_SQL = _CANDIDATES_SQL.format(extra="")
 _FRAGMENT_CANDIDATE_SQL = _CANDIDATES_SQL.format(extra=" AND is_fragment AND NOT is_manual")
 
 
-def _subject_candidates(mailbox_id: int, incoming: _Incoming, *, fragments_only: bool = False) -> list[_Candidate]:
+def _subject_candidates(
+    mailbox_id: int, incoming: _Incoming, read: PlacementRead, *, fragments_only: bool = False
+) -> list[Candidate]:
     """Threads of the same subject, active near the message's date, passing every subject guardrail;
     of those, only the ones under the most specific of the message's subject keys."""
+    keys = incoming.subject.keys
+    candidates = read.candidates_for(_subject_query(incoming, fragments_only=fragments_only))
+    if candidates is None:
+        candidates = _subject_candidates_fetch(mailbox_id, incoming, fragments_only=fragments_only)
+    found = [t for t in candidates if _subject_match(t, incoming)]
+    best_key = min((keys.index(t.normalized_subject) for t in found), default=0)
+    return [t for t in found if keys.index(t.normalized_subject) == best_key]
+
+
+def _subject_candidates_fetch(mailbox_id: int, incoming: _Incoming, *, fragments_only: bool) -> list[Candidate]:
     keys = incoming.subject.keys
     if not thread_rows_readable(mailbox_id=mailbox_id, subject_keys=keys, fragments_only=fragments_only):
         return []  # in a batch: flushed first, so the rows read are current; or no fragment can match
     sql = _FRAGMENT_CANDIDATE_SQL if fragments_only else _ANY_CANDIDATE_SQL
     with connection.cursor() as cursor:
         cursor.execute(sql, [mailbox_id, keys, incoming.date - WINDOW, SUBJECT_CANDIDATES])
-        candidates = [_Candidate(*row) for row in cursor.fetchall()]
-    found = [t for t in candidates if _subject_match(t, incoming)]
-    best_key = min((keys.index(t.normalized_subject) for t in found), default=0)
-    return [t for t in found if keys.index(t.normalized_subject) == best_key]
+        return [Candidate(*row) for row in cursor.fetchall()]
 
 
-def _subject_match(thread: _Candidate, incoming: _Incoming) -> bool:
+def _subject_match(thread: Candidate, incoming: _Incoming) -> bool:
     return (
         thread.first_message_at is not None
         and thread.first_message_at <= incoming.date + WINDOW
@@ -412,29 +464,43 @@ def _subject_match(thread: _Candidate, incoming: _Incoming) -> bool:
     )
 
 
-def _distance(thread: _Candidate, date: datetime) -> timedelta:
+def _distance(thread: Candidate, date: datetime) -> timedelta:
     if date < thread.first_message_at:
         return thread.first_message_at - date
     return max(date - thread.last_message_at, timedelta(0))
 
 
-def _new(mailbox_id: int, incoming: _Incoming) -> ThreadPlacement:
+def _new(
+    mailbox_id: int, incoming: _Incoming, read: PlacementRead, *, deferred: bool = False
+) -> ThreadPlacement | _Unwritten:
     """A new thread. A reply that lost its headers and found no thread starts a fragment; any other new
-    thread adopts the fragments that would have joined it, had it arrived first."""
+    thread adopts the fragments that would have joined it, had it arrived first.
+
+    ``deferred``: nothing else in the placement needs the thread's row, so when it adopts nothing
+    (outside a batch) it is inserted later, in one statement with the message's ids (its id is then
+    unset until then)."""
     fragment = _may_join_by_subject(incoming)
+    fragments = [] if fragment else _fragments_found(mailbox_id, incoming, read)
+    if deferred and not fragments and batch_current() is None:
+        thread = thread_build(
+            mailbox_id=mailbox_id, subject=incoming.subject_text, list_id=incoming.list_id, is_fragment=fragment
+        )
+        return _Unwritten(ThreadPlacement(thread, REASON_NEW, incoming.subject.normalized), lock=False)
     thread = thread_create(
         mailbox_id=mailbox_id, subject=incoming.subject_text, list_id=incoming.list_id, is_fragment=fragment
     )
-    adopted = () if fragment else _fragments_adopt(mailbox_id, incoming, thread)
+    adopted = _fragments_adopt(mailbox_id, thread, fragments) if fragments else ()
     return ThreadPlacement(thread, REASON_NEW, incoming.subject.normalized, adopted)
 
 
-def _fragments_adopt(mailbox_id: int, incoming: _Incoming, thread: Thread) -> tuple[int, ...]:
+def _fragments_found(mailbox_id: int, incoming: _Incoming, read: PlacementRead) -> list[int]:
+    """The fragments a new thread of the message adopts."""
     if incoming.subject.is_generic:
-        return ()
-    fragments = [t.pk for t in _subject_candidates(mailbox_id, incoming, fragments_only=True)]
-    if not fragments:
-        return ()
+        return []
+    return [t.pk for t in _subject_candidates(mailbox_id, incoming, read, fragments_only=True)]
+
+
+def _fragments_adopt(mailbox_id: int, thread: Thread, fragments: list[int]) -> tuple[int, ...]:
     adopted = tuple(sorted(threads_lock(mailbox_id=mailbox_id, thread_ids=fragments)))
     thread_absorb(mailbox_id=mailbox_id, into_id=thread.pk, thread_ids=list(adopted))
     return adopted
@@ -444,33 +510,36 @@ def _fragments_adopt(mailbox_id: int, incoming: _Incoming, thread: Thread) -> tu
 # replies that came first) becomes a seen id; everything else already mapped stays as it is.
 _RECORD_IDS_SQL = (
     "INSERT INTO threads_threadmessageid (mailbox_id, message_id, thread_id, seen, sender, is_bulk, subject_anchor) "
-    "SELECT %(mailbox)s, i, %(thread)s, false, '', false, %(anchor)s FROM unnest(%(followed)s::text[]) AS i "
-    "UNION ALL SELECT %(mailbox)s, %(own)s, %(thread)s, true, %(sender)s, %(bulk)s, %(anchor)s "
+    "SELECT %(mailbox)s, i, {thread}, false, '', false, %(anchor)s FROM {source}unnest(%(followed)s::text[]) AS i "
+    "UNION ALL SELECT %(mailbox)s, %(own)s, {thread}, true, %(sender)s, %(bulk)s, %(anchor)s{own_source} "
     "ON CONFLICT (mailbox_id, message_id) DO UPDATE SET seen = true, sender = EXCLUDED.sender, "
     "is_bulk = EXCLUDED.is_bulk WHERE EXCLUDED.seen AND NOT threads_threadmessageid.seen"
 )
+_RECORD_IDS_IN_THREAD_SQL = _RECORD_IDS_SQL.format(thread="%(thread)s", source="", own_source="")
+# The thread row and the ids in one statement: a new thread inserted (the map rows' foreign key is
+# checked at the statement's end, when it exists), or the thread joined locked (gone: nothing recorded).
+_RECORD_IDS_FROM_SQL = "WITH thread AS ({thread}), recorded AS ({record}) SELECT * FROM thread".format(  # noqa: S608 - constant SQL
+    thread="{thread}", record=_RECORD_IDS_SQL.format(thread="thread.id", source="thread, ", own_source=" FROM thread")
+)
+_NEW_THREAD_SQL = _RECORD_IDS_FROM_SQL.format(thread=thread_insert_sql_text())
+_JOINED_THREAD_SQL = _RECORD_IDS_FROM_SQL.format(
+    thread="SELECT id, is_manual, is_fragment, message_count FROM threads_thread "
+    "WHERE mailbox_id = %(mailbox)s AND id = %(thread)s FOR UPDATE"
+)
 
 
-def _record_message_ids(mailbox_id: int, placement: ThreadPlacement, incoming: _Incoming, links: _Links) -> None:
+def _record_message_ids(
+    mailbox_id: int, placement: ThreadPlacement | _Unwritten, incoming: _Incoming, links: _Links
+) -> ThreadPlacement | None:
+    """Map the message's ids (those it followed, and its own) to its thread; write an unwritten
+    placement's thread with them. ``None`` when the thread it joins by subject is gone: look again."""
+    unwritten = placement if isinstance(placement, _Unwritten) else None
+    placement = unwritten.placement if unwritten else placement
     anchor = _subject_anchor_of(placement, incoming, links)
     batch = batch_current()
     if batch is not None:
-        thread = placement.thread
-        rows = [
-            ThreadMessageId(mailbox_id=mailbox_id, message_id=i, thread=thread, subject_anchor=anchor)
-            for i in links.followed
-        ]
-        own = ThreadMessageId(
-            mailbox_id=mailbox_id,
-            message_id=incoming.message_id,
-            thread=thread,
-            seen=True,
-            sender=incoming.sender,
-            is_bulk=incoming.is_bulk,
-            subject_anchor=anchor,
-        )
-        batch.ids_record(rows, own=own, own_known=links.own_known)
-        return
+        _batch_ids_record(mailbox_id, placement.thread, incoming, links, anchor)
+        return placement
     params = {
         "mailbox": mailbox_id,
         "thread": placement.thread.pk,
@@ -481,7 +550,33 @@ def _record_message_ids(mailbox_id: int, placement: ThreadPlacement, incoming: _
         "bulk": incoming.is_bulk,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD_IDS_SQL, params)
+        if unwritten is None:
+            cursor.execute(_RECORD_IDS_IN_THREAD_SQL, params)
+            return placement
+        if not unwritten.lock:
+            cursor.execute(_NEW_THREAD_SQL, params | thread_insert_params(placement.thread))
+            thread_inserted(placement.thread, cursor.fetchone()[0])
+            return placement
+        cursor.execute(_JOINED_THREAD_SQL, params)
+        row = cursor.fetchone()
+    return None if row is None else replace(placement, thread=locked_thread(mailbox_id, row))
+
+
+def _batch_ids_record(mailbox_id: int, thread: Thread, incoming: _Incoming, links: _Links, anchor: str) -> None:
+    rows = [
+        ThreadMessageId(mailbox_id=mailbox_id, message_id=i, thread=thread, subject_anchor=anchor)
+        for i in links.followed
+    ]
+    own = ThreadMessageId(
+        mailbox_id=mailbox_id,
+        message_id=incoming.message_id,
+        thread=thread,
+        seen=True,
+        sender=incoming.sender,
+        is_bulk=incoming.is_bulk,
+        subject_anchor=anchor,
+    )
+    batch_current().ids_record(rows, own=own, own_known=links.own_known)
 
 
 def _subject_anchor_of(placement: ThreadPlacement, incoming: _Incoming, links: _Links) -> str:

@@ -4,7 +4,7 @@ The mailbox app moves its message rows and recounts the summaries; these functio
 Message-ID map in step, so later messages follow the change.
 """
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from threads.models import Thread, ThreadMessageId
 from threads.services.batching import batch_current
@@ -15,6 +15,21 @@ from threads.subjects import normalize_subject
 def thread_create(
     *, mailbox_id: int, subject: str, list_id: str = "", is_manual: bool = False, is_fragment: bool = False
 ) -> Thread:
+    thread = thread_build(
+        mailbox_id=mailbox_id, subject=subject, list_id=list_id, is_manual=is_manual, is_fragment=is_fragment
+    )
+    batch = batch_current()
+    if batch is not None:
+        return batch.thread_add(thread)
+    thread.save()
+    return thread
+
+
+def thread_build(
+    *, mailbox_id: int, subject: str, list_id: str = "", is_manual: bool = False, is_fragment: bool = False
+) -> Thread:
+    """A new thread, validated but not saved: ``thread_create`` saves it, or its insert goes into a
+    larger statement (``thread_insert_sql``)."""
     thread = Thread(
         mailbox_id=mailbox_id,
         subject=subject,
@@ -24,10 +39,36 @@ def thread_create(
         is_fragment=is_fragment,
     )
     thread.full_clean(validate_constraints=False)  # PostgreSQL enforces them on insert
-    batch = batch_current()
-    if batch is not None:
-        return batch.thread_add(thread)
-    thread.save()
+    return thread
+
+
+_INSERTED_FIELDS = [f for f in Thread._meta.concrete_fields if not f.primary_key]
+_INSERT_SQL = (
+    f"INSERT INTO {Thread._meta.db_table} ({', '.join(connection.ops.quote_name(f.column) for f in _INSERTED_FIELDS)}) "  # noqa: S608 - names from the model
+    f"VALUES ({', '.join(f'%(thread_{f.column})s' for f in _INSERTED_FIELDS)}) RETURNING id"
+)
+
+
+def thread_insert_sql_text() -> str:
+    """``INSERT … RETURNING id`` of one thread, to run inside a larger statement with ``%(name)s``
+    parameters: ``thread_insert_params`` gives them."""
+    return _INSERT_SQL
+
+
+def thread_insert_params(thread: Thread) -> dict:
+    """The parameters of ``thread_insert_sql_text`` for an unsaved thread (named ``thread_`` + column).
+    Sets the fields the insert fills in (creation times); the caller sets the id the insert returns
+    with ``thread_inserted``."""
+    return {
+        f"thread_{f.column}": f.get_db_prep_save(f.pre_save(thread, add=True), connection) for f in _INSERTED_FIELDS
+    }
+
+
+def thread_inserted(thread: Thread, pk: int) -> Thread:
+    """The thread of ``thread_insert_sql`` as a saved instance, with the id its insert returned."""
+    thread.pk = pk
+    thread._state.adding = False
+    thread._state.db = connection.alias
     return thread
 
 
