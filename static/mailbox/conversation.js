@@ -128,7 +128,6 @@
       if (mine && theirs) { mine.textContent = theirs.textContent; }
     });
     document.title = fresh.title;
-    main.dispatchEvent(new CustomEvent("conversation:refreshed", { bubbles: true }));
   }
 
   function dropLabelOption(labelId) {
