@@ -450,13 +450,13 @@ def thread_changes_record(*, mailbox_id: int, event_type: str, changes: Iterable
     events = domain_events_record(events=specs, mailbox_id=mailbox_id)
     merged = {change.thread_id: change.merged_into for change in ordered if change.removed and change.merged_into}
     if merged:
-        merged_threads_record(mailbox_id=mailbox_id, merged=merged)
+        _merged_threads_record(mailbox_id=mailbox_id, merged=merged)
     for change, event in zip(ordered, events, strict=True):
         mailbox_publish_on_commit(mailbox_id=mailbox_id, event=change.live_event(event.id))
     return events
 
 
-def merged_threads_record(*, mailbox_id: int, merged: dict[int, int]) -> None:
+def _merged_threads_record(*, mailbox_id: int, merged: dict[int, int]) -> None:
     """Remember where the conversations gone into others (old id → id merged into) went, so their
     old addresses lead there; earlier ones that went into these now lead on to the same place.
     Two statements, whatever the number of threads."""
