@@ -346,6 +346,30 @@ class ThreadLabel(models.Model):
         return f"thread {self.thread_id} in label {self.label_id}"
 
 
+class MergedThread(models.Model):
+    """A conversation of the mailbox that is gone because its messages went into another one (merged
+    by the user or the resolver, or emptied by a move): its old address leads to the one it went
+    into. When that one goes the same way, the rows pointing at it are re-pointed, so one indexed
+    look-up finds where an old bookmark's conversation is now.
+
+    Plain ids, not foreign keys: the old thread no longer exists, and the one merged into may be
+    deleted later (its old address then answers 404 like any unknown one).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    thread_id = models.BigIntegerField(help_text="The id of the conversation merged away.")
+    merged_into = models.BigIntegerField(help_text="The id of the conversation its messages are in now.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mailbox", "thread_id"], name="mergedthread_unique")]
+        indexes = [models.Index(fields=["mailbox", "merged_into"], name="mergedthread_into")]
+
+    def __str__(self) -> str:
+        return f"thread {self.thread_id} merged into {self.merged_into}"
+
+
 class Draft(models.Model):
     """A message being written: what was typed, as typed (addresses are checked, never rewritten).
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch
 
-from mailbox.models import Attachment, Mailbox, Message, MessageBody, Participant, RemoteImageSender
+from mailbox.models import Attachment, Mailbox, MergedThread, Message, MessageBody, Participant, RemoteImageSender
 from threads.models import Thread
 
 # Content types a browser may show inline from our routes: raster images only (never SVG or HTML).
@@ -49,6 +49,19 @@ def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None
     return Conversation(
         thread=thread, messages=messages, image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders)
     )
+
+
+def thread_merged_into(*, mailbox: Mailbox, thread_id: int) -> int | None:
+    """The mailbox's conversation that ``thread_id`` (no longer one) was merged into, if that one
+    still exists; ``None`` for any other id, another mailbox's included."""
+    merged_into = (
+        MergedThread.objects.filter(mailbox_id=mailbox.id, thread_id=thread_id)
+        .values_list("merged_into", flat=True)
+        .first()
+    )
+    if merged_into is None or not Thread.objects.filter(mailbox_id=mailbox.id, pk=merged_into).exists():
+        return None
+    return merged_into
 
 
 def thread_message_ids(*, mailbox: Mailbox, thread_id: int, message_ids: list[int]) -> list[int] | None:

@@ -188,7 +188,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request)
     conversation = selectors_conversation.conversation_get(mailbox=mailbox, thread_id=thread_id)
     if conversation is None or not conversation.messages:
-        raise Http404("No such conversation")
+        return _merged_away_or_404(request, mailbox, thread_id)
     messages = conversation.messages
     unread = [m.id for m in messages if not m.is_read]
     opened = {_int_or_none(request.GET.get("open")), messages[-1].id, *unread}
@@ -220,6 +220,15 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "unread_ids": ",".join(map(str, unread)),
     }
     return render(request, "mailbox/thread_detail.html", context)
+
+
+def _merged_away_or_404(request: HttpRequest, mailbox: Mailbox, thread_id: int) -> HttpResponse:
+    """A bookmark or open tab of a conversation merged into another lands on that one."""
+    merged_into = selectors_conversation.thread_merged_into(mailbox=mailbox, thread_id=thread_id)
+    if merged_into is None:
+        raise Http404("No such conversation")
+    query = request.GET.urlencode()
+    return redirect(reverse("thread_detail", args=[merged_into]) + (f"?{query}" if query else ""))
 
 
 @require_POST

@@ -16,7 +16,7 @@ walk is taken at once (building a GIN bitmap of 125k hits alone costs tens of ms
 probe counts the real hits with one GIN bitmap scan reading at most ``PROBE_LIMIT + 1`` rows,
 which are then the first plan's input. Queries with no indexed term (only flags, dates, labels)
 walk, narrowed by the thread summaries (``compiling.thread_condition``). At most four
-statements, whatever the result.
+statements, whatever the result; a few-hits page three, outside any transaction.
 """
 
 import json
@@ -69,15 +69,18 @@ def thread_search(*, mailbox: Mailbox, query: str, older_than: Cursor | None = N
     thread_test, thread_params = thread_condition(tree, mailbox=mailbox)
     # Conditions on the thread row: the keyset position and what the summaries already tell.
     keyset, keyset_params = f"{keyset} AND {thread_test}", [*keyset_params, *thread_params]
+    with connection.cursor() as cursor:
+        hits = _few_hits(cursor, mailbox, indexed) if indexed is not None else None
+    if hits is not None:
+        # Costed on at most PROBE_LIMIT ids, far below where JIT starts: no transaction and no
+        # SET, so a rare word costs three round trips to the database, not six.
+        sql = _FEW_HITS_SQL.format(keyset=keyset, condition=condition)
+        params = [mailbox.id, *keyset_params, mailbox.id, hits, *condition_params, PAGE_SIZE + 1]
+        return _page(Thread.objects.raw(sql, params))
+    sql = _WALK_SQL.format(keyset=keyset, test=_WALK_TEST.format(condition=condition))
+    params = [mailbox.id, *keyset_params, mailbox.id, *condition_params, PAGE_SIZE + 1]
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(_NO_JIT)
-        hits = _few_hits(cursor, mailbox, indexed) if indexed is not None else None
-        if hits is not None:
-            sql = _FEW_HITS_SQL.format(keyset=keyset, condition=condition)
-            params = [mailbox.id, *keyset_params, mailbox.id, hits, *condition_params, PAGE_SIZE + 1]
-        else:
-            sql = _WALK_SQL.format(keyset=keyset, test=_WALK_TEST.format(condition=condition))
-            params = [mailbox.id, *keyset_params, mailbox.id, *condition_params, PAGE_SIZE + 1]
         return _page(Thread.objects.raw(sql, params))
 
 

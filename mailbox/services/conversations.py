@@ -14,8 +14,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Case, Value, When
 
-from mailbox.models import Alias, Mailbox, Message, MessageLabel, Participant, ThreadLabel
+from mailbox.models import Alias, Mailbox, MergedThread, Message, MessageLabel, Participant, ThreadLabel
 from mailbox.parsing import ParsedMessage
 from mailsite.events import EventSpec, domain_events_record
 from mailsite.models import DomainEvent
@@ -447,6 +448,22 @@ def thread_changes_record(*, mailbox_id: int, event_type: str, changes: Iterable
     ordered = sorted(changes, key=lambda change: change.thread_id)
     specs = [EventSpec(event_type, "thread", change.thread_id, change.payload) for change in ordered]
     events = domain_events_record(events=specs, mailbox_id=mailbox_id)
+    merged = {change.thread_id: change.merged_into for change in ordered if change.removed and change.merged_into}
+    if merged:
+        _merged_threads_record(mailbox_id=mailbox_id, merged=merged)
     for change, event in zip(ordered, events, strict=True):
         mailbox_publish_on_commit(mailbox_id=mailbox_id, event=change.live_event(event.id))
     return events
+
+
+def _merged_threads_record(*, mailbox_id: int, merged: dict[int, int]) -> None:
+    """Remember where the conversations gone into others (old id → id merged into) went, so their
+    old addresses lead there; earlier ones that went into these now lead on to the same place.
+    Two statements, whatever the number of threads."""
+    MergedThread.objects.filter(mailbox_id=mailbox_id, merged_into__in=merged).update(
+        merged_into=Case(*(When(merged_into=old, then=Value(new)) for old, new in merged.items()))
+    )
+    MergedThread.objects.bulk_create(
+        [MergedThread(mailbox_id=mailbox_id, thread_id=old, merged_into=new) for old, new in merged.items()],
+        ignore_conflicts=True,  # an id is merged away once: a replayed record changes nothing
+    )

@@ -3,7 +3,8 @@
 // GET: prefetchers and previews load pages nobody reads); the delivery lines of a sent message
 // shown here are fetched again when the server says they changed (a "delivery.updated" event on
 // the mailbox's websocket); when this conversation is merged into another (in another tab), the
-// page moves there ("thread.removed" with merged_into).
+// page moves there ("thread.removed" with merged_into); when it changes in place ("thread.updated":
+// a message split off or moved out, conversations merged into it, new mail), its messages follow.
 (function () {
   "use strict";
   var main = document.querySelector("main.conversation");
@@ -34,9 +35,10 @@
       frame.removeAttribute("data-src");
     }
   }
-  document.querySelectorAll("details.message-card").forEach(function (card) {
+  function watchCard(card) {
     card.addEventListener("toggle", function () { loadBody(card); });
-  });
+  }
+  document.querySelectorAll("details.message-card").forEach(watchCard);
 
   function refreshDeliveries(messageId) {
     var list = document.querySelector('ul.deliveries[data-message="' + Number(messageId) + '"]');
@@ -73,11 +75,66 @@
     main.insertBefore(note, main.firstChild);
   }
 
+  // The messages follow the server's page (the same template a reload renders): cards already
+  // shown stay as they are (open or closed, body loaded), except their actions and "why here"
+  // line; new ones come in date order; those gone are dropped. Refreshes run one at a time, and
+  // changes that arrive meanwhile are fetched once more after it.
+  var refreshing = false, refreshAgain = false;
+  function refreshConversation() {
+    if (refreshing) { refreshAgain = true; return; }
+    refreshing = true;
+    fetch(window.location.pathname, { credentials: "same-origin" })
+      .then(function (response) {
+        if (response.redirected) { window.location.replace(response.url); return null; }  // merged away
+        if (response.status === 404) { conversationRemoved({}); return null; }
+        return response.ok ? response.text() : null;
+      })
+      .then(function (html) { if (html !== null) { applyConversation(html); } })
+      .catch(function () { /* the next event refreshes it */ })
+      .then(function () {
+        refreshing = false;
+        if (refreshAgain) { refreshAgain = false; refreshConversation(); }
+      });
+  }
+
+  function applyConversation(html) {
+    // Our own server-rendered, auto-escaped page; parsing it runs none of its scripts.
+    var fresh = new DOMParser().parseFromString(html, "text/html");
+    var list = main.querySelector("ol.messages");
+    var freshList = fresh.querySelector("main.conversation ol.messages");
+    if (!list || !freshList) { return; }
+    var shown = {};
+    Array.prototype.forEach.call(list.children, function (li) { shown[li.id] = li; });
+    var previous = null;
+    Array.prototype.slice.call(freshList.children).forEach(function (li) {
+      var item = shown[li.id];
+      if (item) {
+        delete shown[li.id];
+        ["div.message-actions", "dd.thread-reason"].forEach(function (part) {
+          var mine = item.querySelector(part), theirs = li.querySelector(part);
+          if (mine && theirs) { mine.replaceWith(document.adoptNode(theirs)); }
+        });
+      } else {
+        item = document.adoptNode(li);
+        watchCard(item.querySelector("details.message-card"));
+      }
+      var place = previous ? previous.nextElementSibling : list.firstElementChild;
+      if (place !== item) { list.insertBefore(item, place); }
+      previous = item;
+    });
+    Object.keys(shown).forEach(function (id) { shown[id].remove(); });
+    [".conversation-head h1", ".conversation-head .count"].forEach(function (part) {
+      var mine = main.querySelector(part), theirs = fresh.querySelector(part);
+      if (mine && theirs) { mine.textContent = theirs.textContent; }
+    });
+    document.title = fresh.title;
+  }
+
   function dropLabelOption(labelId) {
     document.querySelectorAll("select[name=label] option[value='" + Number(labelId) + "']").forEach(function (o) { o.remove(); });
   }
 
-  var retryDelay = 1000;
+  var retryDelay = 1000, connectedBefore = false;
   function connect() {
     if (!window.WebSocket || !main) { return; }
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
@@ -88,10 +145,14 @@
       if (!data) { return; }
       if (data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
       else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
+      else if (data.type === "thread.updated" && Number(data.thread_id) === threadId) { refreshConversation(); }
       else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
     });
     socket.addEventListener("open", function () {
       document.body.dataset.live = "connected";
+      // A socket that reconnects missed what changed while it was away.
+      if (connectedBefore) { refreshConversation(); }
+      connectedBefore = true;
       retryDelay = 1000;
       // Catch up on what changed between the page's render and this socket's join.
       document.querySelectorAll("ul.deliveries").forEach(function (list) {

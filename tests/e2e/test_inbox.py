@@ -22,6 +22,12 @@ from threads.models import Thread
 
 ROUNDS = 6
 CATCH_UP = re.compile(r"/events/\?after=\d+$")
+# Records each key press once every handler of the page has seen it, and whether one took it as a
+# shortcut (they all call preventDefault on the keys they act on).
+KEYS_SEEN_JS = """
+window.__keys = [];
+window.addEventListener("keydown", (e) => { window.__keys.push(e.key + (e.defaultPrevented ? ":taken" : "")); });
+"""
 
 
 def _deliver(mailbox, key: str, subject: str, minute: int = 0):
@@ -85,9 +91,11 @@ def test_keyboard_shortcuts(page, tripwire, mailbox):
     newest = _deliver(mailbox, "k2", "Newest", 2)
     older = _deliver(mailbox, "k1", "Older", 1)
     log_in(page, mailbox.address)
+    page.evaluate(KEYS_SEEN_JS)
 
     page.keyboard.press("j")
     expect(_row(page, newest.thread_id)).to_have_class(re.compile("cursor"))
+    assert page.evaluate("window.__keys") == ["j:taken"]  # what the shortcuts-off test tells apart
     page.keyboard.press("j")
     expect(_row(page, older.thread_id)).to_have_class(re.compile("cursor"))
     page.keyboard.press("k")
@@ -126,9 +134,13 @@ def test_shortcuts_are_off_when_disabled_in_settings(page, mailbox):
     thread = _deliver(mailbox, "off", "Keep me", 1)
     mailbox_settings_update(mailbox=mailbox, display_name="", keyboard_shortcuts=False)
     log_in(page, mailbox.address)
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")  # app.js has run
+    page.evaluate(KEYS_SEEN_JS)
     page.keyboard.press("j")
     page.keyboard.press("e")
-    page.wait_for_timeout(300)
+    # This listener runs after the page's own (on document): both keys went past them untaken.
+    page.wait_for_function("window.__keys.length === 2")
+    assert page.evaluate("window.__keys") == ["j", "e"]
     assert page.locator("li.thread.cursor").count() == 0
     assert _in_inbox(mailbox, thread.thread_id)
 

@@ -65,6 +65,32 @@ def test_split_a_message_into_a_new_conversation(page, tripwire, mailbox, reques
     assert tripwire.console_errors == []
 
 
+def test_a_split_in_one_tab_updates_another_tab_of_the_conversation(page, tripwire, mailbox, request):
+    a = _deliver(mailbox, "a@x", "Budget 2027", 9)
+    b = _reply(mailbox, "b@x", a, 10, sender="Dave <dave@example.org>")
+    log_in(page, mailbox.address)
+    other_tab = page.context.new_page()
+    other_tab.goto(f"/t/{a.thread_id}/")
+    _live(other_tab)
+    expect(other_tab.locator("form.split")).to_have_count(2)
+    # Marks on the page that a reload would lose: the card kept must be the same element.
+    other_tab.evaluate(f"window.__noReload = true; document.getElementById('m-{a.id}').__kept = true")
+    page.goto(f"/t/{a.thread_id}/")
+
+    page.locator(f"#m-{b.id}").get_by_role("button", name="Split into a new conversation").click()
+
+    page.wait_for_url(re.compile(rf"/t/{Message.objects.get(pk=b.id).thread_id}/$"))
+    expect(other_tab.locator(f"#m-{b.id}")).to_have_count(0)
+    expect(other_tab.locator("li.message")).to_have_count(1)
+    expect(other_tab.locator(".conversation-head .count")).to_have_text("1 message")
+    expect(other_tab.locator("form.split")).to_have_count(0)  # alone now: nothing to split it from
+    assert other_tab.evaluate(f"document.getElementById('m-{a.id}').__kept && window.__noReload") is True
+    assert other_tab.url.endswith(f"/t/{a.thread_id}/")
+    screenshot(other_tab, request.node.name, "other-tab")
+    assert tripwire.dialogs == []
+    assert tripwire.console_errors == []
+
+
 def test_merge_from_the_list_and_other_tabs_follow_live(page, tripwire, mailbox, request):
     old = _deliver(mailbox, "old@x", "Old plans", 9)
     new = _deliver(mailbox, "new@x", "New plans", 10)
@@ -79,6 +105,12 @@ def test_merge_from_the_list_and_other_tabs_follow_live(page, tripwire, mailbox,
     _live(list_tab)
     list_tab.evaluate("window.__noReload = true")
     expect(list_tab.locator("li.thread")).to_have_count(3)
+    # And the conversation that will be kept: the merged-in message appears in it.
+    survivor_tab = page.context.new_page()
+    survivor_tab.goto(f"/t/{new.thread_id}/")
+    _live(survivor_tab)
+    survivor_tab.evaluate("window.__noReload = true")
+    expect(survivor_tab.locator("form.split")).to_have_count(0)
 
     merge = page.get_by_role("button", name="Merge")
     expect(merge).to_be_disabled()
@@ -103,7 +135,14 @@ def test_merge_from_the_list_and_other_tabs_follow_live(page, tripwire, mailbox,
     expect(list_tab.locator(f"#thread-{new.thread_id} .count")).to_have_text("2")
     expect(list_tab.locator(f"#thread-{other.thread_id}")).to_be_visible()
     assert list_tab.evaluate("window.__noReload") is True
+    expect(survivor_tab.locator("li.message")).to_have_count(2)
+    expect(survivor_tab.locator(f"#m-{old.id}")).to_be_visible()
+    expect(survivor_tab.locator(f"#m-{old.id} .thread-reason")).to_have_text(re.compile("^You put it here"))
+    expect(survivor_tab.locator("form.split")).to_have_count(2)
+    expect(survivor_tab.locator(".conversation-head .count")).to_have_text("2 messages")
+    assert survivor_tab.evaluate("window.__noReload") is True
     screenshot(list_tab, request.node.name, "other-list-tab")
+    screenshot(survivor_tab, request.node.name, "survivor-tab")
     screenshot(conversation_tab, request.node.name, "other-conversation-tab")
     assert not Thread.objects.filter(pk=old.thread_id).exists()
     assert tripwire.dialogs == []

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from mailbox.models import Message
-from mailbox.services import message_split_off
+from mailbox.services import message_split_off, messages_delete, messages_move_to_thread, thread_merge
 from mailsite.models import DomainEvent
 from tests.threads.builders import assert_no_drift, deliver, published_capture, reply, thread_of
 from threads.models import Thread
@@ -213,6 +213,61 @@ def test_merging_another_users_conversations_is_404_and_changes_nothing(client, 
     assert _merge(client, thread=[mine.thread_id, their_ids[0]], into=mine.thread_id).status_code == 404
     assert _merge(client, thread=their_ids, into=their_ids[0]).status_code == 404
     assert Thread.objects.filter(pk__in=their_ids).count() == 2
+
+
+# --- The address of a conversation merged away --------------------------------------------------
+
+
+def test_a_merged_away_conversations_address_leads_to_the_one_it_was_merged_into(client, mailbox):
+    old = deliver(mailbox, "old@x", "Old plans")
+    new = deliver(mailbox, "new@x", "New plans")
+    client.force_login(mailbox.user)
+    _merge(client, thread=[old.thread_id, new.thread_id], into=new.thread_id)
+
+    response = client.get(reverse("thread_detail", args=[old.thread_id]), {"open": old.id})
+
+    assert response.status_code == 302
+    assert response.url == reverse("thread_detail", args=[new.thread_id]) + f"?open={old.id}"
+    page = client.get(response.url).content.decode()
+    assert f'id="m-{old.id}"' in page
+
+
+def test_a_conversation_merged_twice_leads_to_the_last_one_in_one_step(client, mailbox):
+    first, second, third = (deliver(mailbox, f"{k}@x", f"Topic {k}") for k in "abc")
+    thread_merge(mailbox=mailbox, thread_ids=[first.thread_id], into_thread_id=second.thread_id)
+    thread_merge(mailbox=mailbox, thread_ids=[second.thread_id], into_thread_id=third.thread_id)
+    client.force_login(mailbox.user)
+
+    for gone in (first.thread_id, second.thread_id):
+        response = client.get(reverse("thread_detail", args=[gone]))
+        assert (response.status_code, response.url) == (302, reverse("thread_detail", args=[third.thread_id]))
+
+
+def test_merges_by_the_resolver_and_emptying_moves_lead_on_too(client, mailbox):
+    first = deliver(mailbox, "c@x", "Re: Budget", in_reply_to="b@x", references=("b@x",))
+    second = deliver(mailbox, "a-reply@x", "Re: Budget", in_reply_to="a@x", references=("a@x",))
+    late = deliver(mailbox, "b@x", "Re: Budget", in_reply_to="a@x", references=("a@x",))
+    gone = ({first.thread_id, second.thread_id} - {late.thread_id}).pop()
+    lone = deliver(mailbox, "lone@x", "Trip")
+    messages_move_to_thread(mailbox=mailbox, message_ids=[lone.pk], thread_id=late.thread_id)
+    client.force_login(mailbox.user)
+
+    for old in (gone, lone.thread_id):
+        response = client.get(reverse("thread_detail", args=[old]))
+        assert (response.status_code, response.url) == (302, reverse("thread_detail", args=[late.thread_id]))
+
+
+def test_a_merged_away_address_is_404_for_another_user_and_once_its_target_is_gone(client, mailbox, other_mailbox):
+    old = deliver(mailbox, "old@x", "Old plans")
+    new = deliver(mailbox, "new@x", "New plans")
+    thread_merge(mailbox=mailbox, thread_ids=[old.thread_id], into_thread_id=new.thread_id)
+    client.force_login(other_mailbox.user)
+
+    assert client.get(reverse("thread_detail", args=[old.thread_id])).status_code == 404
+
+    client.force_login(mailbox.user)
+    messages_delete(mailbox=mailbox, message_ids=[old.pk, new.pk])  # forever: the conversation is gone
+    assert client.get(reverse("thread_detail", args=[old.thread_id])).status_code == 404
 
 
 def test_the_list_toolbar_offers_merge_outside_trash_and_spam(client, mailbox):
