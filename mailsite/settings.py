@@ -103,6 +103,22 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The most requested pages (thread lists, conversation) and their partials, in the apps'
+        # jinja2/ folders: Django's engine cost most of their CPU. Rendered with ``using="jinja2"``.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "NAME": "jinja2",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "environment": "mailsite.jinja.environment",
+            "context_processors": [
+                "django.contrib.messages.context_processors.messages",
+                "mailsite.jinja.csrf",
+            ],
+            # A partial's last newline is part of it, as with Django's engine.
+            "keep_trailing_newline": True,
+        },
+    },
 ]
 
 # --- Database: PostgreSQL only -------------------------------------------------------------
