@@ -348,14 +348,22 @@ FROM mailbox_label l WHERE l.mailbox_id = %(mailbox)s ORDER BY l.position, l.nam
 """
 
 
+_OVERVIEW_FIELDS = ["id", "mailbox_id", "name", "role", "colour", "position"]
+
+
 def label_overview(*, mailbox: Mailbox) -> LabelOverview:
     """The mailbox's labels (``label_list``), their unread counts and the newest event id, in one
     query. The counts are exact: COUNT(*) per label over the partial index of unread rows."""
-    labels = list(Label.objects.raw(_OVERVIEW_SQL, {"mailbox": mailbox.id}))
-    latest = labels[0].latest if labels else latest_event_id(mailbox=mailbox)
+    with connection.cursor() as db:
+        db.execute(_OVERVIEW_SQL, {"mailbox": mailbox.id})
+        rows = db.fetchall()
+    # Instances made from the columns directly: a raw queryset's column mapping cost more CPU
+    # than the database's answer.
+    labels = [Label.from_db(connection.alias, _OVERVIEW_FIELDS, row[:6]) for row in rows]
+    latest = rows[0][7] if rows else latest_event_id(mailbox=mailbox)
     return LabelOverview(
         labels=labels,
-        unread={label.id: label.unread for label in labels if label.unread},
+        unread={row[0]: row[6] for row in rows if row[6]},
         latest_event_id=latest or 0,
     )
 
