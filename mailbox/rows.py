@@ -1,5 +1,5 @@
 """What a thread list row shows, computed in Python once per row for the row template
-(``jinja2/mailbox/partials/thread_row.html``), which a full page and a live update both render:
+(``mailbox/jinja2/mailbox/partials/thread_row.html``), which a full page and a live update both render:
 the template only places values, so 50 rows cost little."""
 
 from dataclasses import dataclass
