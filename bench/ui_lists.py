@@ -315,6 +315,9 @@ def main() -> None:
     from mailbox.models import ThreadLabel
 
     mailbox, inbox = _fill(args.messages)
+    from mailsite.startup import app_loaded_freeze
+
+    app_loaded_freeze()  # as the web processes do once started (mailsite.wsgi)
     view = selectors.ThreadListView(kind="label", label=inbox)
     rows = ThreadLabel.objects.filter(mailbox=mailbox, label=inbox).order_by("-last_message_at", "-thread_id")
     total = rows.count()

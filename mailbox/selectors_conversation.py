@@ -5,9 +5,7 @@ attachments are three queries whatever the length; bodies are read one at a time
 document, only when a message is opened.
 """
 
-from dataclasses import dataclass
-
-from django.db.models import Prefetch
+from dataclasses import dataclass, field
 
 from mailbox.models import Attachment, Mailbox, MergedThread, Message, MessageBody, Participant, RemoteImageSender
 from threads.models import Thread
@@ -21,33 +19,45 @@ class Conversation:
     thread: Thread
     messages: list[Message]
     image_senders: frozenset[str]
+    # Each message's To and Cc recipients as (role, display name, address), in header order.
+    recipients: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
+    attachments: dict[int, list[Attachment]] = field(default_factory=dict)  # each message's, in order
+
+
+# What the conversation page shows of a message (its card): loading no other column keeps a long
+# thread's model instances cheap. Reading any other field of these messages costs a query each.
+CARD_FIELDS = (
+    "id",
+    "mailbox_id",
+    "thread_id",
+    "thread_reason",
+    "from_address",
+    "from_name",
+    "authentication_results",
+    "date",
+    "snippet",
+    "has_attachments",
+    "is_read",
+)
 
 
 def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None:
-    """A thread of ``mailbox`` with its messages oldest first, To/Cc participants and attachments
-    prefetched, and which of its senders' images are always shown; ``None`` if not the mailbox's."""
+    """A thread of ``mailbox`` with its messages oldest first (``CARD_FIELDS`` loaded), their
+    attachments and To/Cc recipients, and which of its senders' images are always shown; ``None``
+    if not the mailbox's. Five queries, whatever the thread's length."""
     thread = Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).first()
     if thread is None:
         return None
     messages = list(
-        Message.objects.filter(mailbox=mailbox, thread_id=thread.id)
-        # The search documents are the largest columns of a message and nothing here shows them.
-        .defer("search_document", "address_document", "references")
-        .order_by("date", "id")
-        .prefetch_related(
-            # To and Cc are the participants the view lists (the sender is on the message row).
-            Prefetch(
-                "participants",
-                queryset=Participant.objects.filter(
-                    mailbox=mailbox, role__in=[Participant.Role.TO, Participant.Role.CC]
-                ).order_by("role", "position"),
-            ),
-            Prefetch("attachments", queryset=Attachment.objects.filter(mailbox=mailbox).order_by("position")),
-        )
+        Message.objects.filter(mailbox=mailbox, thread_id=thread.id).only(*CARD_FIELDS).order_by("date", "id")
     )
     senders = {m.from_address.lower() for m in messages if m.from_address}
     return Conversation(
-        thread=thread, messages=messages, image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders)
+        thread=thread,
+        messages=messages,
+        image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders),
+        recipients=_recipients(mailbox, thread.id),
+        attachments=_attachments(mailbox, thread.id),
     )
 
 
@@ -62,6 +72,30 @@ def thread_merged_into(*, mailbox: Mailbox, thread_id: int) -> int | None:
     if merged_into is None or not Thread.objects.filter(mailbox_id=mailbox.id, pk=merged_into).exists():
         return None
     return merged_into
+def _recipients(mailbox: Mailbox, thread_id: int) -> dict[int, list[tuple[str, str, str]]]:
+    """To and Cc (the participants a card lists; the sender is on the message row) of the thread's
+    messages, as tuples: a long thread has hundreds and model instances cost several times more."""
+    rows = (
+        Participant.objects.filter(
+            mailbox=mailbox, message__thread_id=thread_id, role__in=[Participant.Role.TO, Participant.Role.CC]
+        )
+        .order_by("message_id", "role", "position")
+        .values_list("message_id", "role", "display_name", "address")
+    )
+    recipients: dict[int, list[tuple[str, str, str]]] = {}
+    for message_id, role, name, address in rows:
+        recipients.setdefault(message_id, []).append((role, name, address))
+    return recipients
+
+
+def _attachments(mailbox: Mailbox, thread_id: int) -> dict[int, list[Attachment]]:
+    """The attachments of the thread's messages by message id, in one query (grouped here: a
+    prefetch built a related manager per message, most of them without attachments)."""
+    parts: dict[int, list[Attachment]] = {}
+    rows = Attachment.objects.filter(mailbox=mailbox, message__thread_id=thread_id).order_by("message_id", "position")
+    for part in rows:
+        parts.setdefault(part.message_id, []).append(part)
+    return parts
 
 
 def thread_message_ids(*, mailbox: Mailbox, thread_id: int, message_ids: list[int]) -> list[int] | None:

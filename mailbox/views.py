@@ -4,7 +4,6 @@ Every view works inside the requesting user's mailbox: ids from another mailbox 
 """
 
 import json
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -12,14 +11,16 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import get_script_prefix, get_urlconf, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from mailbox import selectors
 from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMergeForm
 from mailbox.models import Label, Mailbox
+from mailbox.rows import row_views
 from mailbox.search import SearchQueryError, thread_search
 from mailbox.services import bulk, preferences, thread_merge
+from mailsite.jinja import url
 from threads.models import Thread
 
 UNDO_SESSION_KEY = "mailbox_undo"
@@ -51,15 +52,10 @@ def _mailbox(request: HttpRequest) -> Mailbox:
     return mailbox
 
 
-@lru_cache(maxsize=4096)
-def _reversed(name: str, args: tuple[int, ...], prefix: str, urlconf: str | None) -> str:
-    return reverse(name, args=args)
-
-
 def _url(name: str, *args: int) -> str:
     """``reverse``, remembered per process: a list page names a dozen fixed routes, and reversing
     them each time was several per cent of its CPU."""
-    return _reversed(name, args, get_script_prefix(), get_urlconf())
+    return url(name, *args)
 
 
 def list_url(view: selectors.ThreadListView) -> str:
@@ -148,6 +144,7 @@ def _page_context(
         "user_labels": [label for label in labels if not label.role],
         "label_unread": unread.get(view.label.id, 0) if view.label is not None else 0,
         "page": page,
+        "rows": row_views(page.threads, mailbox.address),
         "is_first_page": older is None and newer is None,
         "latest_event_id": overview.latest_event_id,
         "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
@@ -166,7 +163,8 @@ def _render_list(request: HttpRequest, view_for: Any) -> HttpResponse:
     view = view_for(overview.labels)
     if view is None:
         raise Http404("No such label")
-    return render(request, "mailbox/thread_list.html", _page_context(request, mailbox, view, overview=overview))
+    context = _page_context(request, mailbox, view, overview=overview)
+    return render(request, "mailbox/thread_list.html", context, using="jinja2")
 
 
 @require_GET
@@ -207,7 +205,7 @@ def search(request: HttpRequest) -> HttpResponse:
         list_url=f"{reverse('search')}?{pager_query}",
         pager_query=pager_query,
     )
-    return render(request, "mailbox/thread_list.html", context)
+    return render(request, "mailbox/thread_list.html", context, using="jinja2")
 
 
 @require_GET
@@ -335,8 +333,8 @@ def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
     else:
         labels = selectors.label_list(mailbox=mailbox)
         _decorate([thread], mailbox, labels, view)
-        context = {"thread": thread, "mailbox": mailbox, "view": view}
-        response = render(request, "mailbox/partials/thread_row.html", context)
+        context = {"rows": row_views([thread], mailbox.address)}
+        response = render(request, "mailbox/partials/thread_row.html", context, using="jinja2")
     response["X-Unread-Counts"] = json.dumps({str(k): v for k, v in unread.items()})
     return response
 

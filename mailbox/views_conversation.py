@@ -122,8 +122,10 @@ def _card(
     asked: bool,
     deliveries: list[RecipientTimeline],
     splittable: bool,
+    recipients: dict[int, list[tuple[str, str, str]]],
+    attachments: list[Attachment],
 ) -> MessageCard:
-    people = message.participants.all()
+    people = recipients.get(message.id, [])
     results = message.authentication_results or {}
     return MessageCard(
         message=message,
@@ -133,13 +135,13 @@ def _card(
         body_url=urls.of(urls.body, message.id) + ("?images=1" if asked else ""),
         images_always_url=urls.of(urls.images_always, message.id),
         sender=_address_text(message.from_name, message.from_address),
-        to=", ".join(_address_text(p.display_name, p.address) for p in people if p.role == Participant.Role.TO),
-        cc=", ".join(_address_text(p.display_name, p.address) for p in people if p.role == Participant.Role.CC),
+        to=", ".join(_address_text(name, address) for role, name, address in people if role == Participant.Role.TO),
+        cc=", ".join(_address_text(name, address) for role, name, address in people if role == Participant.Role.CC),
         date_short=short_date(message.date),
         date_full=_date_full(timezone.localtime(message.date)),
         attachments=[
             (part, urls.of(urls.attachment, message.id, part.id), part.content_type in PREVIEW_TYPES)
-            for part in message.attachments.all()
+            for part in attachments
             if not part.is_inline
         ],
         # SPF, DKIM and DMARC as the receiving server recorded them ("none" when it did not).
@@ -207,6 +209,8 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
             asked=m.id == shown,
             deliveries=timelines.get(m.id, []),
             splittable=len(messages) > 1,
+            recipients=conversation.recipients,
+            attachments=conversation.attachments.get(m.id, []),
         )
         for m in messages
     ]
@@ -219,7 +223,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "compose_url": reverse("compose"),  # once, not three times a message
         "unread_ids": ",".join(map(str, unread)),
     }
-    return render(request, "mailbox/thread_detail.html", context)
+    return render(request, "mailbox/thread_detail.html", context, using="jinja2")
 
 
 def _merged_away_or_404(request: HttpRequest, mailbox: Mailbox, thread_id: int) -> HttpResponse:
@@ -271,7 +275,7 @@ def delivery_timeline(request: HttpRequest, message_id: int) -> HttpResponse:
     mailbox = _mailbox_or_404(request)
     _message_or_404(mailbox, message_id)
     timeline = delivery_timeline_for_message(mailbox=mailbox, message_id=message_id)
-    return render(request, "mailbox/partials/delivery_timeline.html", {"deliveries": timeline})
+    return render(request, "mailbox/partials/delivery_timeline.html", {"deliveries": timeline}, using="jinja2")
 
 
 def _int_or_none(value: str | None) -> int | None:

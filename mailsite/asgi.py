@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from mailsite.routing import websocket_urlpatterns  # noqa: E402
+from mailsite.startup import app_loaded_freeze  # noqa: E402
 
 
 def build_application(http_app=None) -> ProtocolTypeRouter:  # noqa: ANN001 - an ASGI callable
@@ -26,3 +27,4 @@ def build_application(http_app=None) -> ProtocolTypeRouter:  # noqa: ANN001 - an
 
 
 application = build_application()
+app_loaded_freeze()

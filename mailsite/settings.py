@@ -103,6 +103,22 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The most requested pages (thread lists, conversation) and their partials, in the apps'
+        # jinja2/ folders: Django's engine cost most of their CPU. Rendered with ``using="jinja2"``.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "NAME": "jinja2",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "environment": "mailsite.jinja.environment",
+            "context_processors": [
+                "django.contrib.messages.context_processors.messages",
+                "mailsite.jinja.csrf",
+            ],
+            # A partial's last newline is part of it, as with Django's engine.
+            "keep_trailing_newline": True,
+        },
+    },
 ]
 
 # --- Database: PostgreSQL only -------------------------------------------------------------
@@ -128,7 +144,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache, Celery and the channel layer: Redis when REDIS_URL is set -----------------------
 CHANNEL_LAYER_SOCKET_TIMEOUT = None  # seconds; see CHANNEL_LAYERS
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "mailsite.cache.RedisCache", "LOCATION": REDIS_URL}}
     # channels_redis waits for events with a blocking BZPOPMIN of 5 s; redis-py 8 cuts every socket
     # read at 5 s by default, which tore down each websocket consumer idle that long
     # (django/channels_redis#422). No read timeout, as before redis-py 8: a finite one above 5 s

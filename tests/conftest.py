@@ -57,6 +57,26 @@ def _mail_storage_in_tmp(settings, tmp_path: Path) -> None:
     }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _jinja2_templates_instrumented():
+    """What Django's test set-up does for its own engine: a Jinja2 page sends ``template_rendered``,
+    so the test client's ``response.context`` holds the context of the pages rendered with Jinja2."""
+    from django.template.backends.jinja2 import Template
+    from django.test.signals import template_rendered
+
+    render = Template.render
+
+    def instrumented(self, context=None, request=None):
+        context = {} if context is None else context
+        content = render(self, context, request)
+        template_rendered.send(sender=self, template=self, context=context)
+        return content
+
+    Template.render = instrumented
+    yield
+    Template.render = render
+
+
 @pytest.fixture
 def mailbox(db):
     from mailbox.services import mailbox_create

@@ -49,7 +49,7 @@ def test_a_row_is_the_same_html_in_the_page_and_in_a_live_update(client, mailbox
     row = _row_in(page, hostile.id)
     assert "<script>" not in row
     assert "<b>" not in row
-    assert "&lt;script&gt;alert(&quot;s&quot;)&lt;/script&gt; &amp; co" in row
+    assert "&lt;script&gt;alert(&#34;s&#34;)&lt;/script&gt; &amp; co" in row
     assert f'<span class="label-chip chip-188038" data-label="{chip.id}">&lt;b&gt;Work&lt;/b&gt;</span>' in row
     assert 'class="star on" aria-pressed="true"' in row
     assert '<span class="count" title="2 messages">2</span>' in row

@@ -90,7 +90,7 @@ def test_production_mode_uses_the_configured_services():
     assert found["eager"] is False
     assert found["broker"] == PRODUCTION_ENV["REDIS_URL"]
     assert found["mail_storage"] == "storages.backends.s3.S3Storage"
-    assert found["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert found["cache"] == "mailsite.cache.RedisCache"  # Django's, one client per pool
     assert found["debug"] is False
     assert found["secure_cookies"] is True
     assert found["image_proxy"] == [2.5, 1048576, 3600]
