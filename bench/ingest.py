@@ -11,6 +11,9 @@ synthetic set it prints, per number of workers:
 - webhook path: ``inbound_accept`` once per message, as a webhook or the SMTP listener calls it
   (one parse task queued per message), messages/s to the last receipt final;
 - p50/p95 latency per message (receipt stored → parsed, database clock) and peak RSS per worker;
+- CPU per message of the feeder, the workers (until every queued task has run) and PostgreSQL;
+  SQL statements per message of the feeder and the workers (``bench/worker_stats.py``, loaded
+  into the workers; BEGIN/COMMIT not counted), the tasks the workers ran, the load average at the end;
 - the parse-only ceiling on the same messages (standard library ``compat32`` alone, and our
   ``parse_message``), so the pipeline's overhead shows as a ratio.
 
@@ -20,6 +23,7 @@ The issue's synthetic set is 100k messages: ``--count 100000`` (tens of minutes 
 """
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -97,9 +101,11 @@ def _worker_env(database: str, broker_url: str) -> dict[str, str]:
 
 def _start_workers(count: int, env: dict[str, str], logs: Path, tag: str) -> list[subprocess.Popen]:
     workers = []
+    env = {**env, "BENCH_WORKER_STATS": str(_stats_folder(logs, tag))}
     for number in range(count):
         node = f"bench{number}-{os.getpid()}@{socket.gethostname()}"
         command = [sys.executable, "-m", "celery", "-A", "mailsite", "worker", "--pool=solo", "-n", node]
+        command += ["--include", "bench.worker_stats"]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
         log = (logs / f"{tag}-worker{number}.log").open("w")
         workers.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -108,6 +114,30 @@ def _start_workers(count: int, env: dict[str, str], logs: Path, tag: str) -> lis
             if time.monotonic() > deadline or workers[-1].poll() is not None:
                 raise SystemExit(f"worker {node} did not start: see {logs}")
     return workers
+
+
+def _stats_folder(logs: Path, tag: str) -> Path:
+    folder = logs / f"{tag}-stats"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _worker_counts(logs: Path, tag: str) -> dict[str, int]:
+    """Statements and tasks of every worker of a scenario, written when they stopped."""
+    totals = {"statements": 0, "tasks": 0}
+    for path in _stats_folder(logs, tag).glob("*.json"):
+        for key, value in json.loads(path.read_text()).items():
+            totals[key] += value
+    return totals
+
+
+class _StatementCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):  # noqa: ANN001 - Django's wrapper protocol
+        self.count += 1
+        return execute(sql, params, many, context)
 
 
 def _peak_rss_mb(process: subprocess.Popen) -> float:
@@ -164,6 +194,17 @@ def _wait_final(receipt_filter: dict, count: int) -> None:
         time.sleep(0.1)
 
 
+def _wait_drained() -> None:
+    """Until no task is queued or running on the private broker (kombu's Redis transport keeps
+    unacknowledged tasks in the ``unacked`` hash)."""
+    client = redis.Redis.from_url(app.conf.broker_url)
+    deadline = time.monotonic() + DEADLINE
+    while client.llen("celery") or client.hlen("unacked"):
+        if time.monotonic() > deadline:
+            raise SystemExit("gave up waiting for the queue to drain")
+        time.sleep(0.1)
+
+
 def _latencies(receipt_filter: dict) -> tuple[list[float], dict[str, int]]:
     from django.db.models import Count
 
@@ -214,16 +255,20 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     database_cpu, feeder_cpu = _database_cpu(), time.process_time()
     started = time.perf_counter()
     feed = (lambda: _feed_import(folder / "bench.mbox", address)) if mode == "import" else None
-    stored = feed() if feed else _feed_webhook(tagged, address, tag)
+    feeder_statements = _StatementCounter()
+    with connection.execute_wrapper(feeder_statements):
+        stored = feed() if feed else _feed_webhook(tagged, address, tag)
     fed = time.perf_counter() - started
     receipt_filter = {"envelope_recipients__contains": [address]}
     _wait_final(receipt_filter, stored)
     elapsed = time.perf_counter() - started
+    _wait_drained()  # the tasks that found their receipt done cost CPU too; and none is left for the next run
     feeder_cpu = time.process_time() - feeder_cpu
     workers_cpu = sum(process_cpu_seconds(w.pid) - before for w, before in zip(running, workers_cpu, strict=True))
     database_cpu = sum(cpu - database_cpu.get(pid, 0.0) for pid, cpu in _database_cpu().items())
     peaks = ", ".join(f"{_peak_rss_mb(worker):.0f} MB" for worker in running)
     _stop(running)
+    counts = _worker_counts(logs, tag)
     shutil.rmtree(folder, ignore_errors=True)
     latencies, outcomes = _latencies(receipt_filter)
     done = sum(outcomes.values())
@@ -237,6 +282,11 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     print(
         f"    CPU per message: feeder {per_message[0]:.1f} ms, workers {per_message[1]:.1f} ms, "
         f"PostgreSQL {per_message[2]:.1f} ms → {2000 / sum(per_message):,.0f} msg/s if 2 cores were ours alone"
+    )
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(
+        f"    SQL statements per message: feeder {feeder_statements.count / done:.1f}, workers "
+        f"{counts['statements'] / done:.1f} ({counts['tasks']:,} tasks run); load average {load} at the end"
     )
     return rate
 
