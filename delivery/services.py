@@ -267,8 +267,16 @@ def inbound_receipt_reset(*, receipt_id: int) -> InboundReceipt:
 
 def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[int]:
     """Pick the waiting receipts among ``receipt_ids`` (and, up to ``fill_to`` in all, other receipts
-    waiting their first attempt, oldest first), skipping any another worker holds, and count one
-    attempt on each. Returns their ids; two concurrent claims never return the same id.
+    for the same envelope recipients waiting their first attempt, oldest first), skipping any another
+    worker holds, and count one attempt on each. Returns their ids. Two concurrent claims never take
+    along the same receipt; a receipt named by one claim and taken along by another is returned to
+    both, and ``inbound_receipts_lock``, in the transaction that processes it, lets one of them have it.
+
+    Only receipts for the same recipients are taken along, so a batch places into the mailboxes of
+    the receipts it was queued for: workers busy with different mailboxes never wait for each
+    other's delivery locks. Nothing is taken along when none of ``receipt_ids`` could be claimed
+    (another worker has them): the task of each receipt taken along then finds it done, and each
+    of the others has a task of its own, so no second batch is opened to fight over the same mailbox.
 
     One statement, committed at once (run it outside a transaction), so the attempt stays counted
     even if the worker dies processing them (and a receipt that killed a worker is never taken
@@ -281,16 +289,18 @@ def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[
 
 
 # Own receipts whatever their attempts (a retry is one); others only if never tried, so one that
-# failed a try waits for its own task's back-off. ``FOR UPDATE SKIP LOCKED`` in each branch: rows a
-# concurrent claim or batch holds are passed over, never waited for nor taken twice.
+# failed a try waits for its own task's back-off, and only with the envelope recipients of one of
+# the own ones. ``FOR UPDATE SKIP LOCKED`` in each branch: rows a concurrent claim or batch holds
+# are passed over, never waited for nor taken twice.
 _CLAIM_SQL = """
 WITH own AS (
-    SELECT id FROM delivery_inboundreceipt
+    SELECT id, envelope_recipients FROM delivery_inboundreceipt
     WHERE id = ANY(%s) AND status = 'received'
     FOR UPDATE SKIP LOCKED
 ), others AS (
     SELECT id FROM delivery_inboundreceipt
     WHERE status = 'received' AND attempts = 0 AND NOT id = ANY(%s)
+      AND envelope_recipients IN (SELECT envelope_recipients FROM own)
     ORDER BY received_at
     LIMIT GREATEST(%s - (SELECT count(*) FROM own), 0)
     FOR UPDATE SKIP LOCKED

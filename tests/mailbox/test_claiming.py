@@ -54,16 +54,42 @@ def _side_by_side(work: list[Callable[[], object]]) -> list[object]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_claims_share_out_the_waiting_receipts_never_one_twice(mailbox):
-    receipts = _receipts(24, mailbox.address)
+def test_concurrent_claims_never_take_along_the_same_receipt(mailbox):
+    named = _receipts(6, mailbox.address, tag="named")
+    # Redelivered tasks' receipts: claimed by the task naming them, never taken along by another.
+    InboundReceipt.objects.filter(pk__in=[r.id for r in named]).update(attempts=1)
+    waiting = _receipts(24, mailbox.address)
 
-    claims = _side_by_side([lambda: inbound_receipts_claim(receipt_ids=[], fill_to=5) for _ in range(6)])
+    claims = _side_by_side(
+        [lambda r=receipt: inbound_receipts_claim(receipt_ids=[r.id], fill_to=5) for receipt in named]
+    )
 
-    claimed = [receipt_id for ids in claims for receipt_id in ids]
-    assert len(claimed) == len(set(claimed)) == 24  # all taken, each by one claim
+    assert [ids[0] for ids in claims] == [r.id for r in named]  # named receipts come first (lowest ids)
+    taken_along = [receipt_id for ids in claims for receipt_id in ids[1:]]
+    assert len(taken_along) == len(set(taken_along)) == 24  # all taken along, each by one claim
     assert all(len(ids) <= 5 for ids in claims)
-    assert set(InboundReceipt.objects.values_list("attempts", flat=True)) == {1}
-    assert set(claimed) == {r.id for r in receipts}
+    assert set(InboundReceipt.objects.filter(pk__in=[r.id for r in waiting]).values_list("attempts", flat=True)) == {1}
+
+
+@pytest.mark.django_db
+def test_a_task_takes_along_only_receipts_for_the_same_recipients(mailbox, other_mailbox):
+    own, same = _receipts(2, mailbox.address)
+    elsewhere = _receipts(1, other_mailbox.address, tag="elsewhere")[0]
+
+    assert inbound_receipts_claim(receipt_ids=[own.id], fill_to=10) == [own.id, same.id]
+    assert InboundReceipt.objects.get(pk=elsewhere.id).attempts == 0  # left for its own task
+    assert inbound_receipts_claim(receipt_ids=[elsewhere.id], fill_to=10) == [elsewhere.id]
+
+
+@pytest.mark.django_db
+def test_a_task_whose_receipt_is_done_takes_nothing_along(mailbox):
+    """The waiting receipts have tasks of their own: no second batch for the same mailbox."""
+    done, waiting = _receipts(2, mailbox.address)
+    InboundReceipt.objects.filter(pk=done.id).update(status=InboundReceipt.Status.PARSED)
+
+    assert inbound_receipts_claim(receipt_ids=[done.id], fill_to=10) == []
+    assert inbound_receipts_claim(receipt_ids=[], fill_to=10) == []
+    assert InboundReceipt.objects.get(pk=waiting.id).attempts == 0
 
 
 @pytest.mark.django_db(transaction=True)
