@@ -18,11 +18,18 @@ synthetic set it prints, per number of workers:
   ``parse_message``), so the pipeline's overhead shows as a ratio.
 
     .venv/bin/python bench/ingest.py [--count 2000] [--no-corpora] [--workers 1 2] [--modes import webhook]
+                                     [--feeders 1]
+
+One feeder calling ``inbound_accept`` in a loop waits on a database round trip per statement (5
+per arrival) and the broker; on a loaded machine it, not the workers, sets the webhook path's rate.
+``--feeders N`` feeds from N threads at once, as N web processes answering webhooks would.
 
 The issue's synthetic set is 100k messages: ``--count 100000`` (tens of minutes on 2 shared cores).
 """
 
 import argparse
+import copy
+import itertools
 import json
 import logging
 import os
@@ -32,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,12 +140,18 @@ def _worker_counts(logs: Path, tag: str) -> dict[str, int]:
 
 
 class _StatementCounter:
+    """Counts statements, from any number of feeder threads."""
+
     def __init__(self) -> None:
-        self.count = 0
+        self._counted = itertools.count()
 
     def __call__(self, execute, sql, params, many, context):  # noqa: ANN001 - Django's wrapper protocol
-        self.count += 1
+        next(self._counted)  # atomic under the GIL, unlike += 1
         return execute(sql, params, many, context)
+
+    @property
+    def count(self) -> int:
+        return next(copy.copy(self._counted))
 
 
 def _peak_rss_mb(process: subprocess.Popen) -> float:
@@ -232,17 +246,38 @@ def _feed_import(path: Path, address: str) -> int:
     return mail_import(mailbox=Mailbox.objects.get(address=address), sources=sources).imported
 
 
-def _feed_webhook(messages: list[bytes], address: str, tag: str) -> int:
+def _feed_webhook(messages: list[bytes], address: str, tag: str, counter: "_StatementCounter", feeders: int) -> int:
+    """``inbound_accept`` per message, from ``feeders`` threads at once (as that many web processes
+    answering webhooks would), each with its own database connection."""
     from mailbox.services.ingest import inbound_accept
 
-    for number, raw in enumerate(messages):
-        inbound_accept(
-            source="esp_webhook", esp="bench", raw=raw, event_id=f"{tag}-{number}", envelope_recipients=[address]
-        )
+    def feed(share: int) -> None:
+        try:
+            with connection.execute_wrapper(counter):
+                for number in range(share, len(messages), feeders):
+                    inbound_accept(
+                        source="esp_webhook",
+                        esp="bench",
+                        raw=messages[number],
+                        event_id=f"{tag}-{number}",
+                        envelope_recipients=[address],
+                    )
+        finally:
+            if share:  # the other threads' connections; the main thread keeps its own
+                connection.close()
+
+    threads = [threading.Thread(target=feed, args=(share,)) for share in range(1, feeders)]
+    for thread in threads:
+        thread.start()
+    feed(0)
+    for thread in threads:
+        thread.join()
     return len(messages)
 
 
-def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: dict, logs: Path) -> float:
+def scenario(
+    messages: list[bytes], *, mode: str, workers: int, tag: str, env: dict, logs: Path, feeders: int = 1
+) -> float:
     from mailbox.services import mailbox_create
 
     address = mailbox_create(address=f"{tag}@{BENCH_DOMAIN}", password=None).address
@@ -256,8 +291,11 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     started = time.perf_counter()
     feed = (lambda: _feed_import(folder / "bench.mbox", address)) if mode == "import" else None
     feeder_statements = _StatementCounter()
-    with connection.execute_wrapper(feeder_statements):
-        stored = feed() if feed else _feed_webhook(tagged, address, tag)
+    if feed:
+        with connection.execute_wrapper(feeder_statements):
+            stored = feed()
+    else:
+        stored = _feed_webhook(tagged, address, tag, feeder_statements, feeders)
     fed = time.perf_counter() - started
     receipt_filter = {"envelope_recipients__contains": [address]}
     _wait_final(receipt_filter, stored)
@@ -276,7 +314,7 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     name = "bulk import " if mode == "import" else "webhook path"
     print(
         f"  {name} {workers} worker(s): {rate:7,.0f} msg/s end to end ({done:,} in {elapsed:6.1f}s; "
-        f"stored in {fed:5.1f}s)  {_percentiles(latencies)}  peak RSS/worker {peaks}  {outcomes}"
+        f"stored in {fed:5.1f}s by {feeders} feeder(s))  {_percentiles(latencies)}  peak RSS/worker {peaks}  {outcomes}"
     )
     per_message = [cpu * 1000 / done for cpu in (feeder_cpu, workers_cpu, database_cpu)]
     print(
@@ -300,9 +338,9 @@ def run(label: str, messages: list[bytes], args: argparse.Namespace, env: dict, 
     )
     for mode in args.modes:
         for workers in args.workers:
-            rate = scenario(
-                messages, mode=mode, workers=workers, tag=f"{label[:4]}-{mode}-{workers}", env=env, logs=logs
-            )
+            tag = f"{label[:4]}-{mode}-{workers}"
+            feeders = args.feeders if mode == "webhook" else 1
+            rate = scenario(messages, mode=mode, workers=workers, tag=tag, env=env, logs=logs, feeders=feeders)
             print(f"    the compat32 parse alone is {compat32 / rate:,.0f}x the pipeline's rate", flush=True)
 
 
@@ -312,6 +350,9 @@ def main() -> None:
     parser.add_argument("--no-corpora", action="store_true")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--modes", nargs="+", choices=["import", "webhook"], default=["import", "webhook"])
+    parser.add_argument(
+        "--feeders", type=int, default=1, help="webhook mode: threads calling inbound_accept at once (web processes)"
+    )
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         raise SystemExit("needs the redis-server program (the bench runs its own broker)")
