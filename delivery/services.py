@@ -272,11 +272,11 @@ def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[
     along the same receipt; a receipt named by one claim and taken along by another is returned to
     both, and ``inbound_receipts_lock``, in the transaction that processes it, lets one of them have it.
 
-    Only receipts for the same recipients are taken along, so a batch places into the mailboxes of
-    the receipts it was queued for: workers busy with different mailboxes never wait for each
-    other's delivery locks. Nothing is taken along when none of ``receipt_ids`` could be claimed
-    (another worker has them): the task of each receipt taken along then finds it done, and each
-    of the others has a task of its own, so no second batch is opened to fight over the same mailbox.
+    Only receipts for the recipients of ``receipt_ids`` are taken along (also when those are taken
+    already: a worker behind a backlog then keeps taking full batches for that mailbox instead of
+    working through tasks that find nothing to do), so a batch places into the mailboxes its tasks
+    were queued for, and workers busy with different mailboxes never wait for each other's
+    delivery locks.
 
     One statement, committed at once (run it outside a transaction), so the attempt stays counted
     even if the worker dies processing them (and a receipt that killed a worker is never taken
@@ -284,23 +284,23 @@ def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[
     claimed by a worker that died waits for its own task, redelivered, or for the sweeper.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [list(receipt_ids), list(receipt_ids), fill_to])
+        cursor.execute(_CLAIM_SQL, [list(receipt_ids), list(receipt_ids), list(receipt_ids), fill_to])
         return sorted(row[0] for row in cursor.fetchall())
 
 
 # Own receipts whatever their attempts (a retry is one); others only if never tried, so one that
 # failed a try waits for its own task's back-off, and only with the envelope recipients of one of
-# the own ones. ``FOR UPDATE SKIP LOCKED`` in each branch: rows a concurrent claim or batch holds
-# are passed over, never waited for nor taken twice.
+# the named ones (claimable or not). ``FOR UPDATE SKIP LOCKED`` in each branch: rows a concurrent
+# claim or batch holds are passed over, never waited for nor taken twice.
 _CLAIM_SQL = """
 WITH own AS (
-    SELECT id, envelope_recipients FROM delivery_inboundreceipt
+    SELECT id FROM delivery_inboundreceipt
     WHERE id = ANY(%s) AND status = 'received'
     FOR UPDATE SKIP LOCKED
 ), others AS (
     SELECT id FROM delivery_inboundreceipt
     WHERE status = 'received' AND attempts = 0 AND NOT id = ANY(%s)
-      AND envelope_recipients IN (SELECT envelope_recipients FROM own)
+      AND envelope_recipients IN (SELECT envelope_recipients FROM delivery_inboundreceipt WHERE id = ANY(%s))
     ORDER BY received_at
     LIMIT GREATEST(%s - (SELECT count(*) FROM own), 0)
     FOR UPDATE SKIP LOCKED

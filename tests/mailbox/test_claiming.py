@@ -82,14 +82,15 @@ def test_a_task_takes_along_only_receipts_for_the_same_recipients(mailbox, other
 
 
 @pytest.mark.django_db
-def test_a_task_whose_receipt_is_done_takes_nothing_along(mailbox):
-    """The waiting receipts have tasks of their own: no second batch for the same mailbox."""
+def test_a_task_whose_receipt_is_done_takes_along_receipts_for_its_recipients(mailbox, other_mailbox):
+    """A worker behind a backlog keeps taking full batches rather than tasks that find nothing to do."""
     done, waiting = _receipts(2, mailbox.address)
+    elsewhere = _receipts(1, other_mailbox.address, tag="elsewhere")[0]
     InboundReceipt.objects.filter(pk=done.id).update(status=InboundReceipt.Status.PARSED)
 
-    assert inbound_receipts_claim(receipt_ids=[done.id], fill_to=10) == []
+    assert inbound_receipts_claim(receipt_ids=[done.id], fill_to=10) == [waiting.id]
     assert inbound_receipts_claim(receipt_ids=[], fill_to=10) == []
-    assert InboundReceipt.objects.get(pk=waiting.id).attempts == 0
+    assert InboundReceipt.objects.get(pk=elsewhere.id).attempts == 0
 
 
 @pytest.mark.django_db(transaction=True)
