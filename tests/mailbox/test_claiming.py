@@ -6,11 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from delivery.models import InboundReceipt
 from delivery.services import inbound_receipt_create, inbound_receipts_claim
 from mailbox.models import Message
+from mailbox.services import receiving
 from mailbox.services.receiving import receipts_process_batch
 from mailbox.tasks import receipt_process_task, receipts_sweep_task
 from mailsite.models import DomainEvent
@@ -99,18 +100,44 @@ def test_workers_processing_side_by_side_deliver_each_receipt_once(mailbox, othe
     waiting. Receipts named by one task and taken along by another are processed by one of them."""
     receipts = _receipts(12, mailbox.address) + _receipts(6, other_mailbox.address, tag="other")
 
-    outcomes = _side_by_side(
-        [lambda r=receipt: receipts_process_batch(receipt_ids=[r.id], fill_to=4) for receipt in receipts]
-    )
+    _side_by_side([lambda r=receipt: receipt_process_task.apply(args=[r.id]).get() for receipt in receipts])
 
-    finished = [receipt_id for outcome in outcomes for receipt_id in outcome.finished]
-    assert sorted(finished) == sorted(r.id for r in receipts)  # every receipt by exactly one task
-    assert all(outcome.handed_back == [] for outcome in outcomes)
     assert set(InboundReceipt.objects.values_list("status", flat=True)) == {InboundReceipt.Status.PARSED}
     assert Message.objects.filter(mailbox=mailbox).count() == 12
     assert Message.objects.filter(mailbox=other_mailbox).count() == 6
     assert sorted(Message.objects.values_list("receipt_id", flat=True)) == sorted(r.id for r in receipts)
     assert DomainEvent.objects.filter(event_type=DomainEvent.Type.MESSAGE_RECEIVED).count() == 18
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claimed_receipt_held_elsewhere_when_the_batch_locks_is_handed_back(mailbox, monkeypatch):
+    """Not left for the sweeper: the task processes it alone (or queues it alone)."""
+    own, along = _receipts(2, mailbox.address)
+    real_lock = receiving.inbound_receipts_lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold_along() -> None:
+        with transaction.atomic():  # e.g. another worker's claim looking at it right then
+            InboundReceipt.objects.select_for_update().get(pk=along.id)
+            held.set()
+            release.wait(10)
+        connection.close()
+
+    def lock_while_held(*, receipt_ids: list[int]) -> list[InboundReceipt]:
+        holder = threading.Thread(target=hold_along)
+        holder.start()
+        assert held.wait(10)
+        try:
+            return real_lock(receipt_ids=receipt_ids)
+        finally:
+            release.set()
+            holder.join()
+
+    monkeypatch.setattr(receiving, "inbound_receipts_lock", lock_while_held)
+    outcome = receiving.receipts_process_batch(receipt_ids=[own.id], fill_to=10)
+
+    assert (outcome.finished, outcome.handed_back) == ([own.id], [along.id])
+    assert InboundReceipt.objects.get(pk=along.id).status == InboundReceipt.Status.RECEIVED
 
 
 @pytest.mark.django_db
