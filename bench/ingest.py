@@ -11,15 +11,26 @@ synthetic set it prints, per number of workers:
 - webhook path: ``inbound_accept`` once per message, as a webhook or the SMTP listener calls it
   (one parse task queued per message), messages/s to the last receipt final;
 - p50/p95 latency per message (receipt stored → parsed, database clock) and peak RSS per worker;
+- CPU per message of the feeder, the workers (until every queued task has run) and PostgreSQL;
+  SQL statements per message of the feeder and the workers (``bench/worker_stats.py``, loaded
+  into the workers; BEGIN/COMMIT not counted), the tasks the workers ran, the load average at the end;
 - the parse-only ceiling on the same messages (standard library ``compat32`` alone, and our
   ``parse_message``), so the pipeline's overhead shows as a ratio.
 
     .venv/bin/python bench/ingest.py [--count 2000] [--no-corpora] [--workers 1 2] [--modes import webhook]
+                                     [--feeders 1]
+
+One feeder calling ``inbound_accept`` in a loop waits on a database round trip per statement (5
+per arrival) and the broker; on a loaded machine it, not the workers, sets the webhook path's rate.
+``--feeders N`` feeds from N threads at once, as N web processes answering webhooks would.
 
 The issue's synthetic set is 100k messages: ``--count 100000`` (tens of minutes on 2 shared cores).
 """
 
 import argparse
+import copy
+import itertools
+import json
 import logging
 import os
 import shutil
@@ -28,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -97,9 +109,11 @@ def _worker_env(database: str, broker_url: str) -> dict[str, str]:
 
 def _start_workers(count: int, env: dict[str, str], logs: Path, tag: str) -> list[subprocess.Popen]:
     workers = []
+    env = {**env, "BENCH_WORKER_STATS": str(_stats_folder(logs, tag))}
     for number in range(count):
         node = f"bench{number}-{os.getpid()}@{socket.gethostname()}"
         command = [sys.executable, "-m", "celery", "-A", "mailsite", "worker", "--pool=solo", "-n", node]
+        command += ["--include", "bench.worker_stats"]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
         log = (logs / f"{tag}-worker{number}.log").open("w")
         workers.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -108,6 +122,36 @@ def _start_workers(count: int, env: dict[str, str], logs: Path, tag: str) -> lis
             if time.monotonic() > deadline or workers[-1].poll() is not None:
                 raise SystemExit(f"worker {node} did not start: see {logs}")
     return workers
+
+
+def _stats_folder(logs: Path, tag: str) -> Path:
+    folder = logs / f"{tag}-stats"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _worker_counts(logs: Path, tag: str) -> dict[str, int]:
+    """Statements and tasks of every worker of a scenario, written when they stopped."""
+    totals = {"statements": 0, "tasks": 0}
+    for path in _stats_folder(logs, tag).glob("*.json"):
+        for key, value in json.loads(path.read_text()).items():
+            totals[key] += value
+    return totals
+
+
+class _StatementCounter:
+    """Counts statements, from any number of feeder threads."""
+
+    def __init__(self) -> None:
+        self._counted = itertools.count()
+
+    def __call__(self, execute, sql, params, many, context):  # noqa: ANN001 - Django's wrapper protocol
+        next(self._counted)  # atomic under the GIL, unlike += 1
+        return execute(sql, params, many, context)
+
+    @property
+    def count(self) -> int:
+        return next(copy.copy(self._counted))
 
 
 def _peak_rss_mb(process: subprocess.Popen) -> float:
@@ -164,6 +208,17 @@ def _wait_final(receipt_filter: dict, count: int) -> None:
         time.sleep(0.1)
 
 
+def _wait_drained() -> None:
+    """Until no task is queued or running on the private broker (kombu's Redis transport keeps
+    unacknowledged tasks in the ``unacked`` hash)."""
+    client = redis.Redis.from_url(app.conf.broker_url)
+    deadline = time.monotonic() + DEADLINE
+    while client.llen("celery") or client.hlen("unacked"):
+        if time.monotonic() > deadline:
+            raise SystemExit("gave up waiting for the queue to drain")
+        time.sleep(0.1)
+
+
 def _latencies(receipt_filter: dict) -> tuple[list[float], dict[str, int]]:
     from django.db.models import Count
 
@@ -191,17 +246,38 @@ def _feed_import(path: Path, address: str) -> int:
     return mail_import(mailbox=Mailbox.objects.get(address=address), sources=sources).imported
 
 
-def _feed_webhook(messages: list[bytes], address: str, tag: str) -> int:
+def _feed_webhook(messages: list[bytes], address: str, tag: str, counter: "_StatementCounter", feeders: int) -> int:
+    """``inbound_accept`` per message, from ``feeders`` threads at once (as that many web processes
+    answering webhooks would), each with its own database connection."""
     from mailbox.services.ingest import inbound_accept
 
-    for number, raw in enumerate(messages):
-        inbound_accept(
-            source="esp_webhook", esp="bench", raw=raw, event_id=f"{tag}-{number}", envelope_recipients=[address]
-        )
+    def feed(share: int) -> None:
+        try:
+            with connection.execute_wrapper(counter):
+                for number in range(share, len(messages), feeders):
+                    inbound_accept(
+                        source="esp_webhook",
+                        esp="bench",
+                        raw=messages[number],
+                        event_id=f"{tag}-{number}",
+                        envelope_recipients=[address],
+                    )
+        finally:
+            if share:  # the other threads' connections; the main thread keeps its own
+                connection.close()
+
+    threads = [threading.Thread(target=feed, args=(share,)) for share in range(1, feeders)]
+    for thread in threads:
+        thread.start()
+    feed(0)
+    for thread in threads:
+        thread.join()
     return len(messages)
 
 
-def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: dict, logs: Path) -> float:
+def scenario(
+    messages: list[bytes], *, mode: str, workers: int, tag: str, env: dict, logs: Path, feeders: int = 1
+) -> float:
     from mailbox.services import mailbox_create
 
     address = mailbox_create(address=f"{tag}@{BENCH_DOMAIN}", password=None).address
@@ -214,16 +290,23 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     database_cpu, feeder_cpu = _database_cpu(), time.process_time()
     started = time.perf_counter()
     feed = (lambda: _feed_import(folder / "bench.mbox", address)) if mode == "import" else None
-    stored = feed() if feed else _feed_webhook(tagged, address, tag)
+    feeder_statements = _StatementCounter()
+    if feed:
+        with connection.execute_wrapper(feeder_statements):
+            stored = feed()
+    else:
+        stored = _feed_webhook(tagged, address, tag, feeder_statements, feeders)
     fed = time.perf_counter() - started
     receipt_filter = {"envelope_recipients__contains": [address]}
     _wait_final(receipt_filter, stored)
     elapsed = time.perf_counter() - started
+    _wait_drained()  # the tasks that found their receipt done cost CPU too; and none is left for the next run
     feeder_cpu = time.process_time() - feeder_cpu
     workers_cpu = sum(process_cpu_seconds(w.pid) - before for w, before in zip(running, workers_cpu, strict=True))
     database_cpu = sum(cpu - database_cpu.get(pid, 0.0) for pid, cpu in _database_cpu().items())
     peaks = ", ".join(f"{_peak_rss_mb(worker):.0f} MB" for worker in running)
     _stop(running)
+    counts = _worker_counts(logs, tag)
     shutil.rmtree(folder, ignore_errors=True)
     latencies, outcomes = _latencies(receipt_filter)
     done = sum(outcomes.values())
@@ -231,12 +314,17 @@ def scenario(messages: list[bytes], *, mode: str, workers: int, tag: str, env: d
     name = "bulk import " if mode == "import" else "webhook path"
     print(
         f"  {name} {workers} worker(s): {rate:7,.0f} msg/s end to end ({done:,} in {elapsed:6.1f}s; "
-        f"stored in {fed:5.1f}s)  {_percentiles(latencies)}  peak RSS/worker {peaks}  {outcomes}"
+        f"stored in {fed:5.1f}s by {feeders} feeder(s))  {_percentiles(latencies)}  peak RSS/worker {peaks}  {outcomes}"
     )
     per_message = [cpu * 1000 / done for cpu in (feeder_cpu, workers_cpu, database_cpu)]
     print(
         f"    CPU per message: feeder {per_message[0]:.1f} ms, workers {per_message[1]:.1f} ms, "
         f"PostgreSQL {per_message[2]:.1f} ms → {2000 / sum(per_message):,.0f} msg/s if 2 cores were ours alone"
+    )
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(
+        f"    SQL statements per message: feeder {feeder_statements.count / done:.1f}, workers "
+        f"{counts['statements'] / done:.1f} ({counts['tasks']:,} tasks run); load average {load} at the end"
     )
     return rate
 
@@ -250,9 +338,9 @@ def run(label: str, messages: list[bytes], args: argparse.Namespace, env: dict, 
     )
     for mode in args.modes:
         for workers in args.workers:
-            rate = scenario(
-                messages, mode=mode, workers=workers, tag=f"{label[:4]}-{mode}-{workers}", env=env, logs=logs
-            )
+            tag = f"{label[:4]}-{mode}-{workers}"
+            feeders = args.feeders if mode == "webhook" else 1
+            rate = scenario(messages, mode=mode, workers=workers, tag=tag, env=env, logs=logs, feeders=feeders)
             print(f"    the compat32 parse alone is {compat32 / rate:,.0f}x the pipeline's rate", flush=True)
 
 
@@ -262,6 +350,9 @@ def main() -> None:
     parser.add_argument("--no-corpora", action="store_true")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--modes", nargs="+", choices=["import", "webhook"], default=["import", "webhook"])
+    parser.add_argument(
+        "--feeders", type=int, default=1, help="webhook mode: threads calling inbound_accept at once (web processes)"
+    )
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         raise SystemExit("needs the redis-server program (the bench runs its own broker)")

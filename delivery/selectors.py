@@ -22,6 +22,12 @@ def blob_read(*, blob: Blob) -> bytes:
         return handle.read()
 
 
+def inbound_receipts_waiting(*, receipt_ids: list[int]) -> list[int]:
+    """Those of ``receipt_ids`` still waiting to be parsed, in id order."""
+    waiting = InboundReceipt.objects.filter(pk__in=receipt_ids, status=InboundReceipt.Status.RECEIVED)
+    return list(waiting.order_by("id").values_list("id", flat=True))
+
+
 def inbound_receipts_stale(*, received_before: datetime, limit: int = 500) -> list[int]:
     """Receipts still waiting to be parsed well after they arrived (their task was lost)."""
     pending = InboundReceipt.objects.filter(status=InboundReceipt.Status.RECEIVED, received_at__lt=received_before)

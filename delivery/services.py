@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
@@ -49,16 +48,34 @@ def _blob_store(*, sha256: str, size: int, content: File) -> Blob:
         saved_as = storage.save(key, content)
         if saved_as != key:
             raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
-    blob = Blob(sha256=sha256, size=size, storage_key=key)
+    blob = Blob(sha256=sha256, size=size, storage_key=key, created_at=timezone.now())
     # Uniqueness and the hex/size checks are constraints PostgreSQL enforces on insert.
     blob.full_clean(validate_unique=False, validate_constraints=False)
-    try:
-        with transaction.atomic():
-            blob.save()
-    except IntegrityError:
-        # Another writer created the row between our look-up and insert: theirs stands.
-        return Blob.objects.get(sha256=sha256)
-    return blob
+    if _insert_unless_present(blob, ["sha256", "size", "storage_key", "created_at"]):
+        return blob
+    # Another writer created the row between our look-up and insert: theirs stands.
+    return Blob.objects.get(sha256=sha256)
+
+
+def _insert_unless_present(row: Blob | InboundReceipt, columns: list[str]) -> bool:
+    """Insert ``row``'s ``columns`` and give it its new id; ``False`` (nothing written) if a unique
+    constraint says it is there already. One statement (``ON CONFLICT DO NOTHING``), where
+    ``save()`` in a savepoint, to survive the ``IntegrityError``, takes three in a transaction."""
+    meta = row._meta
+    fields = [meta.get_field(name) for name in columns]
+    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    table = quote(meta.db_table)
+    sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders}) ON CONFLICT DO NOTHING RETURNING id"  # noqa: S608 - names from the model
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    row.pk, row._state.adding, row._state.db = inserted[0], False, connection.alias
+    return True
 
 
 def blobs_store(*, datas: list[bytes]) -> dict[str, Blob]:
@@ -84,6 +101,24 @@ def blobs_store(*, datas: list[bytes]) -> dict[str, Blob]:
     return blobs
 
 
+RECEIPT_COLUMNS = [
+    "source",
+    "esp",
+    "event_id",
+    "blob",
+    "envelope_sender",
+    "envelope_recipients",
+    "verdicts",
+    "received_at",
+    "status",
+    "attempts",
+    "last_error",
+    "correlation_id",
+    "metadata",
+    "parsed_at",
+]
+
+
 @dataclass(frozen=True)
 class Arrival:
     """One arrival of raw mail, as ``inbound_receipt_create`` takes it."""
@@ -105,7 +140,10 @@ class ReceiptStored:
     created: bool
 
 
-@transaction.atomic
+# No savepoint of its own: a failure anywhere rolls back the caller's transaction anyway (the
+# caller answers 5xx/451 and the sender retries), and a replay is told by ON CONFLICT, not by
+# catching an error. Two statements fewer on every arrival.
+@transaction.atomic(savepoint=False)
 def inbound_receipt_create(
     *,
     source: str,
@@ -129,10 +167,8 @@ def inbound_receipt_create(
     receipt = _receipt_build(arrival, blob_store(data=raw))
     # The blob was just stored: no need to look its row up again to validate the foreign key.
     receipt.full_clean(exclude=["blob"], validate_unique=False, validate_constraints=False)
-    try:
-        with transaction.atomic():
-            receipt.save()
-    except IntegrityError:
+    if not _insert_unless_present(receipt, RECEIPT_COLUMNS):
+        # The same arrival again (ESP retry, SMTP resend): the first one stands.
         return ReceiptStored(InboundReceipt.objects.get(source=source, esp=esp, event_id=receipt.event_id), False)
     return ReceiptStored(receipt, created=True)
 
@@ -229,26 +265,50 @@ def inbound_receipt_reset(*, receipt_id: int) -> InboundReceipt:
     return receipt
 
 
-@transaction.atomic
 def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[int]:
     """Pick the waiting receipts among ``receipt_ids`` (and, up to ``fill_to`` in all, other receipts
-    waiting their first attempt), skipping any another worker holds, and count one attempt on each.
+    for the same envelope recipients waiting their first attempt, oldest first), skipping any another
+    worker holds, and count one attempt on each. Returns their ids. Two concurrent claims never take
+    along the same receipt; a receipt named by one claim and taken along by another is returned to
+    both, and ``inbound_receipts_lock``, in the transaction that processes it, lets one of them have it.
 
-    Commits at once, so the attempt stays counted even if the worker dies processing them (and a
-    receipt that killed a worker is never taken along again); ``inbound_receipts_lock`` then holds
-    them while they are processed.
+    Only receipts for the recipients of ``receipt_ids`` are taken along (also when those are taken
+    already: a worker behind a backlog then keeps taking full batches for that mailbox instead of
+    working through tasks that find nothing to do), so a batch places into the mailboxes its tasks
+    were queued for, and workers busy with different mailboxes never wait for each other's
+    delivery locks.
+
+    One statement, committed at once (run it outside a transaction), so the attempt stays counted
+    even if the worker dies processing them (and a receipt that killed a worker is never taken
+    along again); ``inbound_receipts_lock`` then holds them while they are processed. A receipt
+    claimed by a worker that died waits for its own task, redelivered, or for the sweeper.
     """
-    waiting = InboundReceipt.objects.filter(status=InboundReceipt.Status.RECEIVED)
-    claimed = list(waiting.filter(pk__in=receipt_ids).order_by("pk").select_for_update(skip_locked=True))
-    room = fill_to - len(claimed)
-    if room > 0:
-        # Only receipts never tried: one that failed a try waits for its own task's back-off.
-        others = waiting.filter(attempts=0).exclude(pk__in=receipt_ids).order_by("received_at")
-        claimed += list(others.select_for_update(skip_locked=True)[:room])
-    ids = [receipt.pk for receipt in claimed]
-    if ids:
-        InboundReceipt.objects.filter(pk__in=ids).update(attempts=F("attempts") + 1)
-    return ids
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [list(receipt_ids), list(receipt_ids), list(receipt_ids), fill_to])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+# Own receipts whatever their attempts (a retry is one); others only if never tried, so one that
+# failed a try waits for its own task's back-off, and only with the envelope recipients of one of
+# the named ones (claimable or not). ``FOR UPDATE SKIP LOCKED`` in each branch: rows a concurrent
+# claim or batch holds are passed over, never waited for nor taken twice.
+_CLAIM_SQL = """
+WITH own AS (
+    SELECT id FROM delivery_inboundreceipt
+    WHERE id = ANY(%s) AND status = 'received'
+    FOR UPDATE SKIP LOCKED
+), others AS (
+    SELECT id FROM delivery_inboundreceipt
+    WHERE status = 'received' AND attempts = 0 AND NOT id = ANY(%s)
+      AND envelope_recipients IN (SELECT envelope_recipients FROM delivery_inboundreceipt WHERE id = ANY(%s))
+    ORDER BY received_at
+    LIMIT GREATEST(%s - (SELECT count(*) FROM own), 0)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE delivery_inboundreceipt SET attempts = attempts + 1
+WHERE id IN (SELECT id FROM own UNION ALL SELECT id FROM others)
+RETURNING id
+"""
 
 
 def inbound_receipts_lock(*, receipt_ids: list[int]) -> list[InboundReceipt]:

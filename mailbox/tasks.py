@@ -33,9 +33,9 @@ def receipt_process_task(self, receipt_id: int, batch: bool = True) -> None:  # 
     with structlog.contextvars.bound_contextvars(receipt_id=receipt_id, attempt=self.request.retries + 1):
         if batch and self.request.retries == 0 and settings.MAILSITE_INBOUND_BATCH_SIZE > 1:
             outcome = receipts_process_batch(receipt_ids=[receipt_id], fill_to=settings.MAILSITE_INBOUND_BATCH_SIZE)
-            if not outcome.handed_back:
-                return
             _queue_alone([i for i in outcome.handed_back if i != receipt_id])
+            if receipt_id not in outcome.handed_back:  # done: in this batch or another worker's
+                return
         try:
             receipt_process(receipt_id=receipt_id)
         except TRANSIENT_ERRORS as error:

@@ -2,7 +2,9 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailsite.settings")
@@ -12,3 +14,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Carries the request's correlation id into the tasks it queues, and into their logs.
 app.steps["worker"].add(DjangoStructLogInitStep)
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender: Task, **kwargs: object) -> None:
+    """Keep a worker's database connection across tasks as Django keeps it across requests
+    (``CELERY_DB_REUSE_MAX`` stops Celery's fix-up from closing it every time). Not for eager
+    tasks: they run inside the caller's transaction."""
+    if not getattr(sender.request, "is_eager", False):
+        close_old_connections()

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from delivery.metrics import INBOUND_FAILED, INBOUND_PARSED, INBOUND_QUARANTINED
 from delivery.models import InboundReceipt
-from delivery.selectors import blob_read
+from delivery.selectors import blob_read, inbound_receipts_waiting
 from delivery.services import (
     inbound_receipt_finish,
     inbound_receipt_start_attempt,
@@ -76,7 +76,8 @@ def receipt_process(*, receipt_id: int) -> ReceiptOutcome | None:
 
 @dataclass
 class BatchOutcome:
-    """What a batch did: receipts finished in it, and those handed back because it failed."""
+    """What a batch did: receipts finished in it, and those handed back, still waiting, because it
+    failed or because another transaction held them when it locked its receipts."""
 
     finished: list[int] = field(default_factory=list)
     handed_back: list[int] = field(default_factory=list)
@@ -109,7 +110,16 @@ def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> Batch
     INBOUND_QUARANTINED.inc(quarantined)
     INBOUND_PARSED.inc(len(claimed) - quarantined)
     logger.info("inbound.batch_parsed", receipts=len(claimed), quarantined=quarantined)
-    return BatchOutcome(finished=[r.id for r in claimed])
+    finished = [r.id for r in claimed]
+    return BatchOutcome(finished=finished, handed_back=_held_elsewhere(claimed_ids, finished))
+
+
+def _held_elsewhere(claimed_ids: list[int], finished: list[int]) -> list[int]:
+    """Receipts this batch claimed but found held by another transaction when it locked them (a
+    concurrent claim that looked at them, or a batch that has them as its own): those still
+    waiting go on alone, as after a failed batch, rather than wait for the sweeper."""
+    skipped = sorted(set(claimed_ids) - set(finished))
+    return inbound_receipts_waiting(receipt_ids=skipped) if skipped else []
 
 
 def _batch_deliver(receipts: list[InboundReceipt]) -> None:

@@ -68,6 +68,16 @@ if os.environ.get(SLOW_PARSE_MARKER):  # only in the workers these tests start
     _parse_slowly_the_first_time(Path(os.environ[SLOW_PARSE_MARKER]))
 
 
+@app.task(name="tests.note_backend_pid")
+def note_backend_pid(path: str) -> None:
+    """Append the PostgreSQL backend serving this task's database connection to ``path``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with Path(path).open("a") as handle:
+        handle.write(f"{pid}\n")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -237,6 +247,18 @@ def test_a_whole_worker_killed_mid_parse_is_completed_by_another_via_the_sweeper
 
     _parsed_once(receipt, mailbox)
     assert receipt.attempts == 2
+
+
+def test_a_worker_keeps_its_database_connection_from_task_to_task(start_worker, tmp_path):
+    """Celery's Django fix-up would open a new connection for every task (a PostgreSQL backend
+    started and 4 ms of worker CPU each); CELERY_DB_REUSE_MAX and mailsite.celery keep it."""
+    start_worker("reusing", pool="solo")
+    noted = tmp_path / "backend-pids.txt"
+    for _ in range(3):
+        note_backend_pid.delay(str(noted))
+
+    _wait_for(lambda: noted.exists() and len(noted.read_text().split()) == 3, "three tasks to run")
+    assert len(set(noted.read_text().split())) == 1
 
 
 def test_mail_accepted_while_redis_is_down_is_answered_then_swept_once_it_is_back(
