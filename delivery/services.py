@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
+from mailsite.rows import rows_insert
 
 
 def blob_storage_key(sha256: str) -> str:
@@ -181,7 +182,7 @@ def inbound_receipts_create(*, arrivals: list[Arrival]) -> list[ReceiptStored]:
         results.append((receipt, True))
     try:
         with transaction.atomic():
-            InboundReceipt.objects.bulk_create(new)
+            rows_insert(objs=new)  # one short statement: bulk_create sends a VALUES row per receipt
     except IntegrityError:
         return [_receipt_create_one(arrival) for arrival in arrivals]
     return [ReceiptStored(receipt, created) for receipt, created in results]
