@@ -28,19 +28,28 @@ def mailbox_publish_on_commit(*, mailbox_id: int, event: dict[str, Any]) -> None
 
 def mailbox_publish_many_on_commit(*, events: list[tuple[int, dict[str, Any]]]) -> None:
     """``mailbox_publish_on_commit`` for many ``(mailbox_id, event)`` at once: one on-commit
-    callback and one trip into the channel layer's event loop (and connection) for them all,
-    where a call each would open a loop and a connection each."""
+    callback, one trip into the channel layer's event loop (and connection), and one group message
+    per mailbox (``mailbox.events``, the events in order under ``payloads``), where a group send per
+    event costs ~0.25 ms even to a mailbox with no open tab (a batch of an import sends hundreds).
+    Consumers relay each event as if it had come alone."""
     if not events:
         return
-    pending = list(events)
+    by_mailbox: dict[int, list[dict[str, Any]]] = {}
+    for mailbox_id, event in events:
+        by_mailbox.setdefault(mailbox_id, []).append(event)
 
     def publish_all() -> None:
-        async_to_sync(_group_send_all)(pending)
+        async_to_sync(_group_send_all)(by_mailbox)
 
     transaction.on_commit(publish_all, robust=True)
 
 
-async def _group_send_all(events: list[tuple[int, dict[str, Any]]]) -> None:
+async def _group_send_all(by_mailbox: dict[int, list[dict[str, Any]]]) -> None:
     layer = get_channel_layer()
-    for mailbox_id, event in events:
-        await layer.group_send(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})
+    for mailbox_id, payloads in by_mailbox.items():
+        message = (
+            {"type": "mailbox.event", "payload": payloads[0]}
+            if len(payloads) == 1
+            else {"type": "mailbox.events", "payloads": payloads}
+        )
+        await layer.group_send(mailbox_group_name(mailbox_id), message)
