@@ -14,16 +14,13 @@ def mailbox_group_name(mailbox_id: int) -> str:
 def mailbox_publish_on_commit(*, mailbox_id: int, event: dict[str, Any]) -> None:
     """Send ``event`` to every socket of the mailbox once the current transaction commits.
 
-    Consumers receive it as a ``mailbox.event`` message with the event under ``payload``. A channel
-    layer that fails (Redis down or slow) is logged, not raised: the change has committed, and a
-    tab that missed the push catches up from the domain event log when its socket reconnects.
+    Consumers receive it as a ``mailbox.event`` message with the event under ``payload`` (or, with
+    events published next to it in the same transaction, ``mailbox.events``: see
+    ``mailbox_publish_many_on_commit``). A channel layer that fails (Redis down or slow) is logged,
+    not raised: the change has committed, and a tab that missed the push catches up from the domain
+    event log when its socket reconnects.
     """
-
-    def publish() -> None:
-        layer = get_channel_layer()
-        async_to_sync(layer.group_send)(mailbox_group_name(mailbox_id), {"type": "mailbox.event", "payload": event})
-
-    transaction.on_commit(publish, robust=True)
+    mailbox_publish_many_on_commit(events=[(mailbox_id, event)])
 
 
 def mailbox_publish_many_on_commit(*, events: list[tuple[int, dict[str, Any]]]) -> None:

@@ -54,10 +54,21 @@ def test_publishes_in_a_row_share_one_callback_and_one_send_per_mailbox(layer, d
 
 
 @pytest.mark.django_db
-def test_a_publish_in_between_keeps_the_order(layer, django_capture_on_commit_callbacks):
+def test_single_publishes_join_in_and_the_order_holds(layer, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
         mailbox_publish_many_on_commit(events=[(1, _event(1))])
         mailbox_publish_on_commit(mailbox_id=1, event=_event(2))
+        mailbox_publish_many_on_commit(events=[(1, _event(3))])
+
+    assert len(callbacks) == 1
+    assert [payload for _, payload in _frames(layer)] == [_event(1), _event(2), _event(3)]
+
+
+@pytest.mark.django_db
+def test_a_callback_registered_in_between_keeps_the_order(layer, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        mailbox_publish_many_on_commit(events=[(1, _event(1))])
+        transaction.on_commit(lambda: layer.sent.append(("other", {"type": "mailbox.event", "payload": _event(2)})))
         mailbox_publish_many_on_commit(events=[(1, _event(3))])
 
     assert len(callbacks) == 3
