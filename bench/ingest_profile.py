@@ -139,7 +139,7 @@ def run(label: str, messages: list[bytes], args: argparse.Namespace) -> None:
             done += len(outcome.finished)
         return done
 
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
     if profiler:
         profiler.enable()
     _print("batch", meter.measure(batch))

@@ -32,3 +32,8 @@ class MailboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def mailbox_event(self, message: dict) -> None:
         await self.send_json(message["payload"])
+
+    async def mailbox_events(self, message: dict) -> None:
+        """Several events published together (``mailbox_publish_many_on_commit``): one frame each."""
+        for payload in message["payloads"]:
+            await self.send_json(payload)

@@ -18,12 +18,17 @@ from django.db.models.expressions import RawSQL
 
 from mailbox.parsing import ParsedMessage
 from mailbox.search.normalizing import BODY_INDEX_LIMIT, html_visible_text, search_text
+from mailsite.rows import Computed
 
 # The configuration of every to_tsvector/phraseto_tsquery of search (see normalizing for why).
 TEXT_SEARCH_CONFIG = "simple"
 
 # One tsvector from four texts, weighted A to D.
 _WEIGHTED_SQL = " || ".join(f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', %s), '{weight}')" for weight in "ABCD")
+# The same for ``rows_insert``, the four texts being its inputs {0} … {3}.
+_WEIGHTED_INPUTS_SQL = " || ".join(
+    f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', {{{n}}}), '{weight}')" for n, weight in enumerate("ABCD")
+)
 _NON_WORD = re.compile(r"[\W_]+")
 _ADDRESS_ROLES = ("from", "to", "cc", "bcc")
 # Participants in free-word search, in this order (delivery and backfill must agree on positions).
@@ -55,21 +60,38 @@ def document_texts(
     return [search_text(t) for t in search], [search_text(t) for t in by_role]
 
 
-def search_documents(*, parsed: ParsedMessage) -> tuple[RawSQL, RawSQL]:
-    """SQL expressions for a new message's ``search_document`` and ``address_document``, set on the
-    instance before its INSERT so indexing costs no extra query."""
-    search, addresses = document_texts(
+DocumentTexts = tuple[list[str], list[str]]  # the four weighted texts of each document
+
+
+def search_document_texts(*, parsed: ParsedMessage) -> DocumentTexts:
+    """The texts of a new message's ``search_document`` and ``address_document``."""
+    return document_texts(
         subject=parsed.subject,
         people=[(role, a.name, a.address) for role, found in parsed.addresses.items() for a in found],
         filenames=[a.filename for a in parsed.attachments if a.filename],
         text=parsed.text,
         html=parsed.html,
     )
+
+
+def search_documents(*, texts: DocumentTexts) -> tuple[RawSQL, RawSQL]:
+    """SQL expressions for a new message's ``search_document`` and ``address_document``, set on the
+    instance before its INSERT so indexing costs no extra query."""
+    search, addresses = texts
     return (
         # The SQL is a constant; every text goes in as a parameter.
         RawSQL(_WEIGHTED_SQL, search, output_field=SearchVectorField()),  # noqa: S611
         RawSQL(_WEIGHTED_SQL, addresses, output_field=SearchVectorField()),  # noqa: S611
     )
+
+
+def search_documents_computed(*, texts: Sequence[DocumentTexts]) -> dict[str, Computed]:
+    """The two document columns of many new messages (one ``texts`` per row) for ``rows_insert``:
+    the same SQL as ``search_documents``, each text an array element."""
+    return {
+        column: Computed(_WEIGHTED_INPUTS_SQL, [("text", [row[which][n] for row in texts]) for n in range(4)])
+        for which, column in enumerate(("search_document", "address_document"))
+    }
 
 
 _BACKFILL_ROWS_SQL = """

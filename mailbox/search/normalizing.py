@@ -34,6 +34,8 @@ def search_text(text: str) -> str:
     """``text`` as the indexer and the query both see it: NUL-free, accent- and case-folded
     (``ß`` → ``ss``), CJK split."""
     text = text.replace("\x00", " ")
+    if text.isascii():  # most mail: no accents, no CJK, and ASCII folds as it lowercases
+        return text.lower()
     folded = _COMBINING_DIACRITICS.sub("", unicodedata.normalize("NFKD", text))
     return _CJK.sub(r" \1 ", unicodedata.normalize("NFC", folded).casefold())
 

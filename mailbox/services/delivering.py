@@ -23,11 +23,12 @@ from mailbox.models import (
     MessageLabel,
 )
 from mailbox.parsing import ParsedMessage, parse_message
-from mailbox.search.indexing import search_documents
+from mailbox.search.indexing import DocumentTexts, search_document_texts, search_documents, search_documents_computed
 from mailbox.services.conversations import Correspondence, correspondence_of, message_thread_resolve
 from mailbox.services.labels import label_get_or_create
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_publish_many_on_commit
+from mailsite.rows import rows_insert
 from threads.services import (
     SummaryDelta,
     batch_current,
@@ -123,6 +124,7 @@ class DeferredRows:
     and the domain events (published to the mailboxes' open tabs once committed)."""
 
     messages: list[Message] = field(default_factory=list)  # not inserted yet
+    documents: list[DocumentTexts] = field(default_factory=list)  # each message's search texts
     participants: list[tuple[Message, str, str, str, int]] = field(default_factory=list)  # (message, role, …)
     attachments: list[tuple[Message, int, Any]] = field(default_factory=list)  # (message, position, part)
     labels: list[MessageLabel] = field(default_factory=list)
@@ -136,7 +138,8 @@ class DeferredRows:
         batch = batch_current()
         if batch is not None:
             batch.flush_threads()  # thread rows first: messages point at them
-        Message.objects.bulk_create(self.messages)
+        # One short statement (bulk_create would send a VALUES row of ~30 placeholders per message).
+        rows_insert(objs=self.messages, computed=search_documents_computed(texts=self.documents))
         _participants_create(self.participants)
         _attachments_create(self.attachments)
         MessageLabel.objects.bulk_create(self.labels)
@@ -150,7 +153,15 @@ class DeferredRows:
                 for e in received
             ]
         )
-        for rows in (self.messages, self.participants, self.attachments, self.labels, self.bodies, self.received):
+        for rows in (
+            self.messages,
+            self.documents,
+            self.participants,
+            self.attachments,
+            self.labels,
+            self.bodies,
+            self.received,
+        ):
             rows.clear()
         self.thread_labels.clear()
         self.events.clear()
@@ -200,7 +211,8 @@ def message_deliver(
         # One savepoint around thread placement and insert: if a concurrent delivery of the same
         # blob wins the unique constraint, no empty thread is left behind.
         with transaction.atomic():
-            message, correspondence = _message_place(context, copy)
+            message, correspondence, texts = _message_place(context, copy)
+            message.search_document, message.address_document = search_documents(texts=texts)
             message.save(force_insert=True)
     except IntegrityError:
         return Delivered(Message.objects.get(mailbox=mailbox, blob=blob), created=False)
@@ -219,8 +231,9 @@ def message_deliver_new(*, context: MailboxContext, copy: Copy, deferred: Deferr
     For batches: a concurrent delivery of the same blob raises ``IntegrityError``, and the caller
     rolls its whole transaction back and delivers the batch's messages one by one instead.
     """
-    message, correspondence = _message_place(context, copy)
+    message, correspondence, texts = _message_place(context, copy)
     deferred.messages.append(message)
+    deferred.documents.append(texts)
     _message_complete(context, copy, message, correspondence, deferred)
     return message
 
@@ -254,8 +267,8 @@ def copies_deliver(*, copies: list[tuple[Mailbox, Copy]], deferred: DeferredRows
     return delivered
 
 
-def _message_place(context: MailboxContext, copy: Copy) -> tuple[Message, Correspondence]:
-    """The message's row, placed in its thread, not saved."""
+def _message_place(context: MailboxContext, copy: Copy) -> tuple[Message, Correspondence, DocumentTexts]:
+    """The message's row, placed in its thread, not saved; and the texts of its search documents."""
     parsed = copy.parsed
     message_id = context.own_message_id(copy)
     if message_id != parsed.message_id:
@@ -295,10 +308,9 @@ def _message_place(context: MailboxContext, copy: Copy) -> tuple[Message, Corres
         received_at=copy.received_at or timezone.now(),
         source_tag=copy.source_tag,
     )
-    message.search_document, message.address_document = search_documents(parsed=parsed)
     context.taken.add(message_id)
     context.looked_up.add(message_id)
-    return message, correspondence
+    return message, correspondence, search_document_texts(parsed=parsed)
 
 
 def _message_complete(

@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from channels_redis.utils import create_pool
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
 from mailbox.consumers import MailboxConsumer
 from mailbox.services import (
@@ -33,7 +33,7 @@ from mailbox.services.labels import label_get_or_create
 from mailbox.services.preferences import user_label_create, user_label_delete
 from mailsite.asgi import application
 from mailsite.models import DomainEvent
-from mailsite.realtime import mailbox_publish_on_commit
+from mailsite.realtime import mailbox_group_name, mailbox_publish_many_on_commit, mailbox_publish_on_commit
 from tests.conftest import REPO_ROOT, requires_redis
 from tests.threads.builders import deliver, reply
 
@@ -243,5 +243,40 @@ async def test_deleting_a_label_is_pushed_once_not_per_thread(mailbox, other_mai
     assert await theirs.receive_nothing(timeout=0.3)
     event = await DomainEvent.objects.aget(pk=event_id)
     assert (event.mailbox_id, event.subject_type, event.payload) == (mailbox.id, "label", {"label_id": label_id})
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+def _publish_together(events: list[tuple[int, dict]]) -> None:
+    with transaction.atomic():
+        mailbox_publish_many_on_commit(events=events)
+
+
+async def test_events_published_together_reach_each_socket_in_order_with_one_send_per_mailbox(
+    mailbox, other_mailbox, channel_layer, monkeypatch
+):
+    mine, theirs = _communicator(mailbox.user), _communicator(other_mailbox.user)
+    assert (await mine.connect(timeout=CONNECT_TIMEOUT))[0]
+    assert (await theirs.connect(timeout=CONNECT_TIMEOUT))[0]
+    layer, sends = get_channel_layer(), []
+    group_send = layer.group_send
+
+    async def counted(group: str, message: dict) -> None:
+        sends.append(group)
+        await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counted)
+    events = [(mailbox.id, {"type": "thread.updated", "thread_id": n, "event_id": 10 + n}) for n in range(3)]
+    events.insert(1, (other_mailbox.id, {"type": "thread.updated", "thread_id": 9, "event_id": 19}))
+
+    await database_sync_to_async(_publish_together)(events)
+
+    assert [await mine.receive_json_from(timeout=EVENT_DEADLINE) for _ in range(3)] == [
+        e for i, e in events if i == mailbox.id
+    ]
+    assert await theirs.receive_json_from(timeout=EVENT_DEADLINE) == events[1][1]
+    assert await mine.receive_nothing(timeout=0.3)
+    assert await theirs.receive_nothing(timeout=0.3)
+    assert sorted(sends) == sorted([mailbox_group_name(mailbox.id), mailbox_group_name(other_mailbox.id)])
     await mine.disconnect()
     await theirs.disconnect()

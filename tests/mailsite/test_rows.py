@@ -1,0 +1,70 @@
+"""``rows_insert`` writes what ``bulk_create`` writes, in one short statement, and sets the ids."""
+
+import hashlib
+from datetime import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from delivery.models import Blob, InboundReceipt
+from mailsite.rows import rows_insert
+
+
+def _blob(n: int) -> Blob:
+    sha = hashlib.sha256(str(n).encode()).hexdigest()
+    return Blob(sha256=sha, size=n, storage_key=f"blobs/{sha}")
+
+
+def _receipts(blob: Blob, prefix: str, now: datetime) -> list[InboundReceipt]:
+    recipients = [[], ["a@example.test"], ['we"ird\\one@example.test', "ünï@例え.jp", "b@example.test"]]
+    return [
+        InboundReceipt(
+            source=InboundReceipt.Source.IMPORT,
+            event_id=f"{prefix}-{n}",
+            blob=blob,
+            envelope_recipients=to,
+            verdicts={"spam": n == 1, "score": 2.5} if n else {},
+            metadata={"labels": ["Work", 'a "quoted" \\ label'], "is_read": True, "nested": {"x": [1, None]}},
+            received_at=now,
+        )
+        for n, to in enumerate(recipients)
+    ]
+
+
+def _columns(prefix: str) -> list[tuple]:
+    rows = InboundReceipt.objects.filter(event_id__startswith=prefix).order_by("event_id")
+    names = [f.attname for f in InboundReceipt._meta.concrete_fields if f.attname not in {"id", "event_id"}]
+    return list(rows.values_list(*names))
+
+
+@pytest.mark.django_db
+def test_rows_insert_writes_what_bulk_create_writes_and_sets_ids():
+    blobs = [_blob(1), _blob(2)]
+    rows_insert(objs=blobs)
+    assert all(b.pk and not b._state.adding and b.created_at for b in blobs)  # auto_now_add applied
+    assert Blob.objects.get(pk=blobs[1].pk).sha256 == blobs[1].sha256
+    now = timezone.now()
+    ours, django = _receipts(blobs[0], "ours", now), _receipts(blobs[0], "orm", now)
+
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert(objs=ours)
+    InboundReceipt.objects.bulk_create(django)
+
+    assert len(queries) == 1
+    assert [r.pk for r in ours] == list(
+        InboundReceipt.objects.filter(event_id__startswith="ours").order_by("event_id").values_list("id", flat=True)
+    )
+    assert _columns("ours") == _columns("orm")
+    stored = InboundReceipt.objects.get(pk=ours[2].pk)
+    assert stored.envelope_recipients == ['we"ird\\one@example.test', "ünï@例え.jp", "b@example.test"]
+    assert stored.metadata["labels"] == ["Work", 'a "quoted" \\ label']
+    assert stored.status == "received"
+
+
+@pytest.mark.django_db
+def test_rows_insert_of_nothing_sends_nothing():
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert(objs=[])
+    assert not queries
