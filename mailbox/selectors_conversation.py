@@ -72,6 +72,8 @@ def thread_merged_into(*, mailbox: Mailbox, thread_id: int) -> int | None:
     if merged_into is None or not Thread.objects.filter(mailbox_id=mailbox.id, pk=merged_into).exists():
         return None
     return merged_into
+
+
 def _recipients(mailbox: Mailbox, thread_id: int) -> dict[int, list[tuple[str, str, str]]]:
     """To and Cc (the participants a card lists; the sender is on the message row) of the thread's
     messages, as tuples: a long thread has hundreds and model instances cost several times more."""
