@@ -23,6 +23,7 @@ from mailbox.models import (
     DraftAttachment,
     Label,
     Mailbox,
+    MergedThread,
     Message,
     MessageBody,
     MessageLabel,
@@ -129,6 +130,16 @@ class RemoteImageSenderAdmin(BigTableAdminMixin, admin.ModelAdmin):
     list_display = ("address", "mailbox", "created_at")
     list_select_related = ("mailbox",)
     search_fields = ("=address", "=mailbox__address")
+    raw_id_fields = ("mailbox",)
+
+
+@admin.register(MergedThread)
+class MergedThreadAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    """Where an old conversation address leads: written by merges, read-only for staff."""
+
+    list_display = ("thread_id", "merged_into", "mailbox", "created_at")
+    list_select_related = ("mailbox",)
+    search_fields = ("=thread_id", "=merged_into", "=mailbox__address")
     raw_id_fields = ("mailbox",)
 
 

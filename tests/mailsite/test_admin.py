@@ -23,6 +23,7 @@ from mailbox.admin import AliasForm
 from mailbox.models import Alias, Contact, Domain, Draft, Label, Mailbox, Message
 from mailbox.selectors_drafts import source_message_get
 from mailbox.services import domain_get_or_create, message_import_raw
+from mailbox.services.conversations import thread_merge
 from mailbox.services.drafts import draft_create
 from mailbox.services.images import remote_images_always_for_sender
 from mailsite.admin import EstimatedCountPaginator
@@ -99,6 +100,10 @@ def _add_data(mailbox, round_: int) -> None:
     )
 
     remote_images_always_for_sender(mailbox=mailbox, address=f"news{round_}@example.org")
+    other = message_import_raw(
+        mailbox=mailbox, raw=raw_message(f"m{round_}@x", f"Minutes {round_}"), source_tag="import"
+    ).message
+    thread_merge(mailbox=mailbox, thread_ids=[other.thread_id], into_thread_id=first.thread_id)  # a MergedThread row
 
 
 @pytest.fixture
