@@ -20,6 +20,7 @@ from mailbox.models import Label, Mailbox
 from mailbox.rows import row_views
 from mailbox.search import SearchQueryError, thread_search
 from mailbox.services import bulk, preferences, thread_merge
+from mailbox.templatetags.mailbox_tags import senders, short_date
 from mailsite.jinja import url
 from threads.models import Thread
 
@@ -156,7 +157,7 @@ def _page_context(
 def _render_list(request: HttpRequest, view_for: Any) -> HttpResponse:
     mailbox = selectors.mailbox_get_for_user(user=request.user)
     if mailbox is None:
-        return render(request, "mailbox/no_mailbox.html", status=404)
+        return render(request, "mailbox/no_mailbox.html", status=404, using="jinja2")
     # The mailbox's labels, read once with their unread counts: the list's own label is among
     # them, and so are the sidebar's.
     overview = selectors.label_overview(mailbox=mailbox)
@@ -188,7 +189,7 @@ def search(request: HttpRequest) -> HttpResponse:
     A malformed query shows its message above an empty list, never an error page."""
     mailbox = selectors.mailbox_get_for_user(user=request.user)
     if mailbox is None:
-        return render(request, "mailbox/no_mailbox.html", status=404)
+        return render(request, "mailbox/no_mailbox.html", status=404, using="jinja2")
     query = request.GET.get("q", "").strip()
     older_than = selectors.Cursor.decode(request.GET.get("older", ""))
     try:
@@ -288,8 +289,10 @@ def threads_merge(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Select two or more conversations to merge.")
         return redirect(next_url)
     if data["into"] is None:
-        context = {"mailbox": mailbox, "threads": threads, "next": next_url}
-        return render(request, "mailbox/threads_merge.html", context)
+        # Each choice's senders and date, as a thread row shows them.
+        choices = [(t, senders(t, mailbox.address), short_date(t.last_message_at)) for t in threads]
+        context = {"mailbox": mailbox, "threads": threads, "choices": choices, "next": next_url}
+        return render(request, "mailbox/threads_merge.html", context, using="jinja2")
     absorbed = [t.id for t in threads if t.id != data["into"]]
     try:
         kept = thread_merge(mailbox=mailbox, thread_ids=absorbed, into_thread_id=data["into"])
@@ -373,7 +376,9 @@ def labels(request: HttpRequest) -> HttpResponse:
     user_labels = [lb for lb in selectors.label_list(mailbox=mailbox) if not lb.role]
     rows = [(lb, LabelForm(initial={"name": lb.name, "colour": lb.colour}, prefix=f"l{lb.id}")) for lb in user_labels]
     status = 400 if form.errors else 200
-    return render(request, "mailbox/labels.html", {"mailbox": mailbox, "form": form, "rows": rows}, status=status)
+    return render(
+        request, "mailbox/labels.html", {"mailbox": mailbox, "form": form, "rows": rows}, status=status, using="jinja2"
+    )
 
 
 @require_POST
@@ -426,5 +431,9 @@ def settings_view(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Settings saved.")
             return redirect("settings")
     return render(
-        request, "mailbox/settings.html", {"mailbox": mailbox, "form": form}, status=400 if form.errors else 200
+        request,
+        "mailbox/settings.html",
+        {"mailbox": mailbox, "form": form},
+        status=400 if form.errors else 200,
+        using="jinja2",
     )

@@ -108,7 +108,7 @@ def _render_compose(
         "max_attachment_bytes": settings.MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES,
         "max_attachment_text": draft_services.size_text(settings.MAILSITE_COMPOSE_MAX_ATTACHMENT_BYTES),
     }
-    return render(request, "mailbox/compose.html", context, status=status)
+    return render(request, "mailbox/compose.html", context, status=status, using="jinja2")
 
 
 @require_http_methods(["GET", "POST"])
@@ -194,7 +194,7 @@ def drafts(request: HttpRequest) -> HttpResponse:
     mailbox = _mailbox_or_404(request)
     older_than = selectors_drafts.DraftCursor.decode(request.GET.get("older", ""))
     page = selectors_drafts.draft_list(mailbox=mailbox, older_than=older_than)
-    return render(request, "mailbox/drafts.html", {"page": page, "is_first_page": older_than is None})
+    return render(request, "mailbox/drafts.html", {"page": page, "is_first_page": older_than is None}, using="jinja2")
 
 
 @require_POST

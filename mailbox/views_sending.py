@@ -64,4 +64,4 @@ def scheduled(request: HttpRequest) -> HttpResponse:
     mailbox = _mailbox_or_404(request)
     waiting = list(messages_scheduled(mailbox=mailbox)[:SCHEDULED_PAGE_SIZE])
     context = {"waiting": waiting, "page_size": SCHEDULED_PAGE_SIZE, "zone": mailbox_zone(mailbox=mailbox)}
-    return render(request, "mailbox/scheduled.html", context)
+    return render(request, "mailbox/scheduled.html", context, using="jinja2")

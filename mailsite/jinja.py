@@ -1,11 +1,13 @@
-"""The Jinja2 environment of the pages rendered with Jinja2 (the thread lists and the conversation,
-the most requested pages: Django's template engine cost most of their CPU).
+"""The Jinja2 environment of the site's pages: all of them are rendered with Jinja2 (Django's template
+engine cost most of the CPU of the most requested ones, the thread lists and the conversation), so
+they share one base template, ``mailsite/jinja2/base.html``. Django's engine is left to the admin
+and to the pages that extend no base (the message body's frame).
 
 Templates live in the apps' ``jinja2/`` folders and are rendered with ``using="jinja2"``; they get ``url`` and
 ``static`` like Django's tags, both remembered per process (the routes and the static files'
 manifest do not change while it runs)."""
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -14,7 +16,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 from django.template.backends.utils import csrf_input
 from django.template.defaultfilters import date as date_filter
-from django.template.defaultfilters import filesizeformat
+from django.template.defaultfilters import filesizeformat, truncatechars
 from django.templatetags.static import static as django_static
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
@@ -51,14 +53,16 @@ def csrf(request: HttpRequest) -> dict[str, Any]:
     return {"csrf_input": SimpleLazyObject(lambda: csrf_input(request))}
 
 
-def date(value: datetime | None, format_string: str) -> str:
-    """Django's ``date`` filter, in the current time zone as Django's engine shows datetimes."""
-    return date_filter(timezone.localtime(value) if value is not None else value, format_string)
+def date(value: datetime | None, format_string: str, zone: tzinfo | None = None) -> str:
+    """Django's ``date`` filter, in the current time zone as Django's engine shows datetimes, or
+    in ``zone`` (what ``{% timezone zone %}`` did)."""
+    return date_filter(timezone.localtime(value, zone) if value is not None else value, format_string)
 
 
 def environment(**options: Any) -> Environment:
     env = Environment(**options)  # noqa: S701 - the engine passes autoescape=True
     env.globals.update(url=url, static=static)
-    # Django's renderings, where Jinja2's differ (filesizeformat counts in powers of ten).
-    env.filters.update(date=date, filesize=filesizeformat)
+    # Django's renderings, where Jinja2's differ (filesizeformat counts in powers of ten, truncate
+    # cuts at words and ends with "...").
+    env.filters.update(date=date, filesize=filesizeformat, truncatechars=truncatechars)
     return env

@@ -92,6 +92,8 @@ ASGI_APPLICATION = "mailsite.asgi.application"
 
 TEMPLATES = [
     {
+        # Django's engine: the admin's templates and the pages that extend no base (the message
+        # body's frame). Every page of the site is rendered with the Jinja2 engine below.
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
@@ -104,8 +106,9 @@ TEMPLATES = [
         },
     },
     {
-        # The most requested pages (thread lists, conversation) and their partials, in the apps'
-        # jinja2/ folders: Django's engine cost most of their CPU. Rendered with ``using="jinja2"``.
+        # The site's pages and their partials, in the apps' jinja2/ folders, on one base template
+        # (mailsite/jinja2/base.html): Django's engine cost most of the CPU of the most requested
+        # ones. Rendered with ``using="jinja2"`` (the login view with ``template_engine``).
         "BACKEND": "django.template.backends.jinja2.Jinja2",
         "NAME": "jinja2",
         "APP_DIRS": True,

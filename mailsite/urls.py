@@ -45,7 +45,11 @@ def _anymail_patterns() -> list[URLPattern]:
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Login and logout only: a password reset mailed to the mailbox that is locked is no use.
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True, template_engine="jinja2"),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("anymail/", include((_anymail_patterns(), anymail_urls.app_name))),
     path("metrics", metrics_view, name="metrics"),
