@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
-from mailsite.rows import rows_insert
+from mailsite.rows import row_insert_unless_present, rows_insert
 
 
 def blob_storage_key(sha256: str) -> str:
@@ -49,34 +49,13 @@ def _blob_store(*, sha256: str, size: int, content: File) -> Blob:
         saved_as = storage.save(key, content)
         if saved_as != key:
             raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
-    blob = Blob(sha256=sha256, size=size, storage_key=key, created_at=timezone.now())
+    blob = Blob(sha256=sha256, size=size, storage_key=key)
     # Uniqueness and the hex/size checks are constraints PostgreSQL enforces on insert.
     blob.full_clean(validate_unique=False, validate_constraints=False)
-    if _insert_unless_present(blob, ["sha256", "size", "storage_key", "created_at"]):
+    if row_insert_unless_present(obj=blob):
         return blob
     # Another writer created the row between our look-up and insert: theirs stands.
     return Blob.objects.get(sha256=sha256)
-
-
-def _insert_unless_present(row: Blob | InboundReceipt, columns: list[str]) -> bool:
-    """Insert ``row``'s ``columns`` and give it its new id; ``False`` (nothing written) if a unique
-    constraint says it is there already. One statement (``ON CONFLICT DO NOTHING``), where
-    ``save()`` in a savepoint, to survive the ``IntegrityError``, takes three in a transaction."""
-    meta = row._meta
-    fields = [meta.get_field(name) for name in columns]
-    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    table = quote(meta.db_table)
-    sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders}) ON CONFLICT DO NOTHING RETURNING id"  # noqa: S608 - names from the model
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        inserted = cursor.fetchone()
-    if inserted is None:
-        return False
-    row.pk, row._state.adding, row._state.db = inserted[0], False, connection.alias
-    return True
 
 
 def blobs_store(*, datas: list[bytes]) -> dict[str, Blob]:
@@ -100,24 +79,6 @@ def blobs_store(*, datas: list[bytes]) -> dict[str, Blob]:
         Blob.objects.bulk_create(missing, ignore_conflicts=True)
         blobs.update({b.sha256: b for b in Blob.objects.filter(sha256__in=[m.sha256 for m in missing])})
     return blobs
-
-
-RECEIPT_COLUMNS = [
-    "source",
-    "esp",
-    "event_id",
-    "blob",
-    "envelope_sender",
-    "envelope_recipients",
-    "verdicts",
-    "received_at",
-    "status",
-    "attempts",
-    "last_error",
-    "correlation_id",
-    "metadata",
-    "parsed_at",
-]
 
 
 @dataclass(frozen=True)
@@ -168,7 +129,7 @@ def inbound_receipt_create(
     receipt = _receipt_build(arrival, blob_store(data=raw))
     # The blob was just stored: no need to look its row up again to validate the foreign key.
     receipt.full_clean(exclude=["blob"], validate_unique=False, validate_constraints=False)
-    if not _insert_unless_present(receipt, RECEIPT_COLUMNS):
+    if not row_insert_unless_present(obj=receipt):
         # The same arrival again (ESP retry, SMTP resend): the first one stands.
         return ReceiptStored(InboundReceipt.objects.get(source=source, esp=esp, event_id=receipt.event_id), False)
     return ReceiptStored(receipt, created=True)

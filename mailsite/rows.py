@@ -40,10 +40,22 @@ def rows_insert(*, objs: Sequence[Model], computed: Mapping[str, Computed] | Non
     instance is built; ``auto_now``/``auto_now_add`` are applied), except those named in
     ``computed``. No signals, no validation: the database's constraints are the check.
     """
-    if not objs:
-        return
+    if objs:
+        _insert(objs, computed or {}, conflict="")
+
+
+def row_insert_unless_present(*, obj: Model) -> bool:
+    """INSERT the unsaved instance ``obj`` as ``rows_insert`` does, unless a unique constraint says
+    it is there already: then nothing is written and ``False`` comes back. One statement (``ON
+    CONFLICT DO NOTHING``), where ``save()`` in a savepoint, to survive the ``IntegrityError``,
+    takes three."""
+    return _insert([obj], {}, conflict=" ON CONFLICT DO NOTHING") == 1
+
+
+def _insert(objs: Sequence[Model], computed: Mapping[str, Computed], *, conflict: str) -> int:
+    """The insert of ``rows_insert``, with ``conflict`` after its SELECT; sets the returned fields of
+    the rows written (in order: with a conflict clause, only for a single row) and counts them."""
     meta = type(objs[0])._meta
-    computed = computed or {}
     fields = [f for f in meta.concrete_fields if not f.db_returning and f.column not in computed]
     arrays: list[str] = []
     params: list[list[Any]] = []
@@ -66,17 +78,18 @@ def rows_insert(*, objs: Sequence[Model], computed: Mapping[str, Computed] | Non
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - names from the model's meta
         f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) "
-        f"AS v({', '.join(f'c{n}' for n in range(len(arrays)))}) "
+        f"AS v({', '.join(f'c{n}' for n in range(len(arrays)))}){conflict} "
         f"RETURNING {', '.join(quote(f.column) for f in returned)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    for obj, row in zip(objs, rows, strict=True):
+    for obj, row in zip(objs, rows, strict=not conflict):
         for field, value in zip(returned, row, strict=True):
             setattr(obj, field.attname, value)
         obj._state.adding = False
         obj._state.db = connection.alias
+    return len(rows)
 
 
 def _column(field: Field, objs: Sequence[Model]) -> tuple[str, list[Any]]:

@@ -1,4 +1,5 @@
-"""``rows_insert`` writes what ``bulk_create`` writes, in one short statement, and sets the ids."""
+"""``rows_insert`` writes what ``bulk_create`` writes, in one short statement, and sets the ids;
+``row_insert_unless_present`` writes one row the same way unless it is there already."""
 
 import hashlib
 from datetime import datetime
@@ -9,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
-from mailsite.rows import rows_insert
+from mailsite.rows import row_insert_unless_present, rows_insert
 
 
 def _blob(n: int) -> Blob:
@@ -68,3 +69,25 @@ def test_rows_insert_of_nothing_sends_nothing():
     with CaptureQueriesContext(connection) as queries:
         rows_insert(objs=[])
     assert not queries
+
+
+@pytest.mark.django_db
+def test_row_insert_unless_present_writes_a_new_row_once_in_one_statement():
+    first, again = _blob(7), _blob(7)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert row_insert_unless_present(obj=first) is True
+    assert row_insert_unless_present(obj=again) is False
+
+    assert len(queries) == 1
+    assert first.pk
+    assert not first._state.adding
+    assert first.created_at  # auto_now_add applied
+    assert again.pk is None  # nothing written, no id taken
+    assert again._state.adding
+    assert Blob.objects.filter(sha256=first.sha256).count() == 1
+    now = timezone.now()
+    ours, django = _receipts(first, "one", now)[2], _receipts(first, "orm", now)[2]
+    assert row_insert_unless_present(obj=ours) is True
+    django.save()
+    assert _columns("one") == _columns("orm")
