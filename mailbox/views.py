@@ -17,10 +17,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from mailbox import selectors
 from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMergeForm
 from mailbox.models import Label, Mailbox
-from mailbox.rows import row_views
+from mailbox.rows import row_views, senders, short_date
 from mailbox.search import SearchQueryError, thread_search
 from mailbox.services import bulk, preferences, thread_merge
-from mailbox.templatetags.mailbox_tags import senders, short_date
 from mailsite.jinja import url
 from threads.models import Thread
 

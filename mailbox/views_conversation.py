@@ -36,6 +36,7 @@ from mailbox.rendering.urls import (
     inline_image_signature_valid,
     message_url_policy,
 )
+from mailbox.rows import short_date
 from mailbox.services.conversations import message_split_off
 from mailbox.services.flags import messages_mark_read
 from mailbox.services.images import (
@@ -44,7 +45,6 @@ from mailbox.services.images import (
     proxy_token_url,
     remote_images_always_for_sender,
 )
-from mailbox.templatetags.mailbox_tags import short_date
 
 # Attachment types we label as such; anything else is sent as opaque bytes.
 SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {

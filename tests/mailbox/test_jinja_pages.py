@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailbox.models import Label
+from mailbox.rows import short_date
 from mailbox.services import message_import_raw
 from mailbox.services.drafts import DraftFields, draft_create
-from mailbox.templatetags.mailbox_tags import short_date
 from tests.mail import raw_message
 from tests.threads.builders import deliver
 from threads.models import Thread

@@ -14,10 +14,10 @@ from django.utils.dateformat import format as date_format
 
 from mailbox import selectors
 from mailbox.models import Label, ThreadLabel
+from mailbox.rows import short_date
 from mailbox.services import message_import_raw
 from mailbox.services.bulk import threads_action_apply
 from mailbox.services.preferences import user_label_create
-from mailbox.templatetags.mailbox_tags import short_date
 from tests.mail import raw_message
 from threads.models import Thread
 
