@@ -1,6 +1,6 @@
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Coalesce, Lower
 
 
 class Blob(models.Model):
@@ -55,6 +55,9 @@ class InboundReceipt(models.Model):
     received_at = models.DateTimeField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
+    # When the next try is due, if its task is waiting out a back-off or was re-queued by the
+    # sweeper; null: as soon as it arrived. The sweeper waits this long (and more) before queueing again.
+    retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
     # Channel extras applied when the receipt is parsed, e.g. an import's labels and read state.
@@ -70,8 +73,10 @@ class InboundReceipt(models.Model):
             ),
         ]
         indexes = [
-            # The sweeper's question: which receipts are still waiting, oldest first?
-            models.Index(fields=["received_at"], name="receipt_pending", condition=models.Q(status="received")),
+            # The sweeper's question: which receipts are still waiting long after their try was due?
+            models.Index(
+                Coalesce("retry_at", "received_at"), name="receipt_pending", condition=models.Q(status="received")
+            ),
             models.Index(fields=["status", "-received_at"], name="receipt_status_recent"),
         ]
 

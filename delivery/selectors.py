@@ -28,10 +28,9 @@ def inbound_receipts_waiting(*, receipt_ids: list[int]) -> list[int]:
     return list(waiting.order_by("id").values_list("id", flat=True))
 
 
-def inbound_receipts_stale(*, received_before: datetime, limit: int = 500) -> list[int]:
-    """Receipts still waiting to be parsed well after they arrived (their task was lost)."""
-    pending = InboundReceipt.objects.filter(status=InboundReceipt.Status.RECEIVED, received_at__lt=received_before)
-    return list(pending.order_by("received_at").values_list("id", flat=True)[:limit])
+def inbound_receipt_attempts(*, receipt_id: int) -> int | None:
+    """How many times the receipt has been tried, by whichever tasks; ``None`` if it is gone."""
+    return InboundReceipt.objects.filter(pk=receipt_id).values_list("attempts", flat=True).first()
 
 
 @dataclass(frozen=True)

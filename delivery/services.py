@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.files.base import ContentFile, File
@@ -225,11 +226,43 @@ def inbound_receipt_finish(*, receipt: InboundReceipt, status: str, error: str =
 
 @transaction.atomic
 def inbound_receipt_reset(*, receipt_id: int) -> InboundReceipt:
-    """Put a failed or quarantined receipt back in line for processing (staff, after a fix)."""
+    """Put a failed or quarantined receipt back in line for processing (staff, after a fix), with
+    its tries counted afresh: the retries it used up were spent on the fault now fixed."""
     receipt = InboundReceipt.objects.select_for_update().get(pk=receipt_id)
     receipt.status = InboundReceipt.Status.RECEIVED
-    receipt.save(update_fields=["status"])
+    receipt.attempts, receipt.retry_at = 0, None
+    receipt.save(update_fields=["status", "attempts", "retry_at"])
     return receipt
+
+
+def inbound_receipt_retry_schedule(*, receipt_id: int, at: datetime) -> None:
+    """Record when the receipt's next try is due (its task waits out a back-off until then), so the
+    sweeper leaves it alone meanwhile instead of starting a second chain of retries."""
+    InboundReceipt.objects.filter(pk=receipt_id, status=InboundReceipt.Status.RECEIVED).update(retry_at=at)
+
+
+def inbound_receipts_sweep(*, due_before: datetime, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
+    """Pick receipts still waiting although their try was due before ``due_before`` (their task was
+    lost, e.g. the broker was down when they were committed), oldest first, and push their next due
+    time as far past ``now`` as they have waited already (at most an hour): one that keeps waiting is
+    queued again less and less often. Returns their ids and correlation ids, for the caller to queue."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SWEEP_SQL, {"due_before": due_before, "now": now, "limit": limit})
+        return sorted(cursor.fetchall())
+
+
+_SWEEP_SQL = """
+UPDATE delivery_inboundreceipt
+SET retry_at = %(now)s + LEAST(%(now)s - COALESCE(retry_at, received_at), interval '1 hour')
+WHERE id IN (
+    SELECT id FROM delivery_inboundreceipt
+    WHERE status = 'received' AND COALESCE(retry_at, received_at) < %(due_before)s
+    ORDER BY COALESCE(retry_at, received_at)
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, correlation_id
+"""
 
 
 def inbound_receipts_claim(*, receipt_ids: list[int], fill_to: int = 0) -> list[int]:

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
@@ -336,6 +337,7 @@ def mail_import(
     Unreadable files are skipped and listed; a database or storage failure propagates.
     """
     result = ImportResult()
+    correlation_id = f"import-{uuid.uuid4().hex}"  # one per run: its receipts and parse tasks share it
     pending: list[Arrival] = []
     for source in sources:
         messages = source.messages()
@@ -347,7 +349,7 @@ def mail_import(
             except OSError as error:  # reading the source, not storing: the rest of it is lost
                 result.unreadable.append(f"{source.path}: {error}")
                 break
-            arrival = _arrival(mailbox, message, extra_labels, result)
+            arrival = _arrival(mailbox, message, extra_labels, result, correlation_id)
             if arrival is not None:
                 pending.append(arrival)
             if len(pending) >= IMPORT_CHUNK:
@@ -359,7 +361,7 @@ def mail_import(
 
 
 def _arrival(
-    mailbox: Mailbox, message: ImportedMessage, extra_labels: tuple[str, ...], result: ImportResult
+    mailbox: Mailbox, message: ImportedMessage, extra_labels: tuple[str, ...], result: ImportResult, correlation_id: str
 ) -> Arrival | None:
     if message.error:
         result.unreadable.append(f"{message.origin}: {message.error}")
@@ -376,6 +378,7 @@ def _arrival(
         event_id=f"{mailbox.id}:{hashlib.sha256(message.raw).hexdigest()}",
         envelope_recipients=(mailbox.address,),
         metadata=hints,
+        correlation_id=correlation_id,
     )
 
 

@@ -24,3 +24,17 @@ def _close_old_connections(sender: Task, **kwargs: object) -> None:
     tasks: they run inside the caller's transaction."""
     if not getattr(sender.request, "is_eager", False):
         close_old_connections()
+
+
+def queue_depth(queue: str = "") -> int:
+    """Messages waiting in the broker's ``queue`` (the default queue if empty); 0 in eager mode,
+    where no broker holds anything."""
+    if app.conf.task_always_eager:
+        return 0
+    name = queue or app.conf.task_default_queue
+    with app.connection_for_read() as connection:
+        try:
+            declared = connection.default_channel.queue_declare(queue=name, passive=True)
+        except connection.channel_errors:  # no such queue yet: nothing was ever left waiting in it
+            return 0
+        return declared.message_count

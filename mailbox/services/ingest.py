@@ -4,6 +4,7 @@ Not re-exported from ``mailbox.services``: it queues ``mailbox.tasks``, which im
 services, so importing it from the package would be circular.
 """
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,9 @@ def inbound_accept(
     Answer the sender only after this returns: from then on the message cannot be lost.
     A repeat of the same arrival changes nothing and queues nothing.
     """
-    correlation_id = str(structlog.contextvars.get_contextvars().get("request_id", ""))
+    # The web request's id (django-structlog's), so its log lines and the parse task's share it;
+    # a fresh one where no request is bound (the SMTP listener).
+    correlation_id = str(structlog.contextvars.get_contextvars().get("request_id", "")) or uuid.uuid4().hex
     with transaction.atomic():
         stored = inbound_receipt_create(
             source=source,

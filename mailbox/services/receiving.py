@@ -52,6 +52,11 @@ def receipt_process(*, receipt_id: int) -> ReceiptOutcome | None:
     receipt = inbound_receipt_start_attempt(receipt_id=receipt_id)
     if receipt is None:
         return None
+    with structlog.contextvars.bound_contextvars(correlation_id=receipt.correlation_id):
+        return _receipt_process(receipt)
+
+
+def _receipt_process(receipt: InboundReceipt) -> ReceiptOutcome:
     if receipt.status != InboundReceipt.Status.RECEIVED:
         # Parsed, quarantined or failed: final until staff reprocess it.
         return ReceiptOutcome(receipt.status)
@@ -109,7 +114,8 @@ def receipts_process_batch(*, receipt_ids: list[int], fill_to: int = 0) -> Batch
     quarantined = sum(1 for r in claimed if r.status == InboundReceipt.Status.QUARANTINED)
     INBOUND_QUARANTINED.inc(quarantined)
     INBOUND_PARSED.inc(len(claimed) - quarantined)
-    logger.info("inbound.batch_parsed", receipts=len(claimed), quarantined=quarantined)
+    correlation_ids = sorted({r.correlation_id for r in claimed})
+    logger.info("inbound.batch_parsed", receipts=len(claimed), quarantined=quarantined, correlation_ids=correlation_ids)
     finished = [r.id for r in claimed]
     return BatchOutcome(finished=finished, handed_back=_held_elsewhere(claimed_ids, finished))
 
@@ -157,7 +163,9 @@ def _batch_copies(
         if reason:
             receipt.status, receipt.last_error = InboundReceipt.Status.QUARANTINED, reason
             deferred.events.append(_quarantine_event(receipt, reason))
-            logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)
+            logger.warning(
+                "inbound.quarantined", receipt_id=receipt.id, correlation_id=receipt.correlation_id, reason=reason
+            )
             continue
         for mailbox in mailboxes:
             if (mailbox.id, receipt.blob_id) in present:

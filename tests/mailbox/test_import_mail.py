@@ -1,5 +1,6 @@
 """import_mail: mbox, Maildir, .eml and Gmail Takeout into a mailbox, through the front door."""
 
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -223,3 +224,32 @@ def test_the_real_list_archive_imports_every_message(mailbox):
     assert "Imported 759 messages" in output
     assert Message.objects.filter(mailbox=mailbox).count() == 759
     assert not InboundReceipt.objects.exclude(status=InboundReceipt.Status.PARSED).exists()
+
+
+class _Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_counts_the_messages_on_a_terminal(mailbox, tmp_path, monkeypatch):
+    box = _write_mbox(tmp_path / "archive.mbox", [_message("first"), _message("second"), _message("third")])
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command("import_mail", str(box), mailbox=mailbox.address, stdout=StringIO())
+
+    assert "3/3" in terminal.getvalue()
+
+
+def test_one_import_run_shares_one_correlation_id(mailbox, tmp_path):
+    def correlation_ids() -> set[str]:
+        return set(InboundReceipt.objects.values_list("correlation_id", flat=True))
+
+    _import(mailbox, _write_mbox(tmp_path / "one.mbox", [_message("first"), _message("second")]))
+    first_run = correlation_ids()
+    _import(mailbox, _write_mbox(tmp_path / "two.mbox", [_message("third")]))
+    second_run = correlation_ids() - first_run
+
+    assert len(first_run) == len(second_run) == 1
+    assert all(c.startswith("import-") for c in first_run | second_run)

@@ -1,21 +1,25 @@
 """The inbound pipeline from raw bytes to messages: store first, parse later, nothing lost."""
 
+import re
 import threading
 from datetime import timedelta
 
 import pytest
+import structlog
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection, transaction
+from django.utils import timezone
+from structlog.testing import capture_logs
 
 from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
-from delivery.services import inbound_receipt_create
+from delivery.services import inbound_receipt_create, inbound_receipt_retry_schedule, inbound_receipts_sweep
 from mailbox.models import Alias, Label, Message, MessageLabel
 from mailbox.services import domain_get_or_create, message_import_raw
 from mailbox.services.ingest import inbound_accept, inbound_reprocess
 from mailbox.services.receiving import receipt_process, receipts_process_batch
-from mailbox.tasks import MAX_RETRIES, receipt_process_task, receipts_process_batch_task, receipts_sweep_task
+from mailbox.tasks import MAX_ATTEMPTS, receipt_process_task, receipts_process_batch_task, receipts_sweep_task
 from mailsite.celery import app
 from mailsite.models import DomainEvent
 from tests.mail import raw_message
@@ -197,9 +201,10 @@ def test_storage_failure_retries_then_fails_and_reprocess_recovers(mailbox, djan
     receipt_process_task.apply(args=[receipt.id])
     receipt.refresh_from_db()
     assert receipt.status == InboundReceipt.Status.FAILED
-    # The first try as a batch, then the receipt alone: its first try and MAX_RETRIES retries.
-    assert receipt.attempts == 1 + 1 + MAX_RETRIES
-    assert "gave up" in receipt.last_error
+    # The first try as a batch, then the receipt alone, retried until its tries in all are used up.
+    assert receipt.attempts == MAX_ATTEMPTS
+    assert "gave up after 10 attempts" in receipt.last_error
+    assert receipt.retry_at is not None  # each back-off was recorded, so the sweeper kept out of it
 
     storage.save(receipt.blob.storage_key, ContentFile(kept))
     with django_capture_on_commit_callbacks(execute=True):
@@ -218,6 +223,66 @@ def test_sweeper_completes_receipts_whose_task_was_lost(mailbox, settings):
     receipt.refresh_from_db()
     assert receipt.status == InboundReceipt.Status.PARSED
     assert receipts_sweep_task.apply().get() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_eager_retries_run_through")
+def test_tries_are_counted_per_receipt_whichever_task_makes_them(mailbox):
+    """A second chain of retries (e.g. one the sweeper started) shares the receipt's budget."""
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    InboundReceipt.objects.filter(pk=receipt.pk).update(attempts=MAX_ATTEMPTS - 1)  # another chain's tries
+    storages["mail"].delete(receipt.blob.storage_key)
+
+    receipt_process_task.apply(args=[receipt.id], kwargs={"batch": False})
+
+    receipt.refresh_from_db()
+    assert (receipt.status, receipt.attempts) == (InboundReceipt.Status.FAILED, MAX_ATTEMPTS)
+
+
+@pytest.mark.django_db
+def test_reprocess_counts_tries_afresh(mailbox, django_capture_on_commit_callbacks):
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    InboundReceipt.objects.filter(pk=receipt.pk).update(status=InboundReceipt.Status.FAILED, attempts=MAX_ATTEMPTS)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        inbound_reprocess(receipt_ids=[receipt.id])
+
+    receipt.refresh_from_db()
+    assert (receipt.status, receipt.attempts) == (InboundReceipt.Status.PARSED, 1)
+
+
+@pytest.mark.django_db
+def test_a_receipt_waiting_out_a_back_off_is_not_swept(mailbox, settings):
+    settings.MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(seconds=120)
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    long_ago = timezone.now() - timedelta(hours=2)
+    InboundReceipt.objects.filter(pk=receipt.pk).update(received_at=long_ago)
+    inbound_receipt_retry_schedule(receipt_id=receipt.id, at=timezone.now() + timedelta(minutes=5))
+
+    assert receipts_sweep_task.apply().get() == 0
+    receipt.refresh_from_db()
+    assert receipt.status == InboundReceipt.Status.RECEIVED
+
+
+SWEEP_AFTER = timedelta(seconds=120)
+
+
+@pytest.mark.django_db
+def test_a_swept_receipt_is_queued_again_only_after_waiting_as_long_again(mailbox):
+    receipt = _receipt(envelope_recipients=["alice@example.test"])
+    arrived = receipt.received_at
+    after = SWEEP_AFTER
+
+    def sweep(at_seconds: int) -> list[int]:
+        now = arrived + timedelta(seconds=at_seconds)
+        return [receipt_id for receipt_id, _ in inbound_receipts_sweep(due_before=now - after, now=now)]
+
+    assert sweep(100) == []  # not yet two minutes late
+    assert sweep(200) == [receipt.id]  # 200 s waited: next due 200 s later, at 400 s
+    assert sweep(500) == []  # due at 400 s, only 100 s late
+    assert sweep(530) == [receipt.id]
+    receipt.refresh_from_db()
+    assert receipt.retry_at == arrived + timedelta(seconds=530 + 130)
 
 
 @pytest.mark.django_db
@@ -342,3 +407,27 @@ def test_a_receipt_another_worker_holds_is_skipped_not_waited_for(mailbox):
     assert outcome.finished == []
     assert outcome.handed_back == []
     assert InboundReceipt.objects.get(pk=receipt.id).status == InboundReceipt.Status.RECEIVED
+
+
+@pytest.mark.django_db
+def test_arrivals_outside_a_web_request_get_a_correlation_id_each(mailbox):
+    first = inbound_accept(source="smtp", raw=RAW, envelope_recipients=["alice@example.test"])
+    second = inbound_accept(source="smtp", raw=REUSED_FIRST, envelope_recipients=["alice@example.test"])
+    assert re.fullmatch(r"[0-9a-f]{32}", first.receipt.correlation_id)
+    assert first.receipt.correlation_id != second.receipt.correlation_id
+
+
+@pytest.mark.django_db
+def test_parse_logs_carry_the_receipts_correlation_id(mailbox):
+    alone = _receipt(envelope_recipients=["alice@example.test"], correlation_id="req-alone")
+    raws = [raw_message(f"batched-{n}@example.org", f"Batched {n}") for n in range(2)]
+    batched = [_receipt(raw=r, envelope_recipients=["alice@example.test"], correlation_id="req-batch") for r in raws]
+
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        receipt_process(receipt_id=alone.id)
+        receipts_process_batch(receipt_ids=[r.id for r in batched])
+
+    events = {event["event"]: event for event in logs}
+    assert events["inbound.parsed"]["correlation_id"] == "req-alone"
+    assert events["inbound.batch_parsed"]["correlation_ids"] == ["req-batch"]
+    assert "correlation_id" not in structlog.contextvars.get_contextvars()  # bound for that receipt only

@@ -17,18 +17,23 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import OperationalError, connection, connections
 from django.test import Client
+from structlog.testing import capture_logs
 
 from delivery.models import Blob, InboundReceipt
 from delivery.selectors import blob_read
+from delivery.services import inbound_receipt_create
 from mailbox.models import Message, MessageLabel
-from mailbox.tasks import receipts_sweep_task
+from mailbox.tasks import receipt_process_task, receipts_sweep_task
+from mailsite.celery import app, queue_depth
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_group_name
 from tests.conftest import requires_redis
@@ -760,8 +765,10 @@ def test_a_broker_outage_still_answers_2xx_and_the_sweeper_completes_it(
     other_mailbox,
     broker,  # noqa: F811 - the fixture imported above
     start_worker,  # noqa: F811 - the fixture imported above
+    tmp_path,
 ):
-    """Queuing the parse is best effort after the commit; the sweeper finds what it missed."""
+    """Queuing the parse is best effort after the commit; the sweeper finds what it missed, and the
+    worker's log lines carry the webhook request's correlation id."""
     broker.stop()  # the Redis this process queues on is really gone
     assert ses_sns().send().status_code == 200
     receipt = InboundReceipt.objects.get()
@@ -776,3 +783,36 @@ def test_a_broker_outage_still_answers_2xx_and_the_sweeper_completes_it(
     wait_for(lambda: InboundReceipt.objects.get().status == InboundReceipt.Status.PARSED, "the sweeper's parse")
     for owner in (mailbox, other_mailbox):
         assert Message.objects.filter(mailbox=owner, receipt=receipt).count() == 1
+    assert receipt.correlation_id in (tmp_path / "sweeper.log").read_text()
+
+
+@requires_redis
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server program")
+@pytest.mark.django_db
+@pytest.mark.real_broker
+def test_the_sweeper_waits_while_the_broker_still_holds_parse_tasks(
+    mailbox,
+    settings,
+    broker,  # noqa: F811 - the fixture imported above
+):
+    """A backlog is not a lost task: queueing its receipts again would only double the backlog."""
+    settings.MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(0)
+    waiting = inbound_receipt_create(source="smtp", raw=RAW, envelope_recipients=["alice@example.test"]).receipt
+    receipt_process_task.delay(waiting.id)  # queued; no worker has reached it yet
+
+    assert receipts_sweep_task() == 0
+    assert queue_depth() == 1
+
+    app.control.purge()  # the broker lost it after all
+    assert receipts_sweep_task() == 1
+    assert queue_depth() == 1  # queued again, once
+
+
+@pytest.mark.django_db
+def test_the_webhook_requests_id_is_its_receipts_correlation_id(mailbox, other_mailbox):
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        assert sendgrid_raw().send().status_code == 200
+
+    received = next(event for event in logs if event["event"] == "inbound.received")
+    assert received["request_id"]
+    assert InboundReceipt.objects.get().correlation_id == received["request_id"]

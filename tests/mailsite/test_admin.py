@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from delivery.models import Blob, DeliveryEvent, InboundReceipt, OutboundDelivery, Suppression
-from delivery.services import blob_store
+from delivery.services import blob_store, inbound_receipt_create
 from mailbox.admin import AliasForm
 from mailbox.models import Alias, Contact, Domain, Draft, Label, Mailbox, Message
 from mailbox.selectors_drafts import source_message_get
@@ -26,6 +26,7 @@ from mailbox.services import domain_get_or_create, message_import_raw
 from mailbox.services.conversations import thread_merge
 from mailbox.services.drafts import draft_create
 from mailbox.services.images import remote_images_always_for_sender
+from mailbox.services.receiving import receipt_fail
 from mailsite.admin import EstimatedCountPaginator
 from mailsite.models import DomainEvent
 from tests.mail import raw_message
@@ -395,3 +396,22 @@ def test_tables_below_the_threshold_are_counted_exactly(admin_data):
         cursor.execute("ANALYZE mailsite_domainevent")
 
     assert EstimatedCountPaginator(DomainEvent.objects.order_by("-pk"), 10).count == DomainEvent.objects.count()
+
+
+def test_staff_reprocess_a_failed_receipt_with_the_admin_action(
+    admin_client, mailbox, django_capture_on_commit_callbacks
+):
+    receipt = inbound_receipt_create(
+        source="smtp", raw=raw_message("reprocess@example.org", "Try again"), envelope_recipients=[mailbox.address]
+    ).receipt
+    receipt_fail(receipt_id=receipt.id, error="ParserBug: fixed since")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            _changelist_url(InboundReceipt), {"action": "reprocess", "_selected_action": [receipt.pk]}, follow=True
+        )
+
+    assert "Queued 1 receipt(s) for processing." in response.content.decode()
+    receipt.refresh_from_db()
+    assert receipt.status == InboundReceipt.Status.PARSED
+    assert Message.objects.filter(mailbox=mailbox, receipt=receipt).count() == 1
