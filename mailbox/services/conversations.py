@@ -455,6 +455,10 @@ def thread_changes_record(
     merged = {change.thread_id: change.merged_into for change in ordered if change.removed and change.merged_into}
     if merged:
         _merged_threads_record(mailbox_id=mailbox_id, merged=merged)
+    deleted = [change.thread_id for change in ordered if change.removed and not change.merged_into]
+    if deleted:
+        # Old addresses that led to these lead nowhere now: their rows would only ever answer 404.
+        MergedThread.objects.filter(mailbox_id=mailbox_id, merged_into__in=deleted).delete()
     from_tab = {"tab": tab} if tab else {}
     for change, event in zip(ordered, events, strict=True):
         mailbox_publish_on_commit(mailbox_id=mailbox_id, event={**change.live_event(event.id), **from_tab})
