@@ -8,6 +8,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet
 
+from mailbox.live import tab_source_tag
 from mailbox.models import Alias, Domain, Label, Mailbox, Message, ThreadLabel
 from mailsite.models import DomainEvent
 from threads.models import Thread
@@ -283,19 +284,24 @@ class CatchUp:
 CATCH_UP_LIMIT = 500
 
 
-def events_since(*, mailbox: Mailbox, after: int) -> CatchUp:
-    """The threads the mailbox's domain events after ``after`` touched, for a tab that reconnects."""
+def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
+    """The threads the mailbox's domain events after ``after`` touched, for a tab that connects or
+    reconnects. Changes made from ``tab`` itself (``mailbox.live``) name no thread: that tab
+    already shows them."""
     events = list(
         DomainEvent.objects.filter(mailbox_id=mailbox.id, id__gt=after)
         .order_by("id")
-        .values_list("id", "event_type", "subject_type", "subject_id", "payload")[: CATCH_UP_LIMIT + 1]
+        .values_list("id", "event_type", "subject_type", "subject_id", "payload", "source_tag")[: CATCH_UP_LIMIT + 1]
     )
     if not events:
         return CatchUp(thread_ids=[], latest=after, complete=True)
+    own = tab_source_tag(tab)
     thread_ids: set[int] = set()
     message_ids: set[int] = set()
     labels_deleted: set[int] = set()
-    for _, event_type, subject_type, subject_id, payload in events[:CATCH_UP_LIMIT]:
+    for _, event_type, subject_type, subject_id, payload, source_tag in events[:CATCH_UP_LIMIT]:
+        if own and source_tag == own:
+            continue
         named = payload.get("thread_id") if isinstance(payload, dict) else None
         if isinstance(named, int):
             thread_ids.add(named)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from mailbox import selectors
 from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMergeForm
+from mailbox.live import tab_id_clean
 from mailbox.models import Label, Mailbox
 from mailbox.rows import row_views, senders, short_date
 from mailbox.search import SearchQueryError, thread_search
@@ -343,12 +344,14 @@ def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
 
 @require_GET
 def events_since(request: HttpRequest) -> JsonResponse:
-    """What changed in the mailbox after domain event ``?after=``: the thread ids to refresh."""
+    """What changed in the mailbox after domain event ``?after=``: the thread ids to refresh, but for
+    changes made from the asking tab (``?tab=``, see ``mailbox.live``)."""
     mailbox = _mailbox(request)
     after = request.GET.get("after", "")
     if not after.isdigit():
         return JsonResponse({"error": "after must be an event id"}, status=400)
-    catch_up = selectors.events_since(mailbox=mailbox, after=int(after))
+    tab = tab_id_clean(request.GET.get("tab"))
+    catch_up = selectors.events_since(mailbox=mailbox, after=int(after), tab=tab)
     return JsonResponse(
         {
             "threads": catch_up.thread_ids,

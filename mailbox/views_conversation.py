@@ -28,6 +28,7 @@ from delivery.selectors import (
     delivery_timelines_for_messages,
 )
 from mailbox import selectors, selectors_conversation
+from mailbox.live import TAB_HEADER, tab_id_clean
 from mailbox.models import Attachment, Mailbox, Message, Participant
 from mailbox.rendering.body import render_body
 from mailbox.rendering.urls import (
@@ -188,6 +189,8 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
     unread messages to ``thread_mark_read`` once it is shown (link prefetchers and previews GET
     pages too)."""
     mailbox = _mailbox_or_404(request)
+    # Read before the conversation: the page's catch-up replays any change landing in between.
+    latest_event_id = selectors.latest_event_id(mailbox=mailbox)
     conversation = selectors_conversation.conversation_get(mailbox=mailbox, thread_id=thread_id)
     if conversation is None or not conversation.messages:
         return _merged_away_or_404(request, mailbox, thread_id)
@@ -222,6 +225,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "user_labels": user_labels,
         "compose_url": reverse("compose"),  # once, not three times a message
         "unread_ids": ",".join(map(str, unread)),
+        "latest_event_id": latest_event_id,
     }
     return render(request, "mailbox/thread_detail.html", context, using="jinja2")
 
@@ -239,7 +243,8 @@ def _merged_away_or_404(request: HttpRequest, mailbox: Mailbox, thread_id: int) 
 def thread_mark_read(request: HttpRequest, thread_id: int) -> HttpResponse:
     """Mark read the messages of a thread that its page showed (``message`` ids), not any that
     arrived since. conversation.js posts this once the page is visible; without JavaScript the
-    page's "Mark as read" button does. Idempotent: read messages are left as they are."""
+    page's "Mark as read" button does, from the tab named in ``X-Mailsite-Tab`` if any (that tab then
+    knows the change as its own when it comes back). Idempotent: read messages are left as they are."""
     mailbox = _mailbox_or_404(request)
     asked = [i for i in map(_int_or_none, request.POST.getlist("message")) if i is not None]
     ids = selectors_conversation.thread_message_ids(mailbox=mailbox, thread_id=thread_id, message_ids=asked)
@@ -248,7 +253,7 @@ def thread_mark_read(request: HttpRequest, thread_id: int) -> HttpResponse:
     if not asked:
         return HttpResponseBadRequest("Name the messages to mark read.", content_type="text/plain")
     if ids:
-        messages_mark_read(mailbox=mailbox, message_ids=ids)
+        messages_mark_read(mailbox=mailbox, message_ids=ids, tab=tab_id_clean(request.headers.get(TAB_HEADER)))
     if "application/json" in request.headers.get("Accept", ""):
         return HttpResponse(status=204)
     return redirect(reverse("thread_detail", args=[thread_id]))

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, Value, When
 
+from mailbox.live import tab_source_tag
 from mailbox.models import Alias, Mailbox, MergedThread, Message, MessageLabel, Participant, ThreadLabel
 from mailbox.parsing import ParsedMessage
 from mailsite.events import EventSpec, domain_events_record
@@ -442,17 +443,25 @@ class ThreadChange:
         return {"type": "thread.updated", "thread_id": self.thread_id, "event_id": event_id}
 
 
-def thread_changes_record(*, mailbox_id: int, event_type: str, changes: Iterable[ThreadChange]) -> list[DomainEvent]:
+def thread_changes_record(
+    *, mailbox_id: int, event_type: str, changes: Iterable[ThreadChange], tab: str = ""
+) -> list[DomainEvent]:
     """Append one domain event per thread changed, in the caller's transaction (one statement), and
-    once it commits tell the mailbox's open tabs which thread rows to redraw or drop."""
+    once it commits tell the mailbox's open tabs which thread rows to redraw or drop. ``tab``: the
+    browser tab the change was made from (``mailbox.live``), named in the events so it knows them."""
     ordered = sorted(changes, key=lambda change: change.thread_id)
     specs = [EventSpec(event_type, "thread", change.thread_id, change.payload) for change in ordered]
-    events = domain_events_record(events=specs, mailbox_id=mailbox_id)
+    events = domain_events_record(events=specs, mailbox_id=mailbox_id, source_tag=tab_source_tag(tab))
     merged = {change.thread_id: change.merged_into for change in ordered if change.removed and change.merged_into}
     if merged:
         _merged_threads_record(mailbox_id=mailbox_id, merged=merged)
+    deleted = [change.thread_id for change in ordered if change.removed and not change.merged_into]
+    if deleted:
+        # Old addresses that led to these lead nowhere now: their rows would only ever answer 404.
+        MergedThread.objects.filter(mailbox_id=mailbox_id, merged_into__in=deleted).delete()
+    from_tab = {"tab": tab} if tab else {}
     for change, event in zip(ordered, events, strict=True):
-        mailbox_publish_on_commit(mailbox_id=mailbox_id, event=change.live_event(event.id))
+        mailbox_publish_on_commit(mailbox_id=mailbox_id, event={**change.live_event(event.id), **from_tab})
     return events
 
 

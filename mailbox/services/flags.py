@@ -31,8 +31,9 @@ Changed = list[tuple[int, int, bool]]
 
 
 @transaction.atomic
-def messages_mark_read(*, mailbox: Mailbox, message_ids: list[int], is_read: bool = True) -> int:
-    """Mark messages read (or unread); returns how many changed."""
+def messages_mark_read(*, mailbox: Mailbox, message_ids: list[int], is_read: bool = True, tab: str = "") -> int:
+    """Mark messages read (or unread); returns how many changed. ``tab``: the browser tab the change
+    was made from, if any (``mailbox.live``)."""
     message_threads_lock(mailbox=mailbox, message_ids=message_ids)
     changed = list(
         Message.objects.filter(mailbox=mailbox, pk__in=message_ids, is_read=not is_read).values_list("id", "thread_id")
@@ -50,7 +51,7 @@ def messages_mark_read(*, mailbox: Mailbox, message_ids: list[int], is_read: boo
             unread_count=F("unread_count") + step * count
         )
     event = DomainEvent.Type.MESSAGES_READ if is_read else DomainEvent.Type.MESSAGES_UNREAD
-    _per_thread_record(mailbox, event, [(i, t, is_read) for i, t in changed])
+    _per_thread_record(mailbox, event, [(i, t, is_read) for i, t in changed], tab=tab)
     return len(changed)
 
 
@@ -136,13 +137,13 @@ def _thread_labels_shift(mailbox: Mailbox, label: Label, rows: Changed, *, step:
             row.delete()
 
 
-def _per_thread_record(mailbox: Mailbox, event_type: str, rows: Changed, **details: object) -> None:
+def _per_thread_record(mailbox: Mailbox, event_type: str, rows: Changed, tab: str = "", **details: object) -> None:
     """One event per thread the rows (message id, thread id, is_read) belong to, naming its messages."""
     by_thread: dict[int, list[int]] = defaultdict(list)
     for message_id, thread_id, _ in rows:
         by_thread[thread_id].append(message_id)
     changes = [ThreadChange(t, {"message_ids": sorted(ids), **details}) for t, ids in by_thread.items()]
-    thread_changes_record(mailbox_id=mailbox.id, event_type=event_type, changes=changes)
+    thread_changes_record(mailbox_id=mailbox.id, event_type=event_type, changes=changes, tab=tab)
 
 
 @transaction.atomic

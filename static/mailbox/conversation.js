@@ -5,9 +5,20 @@
 // the mailbox's websocket); when this conversation is merged into another (in another tab), the
 // page moves there ("thread.removed" with merged_into); when it changes in place ("thread.updated":
 // a message split off or moved out, conversations merged into it, new mail), its messages follow.
+// Every opening of the socket, the first one included, catches up from the domain event log since
+// the page's render (or the last event seen), and the tab's own mark-read, named by its tab id,
+// comes back as a change it already shows.
 (function () {
   "use strict";
   var main = document.querySelector("main.conversation");
+  var tab = tabId();
+
+  // This tab's name on the changes it makes (see mailbox/live.py): random, for this page only.
+  function tabId() {
+    var bytes = new Uint8Array(12);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
 
   function markRead() {
     var field = document.querySelector("input[name=csrfmiddlewaretoken]");
@@ -17,7 +28,7 @@
     data.append("csrfmiddlewaretoken", field.value);
     main.dataset.unread.split(",").forEach(function (id) { data.append("message", id); });
     fetch(main.dataset.markReadUrl, {
-      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" }
+      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json", "X-Mailsite-Tab": tab }
     }).then(function (response) {
       main.dataset.markRead = response.ok ? "done" : "";
     }).catch(function () { main.dataset.markRead = ""; });  // tried again when next shown
@@ -54,7 +65,6 @@
       .catch(function () { /* the next event refreshes it */ });
   }
 
-  var main = document.querySelector("main.conversation");
   var threadId = main ? Number(main.dataset.threadId) : 0;
 
   function conversationRemoved(data) {
@@ -134,7 +144,41 @@
     document.querySelectorAll("select[name=label] option[value='" + Number(labelId) + "']").forEach(function (o) { o.remove(); });
   }
 
-  var retryDelay = 1000, connectedBefore = false;
+  // Where this page's view of the mailbox stands: the newest domain event when the server rendered
+  // it, then the newest one seen since (kept on the page, where a test can read it too).
+  var lastEvent = main ? Number(main.dataset.lastEvent || 0) : 0;
+  function seen(eventId) {
+    if (eventId && eventId > lastEvent) {
+      lastEvent = eventId;
+      main.dataset.lastEvent = String(eventId);
+    }
+  }
+
+  // What the log holds after the cursor (changes from this tab left out): the page follows if this
+  // conversation is among the threads changed; after too much it reloads, as a list does.
+  function catchUp() {
+    fetch("/events/?after=" + lastEvent + "&tab=" + tab, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data) { return; }
+        if (!data.complete) { window.location.reload(); return; }
+        seen(data.latest);
+        (data.labels_deleted || []).forEach(dropLabelOption);
+        if (data.threads.indexOf(threadId) !== -1) { refreshConversation(); }
+      })
+      .catch(function () { /* the next opening catches up */ });
+  }
+
+  function handle(data) {
+    seen(data.event_id);
+    if (data.tab === tab) { return; }  // this tab's own change: the page shows it already
+    if (data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
+    else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
+    else if (data.type === "thread.updated" && Number(data.thread_id) === threadId) { refreshConversation(); }
+    else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
+  }
+
+  var retryDelay = 1000;
   function connect() {
     if (!window.WebSocket || !main) { return; }
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
@@ -142,19 +186,15 @@
     socket.addEventListener("message", function (e) {
       var data;
       try { data = JSON.parse(e.data); } catch (err) { return; }
-      if (!data) { return; }
-      if (data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
-      else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
-      else if (data.type === "thread.updated" && Number(data.thread_id) === threadId) { refreshConversation(); }
-      else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
+      if (data) { handle(data); }
     });
     socket.addEventListener("open", function () {
       document.body.dataset.live = "connected";
-      // A socket that reconnects missed what changed while it was away.
-      if (connectedBefore) { refreshConversation(); }
-      connectedBefore = true;
       retryDelay = 1000;
-      // Catch up on what changed between the page's render and this socket's join.
+      // What changed between the page's render (or the last event seen) and this socket's join.
+      catchUp();
+      // A delivery's timeline also grows by tracking events that move no status, which the log does
+      // not hold: the delivery lines are fetched again on every opening.
       document.querySelectorAll("ul.deliveries").forEach(function (list) {
         refreshDeliveries(list.dataset.message);
       });

@@ -4,7 +4,7 @@ conversation view, merge conversations from a list, and why each message is wher
 import pytest
 from django.urls import reverse
 
-from mailbox.models import Message
+from mailbox.models import MergedThread, Message
 from mailbox.services import message_split_off, messages_delete, messages_move_to_thread, thread_merge
 from mailsite.models import DomainEvent
 from tests.threads.builders import assert_no_drift, deliver, published_capture, reply, thread_of
@@ -268,6 +268,33 @@ def test_a_merged_away_address_is_404_for_another_user_and_once_its_target_is_go
     client.force_login(mailbox.user)
     messages_delete(mailbox=mailbox, message_ids=[old.pk, new.pk])  # forever: the conversation is gone
     assert client.get(reverse("thread_detail", args=[old.thread_id])).status_code == 404
+
+
+def test_old_addresses_of_a_conversation_deleted_forever_are_forgotten(client, mailbox):
+    """Thread ids are never reused, so such a row could only ever answer 404: it is deleted with
+    the conversation it led to, and rows leading elsewhere stay."""
+    first, second, third, other = (deliver(mailbox, f"{k}@x", f"Topic {k}") for k in "abcd")
+    thread_merge(mailbox=mailbox, thread_ids=[first.thread_id], into_thread_id=second.thread_id)
+    thread_merge(mailbox=mailbox, thread_ids=[second.thread_id], into_thread_id=third.thread_id)
+    kept = deliver(mailbox, "kept@x", "Kept")
+    thread_merge(mailbox=mailbox, thread_ids=[kept.thread_id], into_thread_id=other.thread_id)
+    assert _old_addresses(mailbox) == {
+        first.thread_id: third.thread_id,
+        second.thread_id: third.thread_id,
+        kept.thread_id: other.thread_id,
+    }
+
+    messages_delete(mailbox=mailbox, message_ids=[first.pk, second.pk, third.pk])
+
+    assert _old_addresses(mailbox) == {kept.thread_id: other.thread_id}
+    client.force_login(mailbox.user)
+    assert client.get(reverse("thread_detail", args=[first.thread_id])).status_code == 404
+    response = client.get(reverse("thread_detail", args=[kept.thread_id]))
+    assert (response.status_code, response.url) == (302, reverse("thread_detail", args=[other.thread_id]))
+
+
+def _old_addresses(mailbox) -> dict[int, int]:
+    return dict(MergedThread.objects.filter(mailbox=mailbox).values_list("thread_id", "merged_into"))
 
 
 def test_the_list_toolbar_offers_merge_outside_trash_and_spam(client, mailbox):
