@@ -10,7 +10,8 @@ The permissively licensed edge cases copied into ``tests/fixtures/mail`` always 
 corpora run when ``../shared/corpora`` is beside the clone (CI has it).
 
 Where stalwart-mail-parser ships an expected parse, subject, addresses (From, To, Cc, Reply-To,
-Sender; a role the expected parse lacks must be empty in ours too) and attachment names are compared. Principled differences, each pinned below in ``STALWART_DIFFERENCES``:
+Sender; a role the expected parse lacks must be empty in ours too) and attachment names are compared.
+Principled differences, each pinned below in ``STALWART_DIFFERENCES``:
 - 8-bit bytes that are not UTF-8: stalwart shows U+FFFD, we read windows-1252 (Frösche, Müller).
 - an address without a domain (``<moderator>``) is not stored: it cannot be written to or matched.
 - attachment names keep only the last path component: ``/u/nsb/writing/rfcs/RFC-MIME.ps`` → ``RFC-MIME.ps``,
