@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from mailbox.models import Contact, Label, Mailbox
+from mailbox.models import Alias, Contact, Label, Mailbox
 from mailbox.parsing import ParsedMessage
 
 # A message the mailbox sent names its correspondents as recipients; one it received, as sender.
@@ -53,20 +53,25 @@ def contact_record(*, mailbox: Mailbox, address: str, display_name: str = "") ->
 def correspondents_of(
     *, mailbox_id: int, parsed: ParsedMessage, own: Collection[str], label_roles: Iterable[str], at: datetime
 ) -> list[Correspondent]:
-    """Whom a delivered message shows the mailbox corresponding with: its recipients when one of
-    ``own`` addresses sent it, else its sender. None for list mail (the poster wrote to the list),
-    reports (bounces, receipts: from a machine), spam, and malformed messages. Pure: no query."""
-    if parsed.list_id or parsed.report is not None or parsed.is_malformed or _NOT_CORRESPONDENCE & set(label_roles):
+    """Whom a delivered message shows the mailbox corresponding with: its recipients when the
+    mailbox sent it (from one of ``own`` addresses, or filed under Sent: a Takeout archive's Sent
+    mail is from the user's old address), else its sender. None for list mail (the poster wrote
+    to the list), reports (bounces, receipts: from a machine), spam, and malformed messages.
+    Pure: no query."""
+    roles = set(label_roles)
+    if parsed.list_id or parsed.report is not None or parsed.is_malformed or _NOT_CORRESPONDENCE & roles:
         return []
     sender = parsed.sender.address
-    if sender in own:
+    if sender in own or Label.Role.SENT in roles:
         found = [a for role in _RECIPIENT_ROLES for a in parsed.addresses.get(role, [])]
+        not_correspondents = {*own, sender}
     else:
         found = [parsed.sender] if sender else []
+        not_correspondents = set(own)
     return [
         Correspondent(mailbox_id, a.address[:320], a.name[:255], at)
         for a in found
-        if a.address and a.address not in own
+        if a.address and a.address not in not_correspondents
     ]
 
 
@@ -109,3 +114,47 @@ def contacts_record(*, correspondents: list[Correspondent]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.execute(_CONTACTS_UPSERT_SQL, columns)
+
+
+# The same rules as ``correspondents_of``, over the mail a mailbox already holds (its participants).
+# Reports are not told apart here (the message row does not record one); they come from a
+# mailer-daemon and rank low.
+_CONTACTS_BACKFILL_SQL = """
+INSERT INTO mailbox_contact (mailbox_id, address, display_name, times_contacted, last_contacted_at)
+SELECT p.mailbox_id, p.address,
+       COALESCE((array_agg(p.display_name ORDER BY m.date DESC) FILTER (WHERE p.display_name <> ''))[1], ''),
+       count(*), max(m.date)
+FROM mailbox_participant p
+JOIN mailbox_message m ON m.id = p.message_id
+CROSS JOIN LATERAL (
+    SELECT m.from_address = ANY(%(own)s) OR EXISTS (
+        SELECT 1 FROM mailbox_messagelabel ml JOIN mailbox_label l ON l.id = ml.label_id
+        WHERE ml.message_id = m.id AND l.role = 'sent'
+    ) AS sent
+) AS direction
+WHERE p.mailbox_id = %(mailbox)s AND m.mailbox_id = %(mailbox)s
+  AND NOT m.is_draft AND m.list_id = '' AND p.address <> '' AND NOT p.address = ANY(%(own)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM mailbox_messagelabel ml JOIN mailbox_label l ON l.id = ml.label_id
+      WHERE ml.message_id = m.id AND l.role = 'spam'
+  )
+  AND CASE WHEN direction.sent THEN p.role IN ('to', 'cc', 'bcc') AND p.address <> m.from_address
+           ELSE p.role = 'from' AND p.position = 0 END
+GROUP BY p.mailbox_id, p.address
+ON CONFLICT (mailbox_id, address) DO UPDATE SET
+    times_contacted = GREATEST(mailbox_contact.times_contacted, EXCLUDED.times_contacted),
+    last_contacted_at = GREATEST(mailbox_contact.last_contacted_at, EXCLUDED.last_contacted_at),
+    display_name = CASE WHEN EXCLUDED.display_name <> '' THEN EXCLUDED.display_name
+                        ELSE mailbox_contact.display_name END
+"""
+
+
+@transaction.atomic
+def contacts_backfill(*, mailbox: Mailbox) -> int:
+    """Contacts from the mail ``mailbox`` already holds (delivered before contacts came from mail),
+    in one statement; returns the contacts written. Safe to repeat: counts are the totals over all
+    its mail, never added twice."""
+    own = sorted({mailbox.address, *Alias.objects.filter(mailbox=mailbox).values_list("address", flat=True)})
+    with connection.cursor() as cursor:
+        cursor.execute(_CONTACTS_BACKFILL_SQL, {"own": own, "mailbox": mailbox.id})
+        return cursor.rowcount

@@ -3,8 +3,10 @@
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -76,6 +78,13 @@ def test_imported_sent_mail_makes_its_recipients_contacts(mailbox):
         "carol@example.org": ("Carol Jones", 1),
         "dave@example.org": ("", 1),
     }
+
+
+def test_takeout_sent_mail_from_an_old_address_makes_its_recipients_contacts(mailbox):
+    raw = _mail(6, sender="Alice <alice.old@gmail.example>", to="Bob <bob@example.org>", cc="alice.old@gmail.example")
+    message_import_raw(mailbox=mailbox, raw=raw, source_tag="import", label_roles=(Label.Role.SENT,))
+
+    assert _contacts(mailbox) == {"bob@example.org": ("Bob", 1)}
 
 
 @pytest.mark.parametrize(
@@ -166,3 +175,29 @@ def test_frequent_and_recent_correspondents_rank_first(mailbox):
     ranked = [c.address for c in contacts_autocomplete(mailbox=mailbox, query="sam")]
 
     assert ranked == ["sam.new@example.org", "sam.once@example.org", "sam.old@example.org"]
+
+
+def test_backfill_makes_from_held_mail_the_contacts_delivery_makes(mailbox):
+    """Mail delivered before contacts came from mail: the backfill (``manage.py contacts_backfill``)
+    finds the same contacts, counts, names and dates that delivery records, and repeating it changes nothing."""
+    raws = [
+        _mail(60, sender="John Smith <john@example.org>", to=mailbox.address, days_ago=9),
+        _mail(61, sender="john@example.org", to=mailbox.address, days_ago=2),
+        _mail(62, sender=f"Alice <{mailbox.address}>", to="Bob <bob@example.org>", cc="John S <john@example.org>"),
+        _mail(63, sender="poster@example.org", to="dev@lists.example.org", List_Id="<dev.lists.example.org>"),
+    ]
+    for raw in raws:
+        message_import_raw(mailbox=mailbox, raw=raw, source_tag="import")
+    sent = _mail(64, sender="Alice <alice.old@gmail.example>", to="Eve <eve@example.org>")
+    message_import_raw(mailbox=mailbox, raw=sent, source_tag="import", label_roles=(Label.Role.SENT,))
+    spam = _mail(65, sender="win@spam.example", to=mailbox.address)
+    message_import_raw(mailbox=mailbox, raw=spam, source_tag="import", label_roles=(Label.Role.SPAM,))
+    fields = ("address", "display_name", "times_contacted", "last_contacted_at")
+    delivered = sorted(Contact.objects.filter(mailbox=mailbox).values_list(*fields))
+    Contact.objects.filter(mailbox=mailbox).delete()
+
+    call_command("contacts_backfill", stdout=StringIO())
+    assert sorted(Contact.objects.filter(mailbox=mailbox).values_list(*fields)) == delivered
+    call_command("contacts_backfill", "--mailbox", mailbox.address, stdout=StringIO())
+    assert sorted(Contact.objects.filter(mailbox=mailbox).values_list(*fields)) == delivered
+    assert [a for a, *_ in delivered] == ["bob@example.org", "eve@example.org", "john@example.org"]
