@@ -4,7 +4,9 @@ The TNEF streams follow MS-OXTNEF as Outlook writes them (version, OEM code page
 MAPI properties with the HTML body, then per attachment its rendering data, 8.3 title, data and
 MAPI properties with the long file name). No Python library writes TNEF, and no permissively
 licensed winmail.dat with attachments is in ../shared/corpora (its one real sample, SpamAssassin's
-easy_ham/00067, holds only an RTF body; tests read it in place).
+easy_ham/00067, holds only an RTF body; tests read it in place). The decoding was also checked by
+hand on the 19 real Outlook samples in tnefparse's source distribution (tests/examples: files,
+Unicode names, inline images, bad checksums), which are LGPL-licensed and so not copied here.
 
 The S/MIME ones are signed for real with a throwaway certificate made here (pyca ``cryptography``),
 and laid out as ``openssl smime -sign -nodetach`` lays them out.
@@ -26,8 +28,9 @@ _ATP_STRING, _ATP_TEXT, _ATP_BYTE, _ATP_WORD, _ATP_DWORD = 0x0001, 0x0002, 0x000
 _ATT_TNEF_VERSION, _ATT_OEM_CODEPAGE, _ATT_MESSAGE_CLASS = 0x9006, 0x9007, 0x8008
 _ATT_BODY, _ATT_MAPI_PROPS = 0x800C, 0x9003
 _ATT_RENDDATA, _ATT_TITLE, _ATT_DATA, _ATT_ATTACHMENT = 0x9002, 0x8010, 0x800F, 0x9005
-_PT_BINARY, _PT_UNICODE = 0x0102, 0x001F
+_PT_BINARY, _PT_STRING8, _PT_UNICODE = 0x0102, 0x001E, 0x001F
 _PR_BODY_HTML, _PR_ATTACH_LONG_FILENAME = 0x1013, 0x3707
+_PR_ATTACH_MIME_TAG, _PR_ATTACH_CONTENT_ID = 0x370E, 0x3712
 
 
 def _tnef_attribute(level: int, attribute: int, kind: int, data: bytes) -> bytes:
@@ -44,8 +47,11 @@ def _mapi_properties(*properties: tuple[int, int, bytes]) -> bytes:
     return out
 
 
-def tnef_stream(*, body: str = "", html: str = "", files: list[tuple[str, str, bytes]] = ()) -> bytes:
-    """A winmail.dat: ``files`` as (8.3 title, long file name, data)."""
+def tnef_stream(
+    *, body: str = "", html: str = "", files: list[tuple[str, str, bytes]] = (), inline: dict[str, str] | None = None
+) -> bytes:
+    """A winmail.dat: ``files`` as (8.3 title, long file name, data); ``inline`` maps a long file
+    name to the Content-ID the HTML body shows it by (Outlook then records its MIME type too)."""
     out = struct.pack("<IH", 0x223E9F78, 0x0001)
     out += _tnef_attribute(_MESSAGE, _ATT_TNEF_VERSION, _ATP_DWORD, struct.pack("<I", 0x00010000))
     out += _tnef_attribute(_MESSAGE, _ATT_OEM_CODEPAGE, _ATP_BYTE, struct.pack("<II", 1252, 0))
@@ -59,8 +65,11 @@ def tnef_stream(*, body: str = "", html: str = "", files: list[tuple[str, str, b
         out += _tnef_attribute(_ATTACHMENT, _ATT_RENDDATA, _ATP_BYTE, struct.pack("<HiiI", 1, -1, 0, 0))
         out += _tnef_attribute(_ATTACHMENT, _ATT_TITLE, _ATP_STRING, title.encode("cp1252") + b"\x00")
         out += _tnef_attribute(_ATTACHMENT, _ATT_DATA, _ATP_BYTE, data)
-        name = _mapi_properties((_PT_UNICODE, _PR_ATTACH_LONG_FILENAME, (long_name + "\x00").encode("utf-16-le")))
-        out += _tnef_attribute(_ATTACHMENT, _ATT_ATTACHMENT, _ATP_BYTE, name)
+        properties = [(_PT_UNICODE, _PR_ATTACH_LONG_FILENAME, (long_name + "\x00").encode("utf-16-le"))]
+        if inline and long_name in inline:
+            properties.append((_PT_STRING8, _PR_ATTACH_CONTENT_ID, inline[long_name].encode() + b"\x00"))
+            properties.append((_PT_STRING8, _PR_ATTACH_MIME_TAG, b"image/png\x00"))
+        out += _tnef_attribute(_ATTACHMENT, _ATT_ATTACHMENT, _ATP_BYTE, _mapi_properties(*properties))
     return out
 
 

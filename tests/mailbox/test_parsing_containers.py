@@ -54,6 +54,20 @@ def test_winmail_dat_gives_the_body_when_the_message_has_none_of_its_own():
     assert [a.filename for a in parsed.attachments] == ["Quarterly report.pdf"]
 
 
+def test_winmail_dat_images_shown_in_its_html_body_are_inline():
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)
+    html = '<p>Logo: <img src="cid:image001.png@01CF8C82.F4A2A290"></p>'
+    files = [("IMAGE001.PNG", "image001.png", png), *REPORT_FILES[:1]]
+    tnef = tnef_stream(html=html, files=files, inline={"image001.png": "image001.png@01CF8C82.F4A2A290"})
+    parsed = parse_message(outlook_message(tnef, text=None), received_at=NOW)
+
+    assert parsed.html == html
+    assert [(a.filename, a.content_type, a.content_id, a.is_inline) for a in parsed.attachments] == [
+        ("image001.png", "image/png", "image001.png@01CF8C82.F4A2A290", True),
+        ("Quarterly report.pdf", "application/pdf", "", False),
+    ]
+
+
 @pytest.mark.parametrize(
     "broken",
     [
