@@ -61,7 +61,6 @@ PREVIEW_TYPES = selectors_conversation.INLINE_IMAGE_TYPES
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # Responses carrying untrusted bytes run no script and load nothing, even if opened directly.
 UNTRUSTED_CSP = "default-src 'none'; sandbox"
-# Why a message is in its conversation, as the sender details say it (Message.thread_reason).
 # What an invitation asks, as the card's heading says it (iTIP methods, RFC 5546 1.4).
 INVITE_HEADINGS = {
     "REQUEST": "Invitation",
@@ -70,6 +69,7 @@ INVITE_HEADINGS = {
     "COUNTER": "New time proposed",
     "PUBLISH": "Event",
 }
+# Why a message is in its conversation, as the sender details say it (Message.thread_reason).
 THREAD_REASONS = {
     Message.ThreadReason.REFERENCE: "Its In-Reply-To/References headers name a message of this conversation.",
     Message.ThreadReason.SUBJECT: "Same subject and correspondents, within days (it carried no usable "

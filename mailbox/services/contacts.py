@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from mailbox.models import Alias, Contact, Label, Mailbox
@@ -31,23 +30,12 @@ class Correspondent:
     at: datetime
 
 
-@transaction.atomic
 def contact_record(*, mailbox: Mailbox, address: str, display_name: str = "") -> Contact:
-    """Count one more exchange with ``address`` (created on first use); a non-empty name given
-    replaces the one known. Safe to call concurrently: the (mailbox, address) pair is unique."""
+    """Count one exchange with ``address`` now (the contact is created on first use); a non-empty
+    name given replaces the one known. The single-contact form of ``contacts_record``."""
     address = address.strip().lower()
-    contact, created = Contact.objects.get_or_create(
-        mailbox=mailbox,
-        address=address,
-        defaults={"display_name": display_name, "times_contacted": 1, "last_contacted_at": timezone.now()},
-    )
-    if not created:
-        contact.times_contacted = F("times_contacted") + 1
-        contact.last_contacted_at = timezone.now()
-        contact.display_name = display_name or contact.display_name
-        contact.save(update_fields=["times_contacted", "last_contacted_at", "display_name"])
-        contact.refresh_from_db(fields=["times_contacted"])
-    return contact
+    contacts_record(correspondents=[Correspondent(mailbox.id, address, display_name, timezone.now())])
+    return Contact.objects.get(mailbox=mailbox, address=address)
 
 
 def correspondents_of(
