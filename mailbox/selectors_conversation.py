@@ -7,7 +7,10 @@ document, only when a message is opened.
 
 from dataclasses import dataclass, field
 
+from delivery.selectors import blob_read
 from mailbox.models import Attachment, Mailbox, MergedThread, Message, MessageBody, Participant, RemoteImageSender
+from mailbox.parsing.calendar import CALENDAR_TYPES, MAX_CALENDAR_BYTES, CalendarEvent, calendar_events
+from mailbox.parsing.smime import SMIME_TYPES, is_encrypted
 from threads.models import Thread
 
 # Content types a browser may show inline from our routes: raster images only (never SVG or HTML).
@@ -59,6 +62,41 @@ def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None
         recipients=_recipients(mailbox, thread.id),
         attachments=_attachments(mailbox, thread.id),
     )
+
+
+@dataclass(frozen=True)
+class MessageNotices:
+    """What a message's parts say that its body does not: an invitation's events, encryption."""
+
+    events: list[CalendarEvent] = field(default_factory=list)
+    encrypted: bool = False  # S/MIME enveloped-data: we hold no key to read it
+
+
+def message_notices(*, mailbox: Mailbox, attachments: dict[int, list[Attachment]]) -> dict[int, MessageNotices]:
+    """Notices for the messages whose ``attachments`` (``Conversation.attachments``) include a
+    calendar or an S/MIME part, by message id. Reads only those parts' blobs (one query for their
+    rows, then each blob): most conversations have none."""
+    wanted = [
+        part.id
+        for parts in attachments.values()
+        for part in parts
+        if part.content_type in SMIME_TYPES or (part.content_type in CALENDAR_TYPES and part.size <= MAX_CALENDAR_BYTES)
+    ]
+    if not wanted:
+        return {}
+    events: dict[int, list[CalendarEvent]] = {}
+    encrypted: set[int] = set()
+    for part in Attachment.objects.filter(mailbox=mailbox, pk__in=wanted).select_related("blob").order_by("position"):
+        data = blob_read(blob=part.blob)
+        if part.content_type in SMIME_TYPES:
+            if is_encrypted(data):
+                encrypted.add(part.message_id)
+        else:
+            events.setdefault(part.message_id, []).extend(calendar_events(data))
+    return {
+        message_id: MessageNotices(events=events.get(message_id, []), encrypted=message_id in encrypted)
+        for message_id in events.keys() | encrypted
+    }
 
 
 def thread_merged_into(*, mailbox: Mailbox, thread_id: int) -> int | None:

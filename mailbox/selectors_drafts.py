@@ -6,7 +6,9 @@ Every function takes the user's mailbox and filters on it; a foreign id reads as
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 
 from mailbox.models import Alias, Attachment, Contact, Draft, DraftAttachment, Mailbox, Message, Participant
@@ -84,21 +86,40 @@ def own_addresses(*, mailbox: Mailbox) -> set[str]:
 
 
 def contacts_autocomplete(*, mailbox: Mailbox, query: str) -> list[Contact]:
-    """Contacts whose address or name starts with ``query`` (case-insensitive), most contacted
-    first."""
+    """Contacts whose address, name, or a word of the name starts with ``query`` (case-insensitive),
+    best first: frequent and recent correspondents (``CONTACT_RANK``), then by address."""
     prefix = query.strip().lower()
     if not prefix:
         return []
-    return list(
-        contacts_matching(mailbox=mailbox, prefix=prefix).order_by("-times_contacted", "address")[:AUTOCOMPLETE_LIMIT]
-    )
+    ranked = contacts_matching(mailbox=mailbox, prefix=prefix).annotate(rank=CONTACT_RANK)
+    return list(ranked.order_by("-rank", "address")[:AUTOCOMPLETE_LIMIT])
+
+
+# Frequency decayed by recency: exchanges count fully within a month, a tenth after ten months.
+# Contacts without a date (none yet) rank as if last seen long ago.
+CONTACT_RANK = RawSQL(
+    "times_contacted / (1.0 + COALESCE(EXTRACT(EPOCH FROM (now() - last_contacted_at)), 3.2e8) / 2592000.0)", []
+)
+# The words of a display name, as the contact_name_words index holds them: "Smith" finds "John Smith"
+# and "carol" finds "Jones, Carol". The 'simple' configuration lowercases and splits, never stems.
+NAME_WORDS = SearchVector("display_name", config="simple")
 
 
 def contacts_matching(*, mailbox: Mailbox, prefix: str) -> QuerySet[Contact]:
     """Contacts of ``mailbox`` whose address or lowercased name starts with the lowercase
-    ``prefix``: a BitmapOr of two range scans on the (mailbox, pattern-ops) indexes."""
-    return (
-        Contact.objects.filter(mailbox=mailbox)
-        .alias(name_lower=Lower("display_name"))
-        .filter(Q(address__startswith=prefix) | Q(name_lower__startswith=prefix))
-    )
+    ``prefix``, or a word of whose name does: a BitmapOr of two range scans on the (mailbox,
+    pattern-ops) indexes and one on the names' word index."""
+    matching = Q(address__startswith=prefix) | Q(name_lower__startswith=prefix)
+    words = _tsquery_prefix(prefix)
+    if words:
+        matching |= Q(name_words=SearchQuery(words, config="simple", search_type="raw"))
+    contacts = Contact.objects.filter(mailbox=mailbox).alias(name_lower=Lower("display_name"), name_words=NAME_WORDS)
+    return contacts.filter(matching)
+
+
+def _tsquery_prefix(prefix: str) -> str:
+    """A tsquery matching words that start with each word of ``prefix`` in turn ("dave c" →
+    'dave':* <-> 'c':*), built from letters and digits only: typed text never reaches the
+    tsquery syntax."""
+    words = ["".join(ch for ch in word if ch.isalnum()) for word in prefix.split()]
+    return " <-> ".join(f"{word}:*" for word in words if word)

@@ -3,7 +3,7 @@ images and the image proxy. Thin: selectors read, ``mailbox.rendering`` makes bo
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlencode
 
@@ -30,6 +30,7 @@ from delivery.selectors import (
 from mailbox import selectors, selectors_conversation
 from mailbox.live import TAB_HEADER, tab_id_clean
 from mailbox.models import Attachment, Mailbox, Message, Participant
+from mailbox.parsing.calendar import CalendarEvent
 from mailbox.rendering.body import render_body
 from mailbox.rendering.urls import (
     body_signature,
@@ -61,6 +62,14 @@ PREVIEW_TYPES = selectors_conversation.INLINE_IMAGE_TYPES
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # Responses carrying untrusted bytes run no script and load nothing, even if opened directly.
 UNTRUSTED_CSP = "default-src 'none'; sandbox"
+# What an invitation asks, as the card's heading says it (iTIP methods, RFC 5546 1.4).
+INVITE_HEADINGS = {
+    "REQUEST": "Invitation",
+    "CANCEL": "Cancelled event",
+    "REPLY": "Reply to an invitation",
+    "COUNTER": "New time proposed",
+    "PUBLISH": "Event",
+}
 # Why a message is in its conversation, as the sender details say it (Message.thread_reason).
 THREAD_REASONS = {
     Message.ThreadReason.REFERENCE: "Its In-Reply-To/References headers name a message of this conversation.",
@@ -94,6 +103,52 @@ class MessageCard:
     deliveries_url: str
     thread_reason: str
     split_url: str  # empty for a conversation's only message: nothing to split it from
+    invites: list["InviteCard"]  # its calendar parts' events, shown above the body
+    encrypted: bool  # S/MIME encrypted: the body cannot be shown
+
+
+@dataclass(frozen=True)
+class InviteCard:
+    """A calendar event as the card shows it: plain strings, escaped by the template."""
+
+    heading: str
+    title: str
+    when: str  # "Fri 28 Mar 2014, 11:03 to 11:33 (FLE Standard Time, UTC+02:00)"
+    location: str
+    organizer: str
+    cancelled: bool
+
+    @classmethod
+    def of(cls, event: CalendarEvent) -> "InviteCard":
+        heading = "Cancelled event" if event.cancelled else INVITE_HEADINGS.get(event.method, "Event")
+        return cls(
+            heading=heading,
+            title=event.title or "(no title)",
+            when=_event_when(event),
+            location=event.location,
+            organizer=_address_text(event.organizer_name, event.organizer_address) if event.organizer_address else "",
+            cancelled=event.cancelled,
+        )
+
+
+def _event_when(event: CalendarEvent) -> str:
+    """Start and end in the event's own time zone (the organizer's wall clock), with its name
+    and offset; all-day events as dates."""
+    start, end = event.start, event.end
+    if start is None:
+        return ""
+    if not isinstance(start, datetime):
+        last_day = end - timedelta(days=1) if isinstance(end, date) and not isinstance(end, datetime) else None
+        return _day_text(start, get_language()) + (
+            f" to {_day_text(last_day, get_language())}" if last_day and last_day > start else ""
+        )
+    text = f"{_day_text(start.date(), get_language())}, {start:%H:%M}"
+    if isinstance(end, datetime):
+        same_day = end.date() == start.date()
+        text += f" to {end:%H:%M}" if same_day else f" to {_day_text(end.date(), get_language())}, {end:%H:%M}"
+    offset = start.strftime("%z") if start.tzinfo else ""
+    zone = ", ".join(filter(None, [event.timezone, f"UTC{offset[:3]}:{offset[3:]}" if offset else ""]))
+    return f"{text} ({zone})" if zone else text
 
 
 class _Urls:
@@ -125,6 +180,7 @@ def _card(
     splittable: bool,
     recipients: dict[int, list[tuple[str, str, str]]],
     attachments: list[Attachment],
+    notices: selectors_conversation.MessageNotices,
 ) -> MessageCard:
     people = recipients.get(message.id, [])
     results = message.authentication_results or {}
@@ -151,6 +207,8 @@ def _card(
         deliveries_url=urls.of(urls.deliveries, message.id),
         thread_reason=THREAD_REASONS.get(message.thread_reason, message.get_thread_reason_display()),
         split_url=urls.of(urls.split, message.id) if splittable else "",
+        invites=[InviteCard.of(event) for event in notices.events],
+        encrypted=notices.encrypted,
     )
 
 
@@ -202,6 +260,8 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
     urls = _Urls()
     # One batch for the whole conversation: the query count does not grow with its length.
     timelines = delivery_timelines_for_messages(mailbox=mailbox, message_ids=[m.id for m in messages])
+    notices = selectors_conversation.message_notices(mailbox=mailbox, attachments=conversation.attachments)
+    no_notices = selectors_conversation.MessageNotices()
     cards = [
         _card(
             urls,
@@ -214,6 +274,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
             splittable=len(messages) > 1,
             recipients=conversation.recipients,
             attachments=conversation.attachments.get(m.id, []),
+            notices=notices.get(m.id, no_notices),
         )
         for m in messages
     ]

@@ -3,7 +3,8 @@
 Real mail carries unknown charsets, malformed address headers and broken MIME; every header and
 body access expects trouble and falls back instead. Modules: ``charsets`` (decoding with aliases and
 fallbacks), ``headers`` (the stored headers, decoded), ``mime`` (body and attachments), ``reports``
-(bounces, read receipts, complaints), ``message`` (the whole).
+(bounces, read receipts, complaints), ``containers`` (winmail.dat and opaque S/MIME opened, with
+``tnef`` and ``smime``), ``calendar`` (an invitation's event, for the view), ``message`` (the whole).
 """
 
 from mailbox.parsing.message import parse_message

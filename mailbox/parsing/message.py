@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from mailbox.parsing import headers as h
+from mailbox.parsing.containers import Contents, containers_opened
 from mailbox.parsing.mime import BodyReader, attachments, declared_charset, parse_tree, structure_of
 from mailbox.parsing.reports import report_of
 from mailbox.parsing.results import ParsedMessage
@@ -38,6 +39,8 @@ def parse_message(raw: bytes, *, received_at: datetime, authserv_ids: Iterable[s
     index = h.HeaderIndex(root, declared_charset(root, found))
     message_id = h.own_message_id(index.all("message-id"))
     text, html = BodyReader().bodies(found)
+    # winmail.dat and opaque-signed S/MIME hold the real body and files: open them (containers.py).
+    contents = containers_opened(Contents(text, html, attachments(found, html, linesep)), linesep, repairs)
     return ParsedMessage(
         message_id=message_id or f"{hashlib.sha256(raw).hexdigest()[:40]}@mailsite.invalid",
         message_id_synthesised=not message_id,
@@ -53,9 +56,9 @@ def parse_message(raw: bytes, *, received_at: datetime, authserv_ids: Iterable[s
         is_malformed=not any(index.first(name).strip() for name in _IDENTIFYING_HEADERS),
         size=len(raw),
         addresses={role: index.addresses(names) for role, names in _ADDRESS_HEADERS.items()},
-        text=text,
-        html=html,
-        attachments=attachments(found, html, linesep),
+        text=contents.text,
+        html=contents.html,
+        attachments=contents.attachments,
         report=report_of(found, index, text),
         repairs=repairs,
     )

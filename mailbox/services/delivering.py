@@ -24,6 +24,7 @@ from mailbox.models import (
 )
 from mailbox.parsing import ParsedMessage, parse_message
 from mailbox.search.indexing import DocumentTexts, search_document_texts, search_documents, search_documents_computed
+from mailbox.services.contacts import Correspondent, contacts_record, correspondents_of
 from mailbox.services.conversations import Correspondence, correspondence_of, message_thread_resolve
 from mailbox.services.labels import label_get_or_create
 from mailsite.models import DomainEvent
@@ -133,6 +134,7 @@ class DeferredRows:
     thread_labels: dict[tuple[int, int], dict[int, list[int]]] = field(default_factory=dict)
     received: list[Message] = field(default_factory=list)  # each gets a message.received event
     events: list[DomainEvent] = field(default_factory=list)
+    contacts: list[Correspondent] = field(default_factory=list)  # one upsert per batch
 
     def flush(self) -> None:
         batch = batch_current()
@@ -145,6 +147,7 @@ class DeferredRows:
         MessageLabel.objects.bulk_create(self.labels)
         MessageBody.objects.bulk_create(self.bodies)
         _thread_labels_add(self.thread_labels)
+        contacts_record(correspondents=self.contacts)
         received = [_received_event(message) for message in self.received]
         DomainEvent.objects.bulk_create([*self.events, *received])
         mailbox_publish_many_on_commit(
@@ -161,6 +164,7 @@ class DeferredRows:
             self.labels,
             self.bodies,
             self.received,
+            self.contacts,
         ):
             rows.clear()
         self.thread_labels.clear()
@@ -328,6 +332,9 @@ def _message_complete(
         MessageBody(message=message, mailbox_id=message.mailbox_id, text=parsed.text, html=parsed.html)
     )
     deferred.attachments += [(message, position, part) for position, part in enumerate(parsed.attachments)]
+    deferred.contacts += correspondents_of(
+        mailbox_id=message.mailbox_id, parsed=parsed, own=context.own, label_roles=copy.label_roles, at=message.date
+    )
     labels = context.labels_for(roles=copy.label_roles, names=copy.user_labels)
     deferred.labels += [MessageLabel(mailbox=context.mailbox, message=message, label=label) for label in labels]
     thread_add_message_summary(thread_id=message.thread_id, delta=_summary_delta(message, correspondence))

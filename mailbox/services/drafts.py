@@ -28,7 +28,6 @@ from markdown_it import MarkdownIt
 from delivery.services import blob_store_file
 from mailbox.models import Attachment, Draft, DraftAttachment, Mailbox, Message, Participant
 from mailbox.selectors_drafts import own_addresses
-from mailbox.services.contacts import contact_record
 from mailbox.services.sending import OutgoingMail, message_send, message_send_cancel
 
 CONFLICT_MESSAGE = (
@@ -441,9 +440,8 @@ def draft_send(*, draft: Draft, send_at: datetime | None = None) -> Message:
     and discard it, in one transaction; its recipients become contacts (address suggestions).
     Raises ``SendRefused`` (from ``mailbox.services.sending``) with the user's message, and then
     nothing has changed."""
+    # Its recipients become contacts as the Sent copy is delivered (``correspondents_of``).
     sent = message_send(mailbox=draft.mailbox, mail=OutgoingMail(**draft_to_outgoing(draft)), send_at=send_at)
-    for name, address in parse_addresses(draft.to) + parse_addresses(draft.cc) + parse_addresses(draft.bcc):
-        contact_record(mailbox=draft.mailbox, address=address, display_name=name)
     draft_discard(draft=draft)
     return sent
 

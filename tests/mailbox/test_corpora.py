@@ -9,8 +9,9 @@ they must end quarantined, not failed.
 The permissively licensed edge cases copied into ``tests/fixtures/mail`` always run; the full
 corpora run when ``../shared/corpora`` is beside the clone (CI has it).
 
-Where stalwart-mail-parser ships an expected parse, subject, addresses and attachment names are
-compared. Principled differences, each pinned below in ``STALWART_DIFFERENCES``:
+Where stalwart-mail-parser ships an expected parse, subject, addresses (From, To, Cc, Reply-To,
+Sender; a role the expected parse lacks must be empty in ours too) and attachment names are compared.
+Principled differences, each pinned below in ``STALWART_DIFFERENCES``:
 - 8-bit bytes that are not UTF-8: stalwart shows U+FFFD, we read windows-1252 (Frösche, Müller).
 - an address without a domain (``<moderator>``) is not stored: it cannot be written to or matched.
 - attachment names keep only the last path component: ``/u/nsb/writing/rfcs/RFC-MIME.ps`` → ``RFC-MIME.ps``,
@@ -50,6 +51,8 @@ SHARED_FOLDERS = [
     "spamassassin/spam",
 ]
 BATCH = 250
+# Stalwart's header names, which are also our address roles.
+ADDRESS_ROLES = ("from", "to", "cc", "reply_to", "sender")
 FINAL = {InboundReceipt.Status.PARSED, InboundReceipt.Status.QUARANTINED}
 
 # (file, field) → what we store instead of stalwart's value; the module docstring says why.
@@ -143,7 +146,7 @@ def test_shared_corpus_goes_through_the_whole_pipeline(mailbox, folder, start, c
 
 
 def _stalwart_expected(document: dict) -> dict[str, object]:
-    """Subject, from/to addresses and attachment names from stalwart's expected parse tree."""
+    """Subject, addresses per role and attachment names from stalwart's expected parse tree."""
     headers: dict[str, object] = {}
     for header in document["parts"][0]["headers"]:
         if isinstance(header["name"], str):
@@ -152,16 +155,21 @@ def _stalwart_expected(document: dict) -> dict[str, object]:
     subject = headers.get("subject")
     if isinstance(subject, dict) and "Text" in subject:
         expected["subject"] = " ".join(subject["Text"].split())
-    for role in ("from", "to"):
+    for role in ADDRESS_ROLES:
         value = headers.get(role)
-        if isinstance(value, dict) and "Address" in value:
-            entries = value["Address"].get("List") or []
-            # Entries without an address (a group's name, "Whomever") are no participants.
-            expected[role] = [
-                (" ".join((e.get("name") or "").split()), e["address"].lower()) for e in entries if e.get("address")
-            ]
+        if value is None:
+            expected[role] = []  # no such header: we must not invent addresses for the role
+        elif isinstance(value, dict) and "Address" in value:
+            expected[role] = _stalwart_addresses(value["Address"])
     expected["attachments"] = sorted(filter(None, (_part_name(document["parts"][i]) for i in document["attachments"])))
     return expected
+
+
+def _stalwart_addresses(value: dict) -> list[tuple[str, str]]:
+    """A stalwart address list as (name, lowercase address) pairs (no expected parse has a group)."""
+    # Entries without an address (a group's name, "Whomever") are no participants.
+    entries = value.get("List") or []
+    return [(" ".join((e.get("name") or "").split()), e["address"].lower()) for e in entries if e.get("address")]
 
 
 def _part_name(part: dict) -> str | None:
@@ -177,8 +185,7 @@ def _ours(path: Path) -> dict[str, object]:
     parsed = parse_message(path.read_bytes(), received_at=datetime.now(UTC))
     return {
         "subject": parsed.subject,
-        "from": [(a.name, a.address) for a in parsed.addresses["from"]],
-        "to": [(a.name, a.address) for a in parsed.addresses["to"]],
+        **{role: [(a.name, a.address) for a in parsed.addresses[role]] for role in ADDRESS_ROLES},
         "attachments": sorted(a.filename for a in parsed.attachments if a.filename),
     }
 

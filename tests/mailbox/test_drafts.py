@@ -308,14 +308,15 @@ def test_malformed_draft_cursor_is_none(value):
 
 
 @pytest.mark.django_db
-def test_autocomplete_matches_address_or_name_prefix_in_own_mailbox(mailbox, other_mailbox):
+def test_autocomplete_matches_address_name_or_name_word_prefix_in_own_mailbox(mailbox, other_mailbox):
     contact_record(mailbox=mailbox, address="Carol@Example.org", display_name="Carol Jones")
     contact_record(mailbox=mailbox, address="dave@example.org", display_name="Dave Carlson")
     for _ in range(3):
         contact_record(mailbox=mailbox, address="cathy@example.org")
     contact_record(mailbox=other_mailbox, address="carla@example.org")
     found = contacts_autocomplete(mailbox=mailbox, query=" CA")
-    assert [c.address for c in found] == ["cathy@example.org", "carol@example.org"]
+    # Most contacted first, then the more recent ("Dave Carlson" by the start of his second name).
+    assert [c.address for c in found] == ["cathy@example.org", "dave@example.org", "carol@example.org"]
     assert [c.address for c in contacts_autocomplete(mailbox=mailbox, query="dave c")] == ["dave@example.org"]
     assert contacts_autocomplete(mailbox=mailbox, query="  ") == []
     assert contacts_autocomplete(mailbox=mailbox, query="%") == []
@@ -384,9 +385,9 @@ def test_entries_that_are_not_addresses_are_reported_as_typed(entry):
 
 
 @pytest.mark.django_db
-def test_autocomplete_is_two_prefix_index_ranges(mailbox):
+def test_autocomplete_is_two_prefix_index_ranges_and_a_name_word_look_up(mailbox):
     """With a realistic address book, the planner answers the selector's query from the two
-    (mailbox, pattern-ops) indexes: range bounds (``~>=~``) in both index conditions."""
+    (mailbox, pattern-ops) indexes (range bounds, ``~>=~``) and the names' word index."""
     from django.db import connection
 
     from mailbox.models import Contact
@@ -403,5 +404,7 @@ def test_autocomplete_is_two_prefix_index_ranges(mailbox):
     conditions = [line for line in plan.splitlines() if "Index Cond" in line]
     assert any("contact_address_prefix" in line for line in plan.splitlines())
     assert any("contact_name_prefix" in line for line in plan.splitlines())
-    assert all("~>=~" in line for line in conditions)
-    assert len(conditions) == 2
+    assert any("contact_name_words" in line for line in plan.splitlines())
+    assert sum("~>=~" in line for line in conditions) == 2
+    assert sum("@@" in line for line in conditions) == 1
+    assert len(conditions) == 3

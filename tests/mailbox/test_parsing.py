@@ -283,7 +283,8 @@ def test_hostile_parameters_parse_in_linear_time():
     assert hostile < 3 * baseline, (hostile, baseline)
 
 
-def test_winmail_dat_is_kept_as_an_attachment():
+def test_winmail_dat_with_nothing_readable_in_it_is_kept_as_an_attachment():
+    """A TNEF holding no file and no body we read (see test_parsing_containers for the rest)."""
     raw = (
         b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n"
         b"--X\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
