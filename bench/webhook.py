@@ -60,7 +60,7 @@ def _configure(mail_dir: str) -> None:
         STORAGES={
             **settings.STORAGES,
             "mail": {
-                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "BACKEND": "delivery.storage.DurableFileSystemStorage",
                 "OPTIONS": {"location": mail_dir, "allow_overwrite": True},
             },
         },

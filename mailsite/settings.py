@@ -207,11 +207,15 @@ if MAIL_STORAGE_BUCKET:
             "querystring_auth": True,
             # Keys are content hashes: an object written twice holds the same bytes.
             "file_overwrite": True,
+            # A PUT is atomic; S3 also checks the body against a SHA-256 the client computes from
+            # the bytes it sends (per part for a multipart upload), whatever botocore's defaults.
+            "object_parameters": {"ChecksumAlgorithm": "SHA256"},
         },
     }
 else:
+    # Atomic, fsynced writes: a blob's final file only ever holds all its bytes (delivery.storage).
     MAIL_STORAGE = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "delivery.storage.DurableFileSystemStorage",
         "OPTIONS": {"location": str(VAR_DIR / "mail"), "allow_overwrite": True},
     }
 STORAGES = {

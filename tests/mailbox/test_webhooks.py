@@ -722,7 +722,7 @@ def test_storage_down_answers_5xx_and_writes_nothing(settings, tmp_path, mailbox
     blocked.write_bytes(b"")  # the mail storage's root is a file: every write fails
     settings.STORAGES = {
         **settings.STORAGES,
-        "mail": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(blocked)}},
+        "mail": {"BACKEND": "delivery.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(blocked)}},
     }
 
     response = postmark().send()

@@ -70,7 +70,7 @@ def test_embedded_mode_needs_no_services(tmp_path: Path):
     assert found["engine"] == "mailsite.embedded_db"
     assert found["layer"] == "channels.layers.InMemoryChannelLayer"
     assert found["eager"] is True
-    assert found["mail_storage"] == "django.core.files.storage.FileSystemStorage"
+    assert found["mail_storage"] == "delivery.storage.DurableFileSystemStorage"
     assert found["mail_location"] == str(tmp_path / "mail")
     assert found["debug"] is True
     assert found["image_proxy"] == [8.0, 5 * 1024 * 1024, 7 * 24 * 3600]
