@@ -42,7 +42,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 
 from mailsite.celery import app  # noqa: E402
-from tests.sns import LOCAL_CERT_URL_PATTERN, sns_post_kwargs, sns_signer  # noqa: E402
+from tests.sns import LOCAL_CERT_URL_PATTERN, TOPIC_ARN, sns_post_kwargs, sns_signer  # noqa: E402
 
 SECRET = "bench:webhook-secret"
 MAILGUN_KEY = "key-bench"
@@ -57,6 +57,7 @@ def _configure(mail_dir: str) -> None:
         SECURE_SSL_REDIRECT=False,
         ANYMAIL={"WEBHOOK_SECRET": [SECRET], "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY},
         MAILSITE_SNS_CERT_URL_PATTERN=LOCAL_CERT_URL_PATTERN,
+        MAILSITE_SNS_TOPIC_ARNS=[TOPIC_ARN],
         STORAGES={
             **settings.STORAGES,
             "mail": {

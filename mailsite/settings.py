@@ -375,6 +375,11 @@ ANYMAIL.update(
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # SNS signing certificates come only from Amazon's SNS hosts over HTTPS (delivery.sns holds the
 # pattern); tests alone set MAILSITE_SNS_CERT_URL_PATTERN, never the environment.
+# The SES webhooks accept SNS messages only from these topic ARNs (inbound and tracking topics),
+# and fetch an S3 receipt action's object only from these buckets. Empty: every SNS message is
+# refused with a 5xx (SNS retries) until they are set.
+MAILSITE_SNS_TOPIC_ARNS = env.list("MAILSITE_SNS_TOPIC_ARNS", default=[])
+MAILSITE_SES_INBOUND_BUCKETS = env.list("MAILSITE_SES_INBOUND_BUCKETS", default=[])
 
 # --- Outbound mail ---------------------------------------------------------------------------
 # How messages leave (README, "Sending"): an ESP through Anymail when MAILSITE_ESP names one, else
