@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import storages
+from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -65,20 +65,32 @@ def blobs_store(*, datas: list[bytes]) -> dict[str, Blob]:
     blobs = {blob.sha256: blob for blob in Blob.objects.filter(sha256__in=by_sha)}
     storage = storages["mail"]
     missing = []
+    to_write = {}
     for sha256, data in by_sha.items():
         if sha256 in blobs:
             continue
         key = blob_storage_key(sha256)
         if not storage.exists(key):
-            saved_as = storage.save(key, ContentFile(data))
-            if saved_as != key:
-                raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
+            to_write[key] = data
         missing.append(Blob(sha256=sha256, size=len(data), storage_key=key))
+    _storage_save_many(storage, to_write)
     if missing:
         # Bytes first, rows second, as in blob_store; a concurrent writer's row stands.
         Blob.objects.bulk_create(missing, ignore_conflicts=True)
         blobs.update({b.sha256: b for b in Blob.objects.filter(sha256__in=[m.sha256 for m in missing])})
     return blobs
+
+
+def _storage_save_many(storage: Storage, contents: dict[str, bytes]) -> None:
+    """Write every key's bytes; the durable filesystem storage overlaps their fsyncs."""
+    save_many = getattr(storage, "save_many", None)
+    if save_many is not None:
+        save_many(contents)
+        return
+    for key, data in contents.items():
+        saved_as = storage.save(key, ContentFile(data))
+        if saved_as != key:
+            raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ def test_a_batch_write_cut_short_leaves_no_final_file():
         blobs_store(datas=[b"Subject: small\r\n\r\nfits\r\n", RAW])
 
     assert not _final_path(RAW).exists()
+    assert _files_under_mail_root() == []  # the batch is written whole or not at all
     blobs = blobs_store(datas=[RAW])
     assert blob_read(blob=blobs[hashlib.sha256(RAW).hexdigest()]) == RAW
 
@@ -102,6 +103,17 @@ def test_a_damaged_final_file_left_by_an_earlier_write_is_replaced_whole(damaged
     assert final.read_bytes() == RAW
     assert blob_read(blob=blob) == RAW
     assert [p.name for p in _files_under_mail_root()] == [final.name]
+
+
+@pytest.mark.django_db
+def test_a_batch_stores_every_blob_whole():
+    datas = [RAW + str(n).encode() for n in range(20)]
+
+    blobs = blobs_store(datas=datas)
+
+    for data in datas:
+        assert blob_read(blob=blobs[hashlib.sha256(data).hexdigest()]) == data
+    assert not any(p.name.startswith(TEMPORARY_PREFIX) for p in _files_under_mail_root())
 
 
 @pytest.mark.django_db
