@@ -134,6 +134,8 @@ class DurableFileSystemStorage(FileSystemStorage):
             except FileExistsError:
                 if not os.path.isdir(path):
                     raise
+                # Made by a concurrent save just now, maybe not yet fsynced into its parent: ours too.
+                parents.append(os.path.dirname(path))
                 continue
             if self.directory_permissions_mode is not None:
                 os.chmod(path, self.directory_permissions_mode)  # mkdir's mode is cut by the umask
