@@ -42,7 +42,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 
 from mailsite.celery import app  # noqa: E402
-from tests.sns import LOCAL_CERT_URL_PATTERN, sns_post_kwargs, sns_signer  # noqa: E402
+from tests.sns import LOCAL_CERT_URL_PATTERN, TOPIC_ARN, sns_post_kwargs, sns_signer  # noqa: E402
 
 SECRET = "bench:webhook-secret"
 MAILGUN_KEY = "key-bench"
@@ -57,10 +57,11 @@ def _configure(mail_dir: str) -> None:
         SECURE_SSL_REDIRECT=False,
         ANYMAIL={"WEBHOOK_SECRET": [SECRET], "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY},
         MAILSITE_SNS_CERT_URL_PATTERN=LOCAL_CERT_URL_PATTERN,
+        MAILSITE_SNS_TOPIC_ARNS=[TOPIC_ARN],
         STORAGES={
             **settings.STORAGES,
             "mail": {
-                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "BACKEND": "delivery.storage.DurableFileSystemStorage",
                 "OPTIONS": {"location": mail_dir, "allow_overwrite": True},
             },
         },
@@ -150,21 +151,24 @@ def amazon_ses(raw: bytes) -> tuple[str, dict]:
 def measure(label: str, build: Callable[[bytes], tuple[str, dict]], posts: int) -> None:
     client = Client()
     requests = [build(raw_message(i)) for i in range(posts + 20)]
-    samples = []
+    samples, cpu_samples = [], []
     for index, (url, kwargs) in enumerate(requests):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         response = client.post(url, **kwargs)
         elapsed = (time.perf_counter() - started) * 1000
+        cpu = (time.process_time() - cpu_started) * 1000  # this process only: not PostgreSQL's
         if response.status_code != 200:
             raise SystemExit(f"{label}: {url} answered {response.status_code}: {response.content[:500]!r}")
         if index >= 20:  # the first ones warm caches and connections
             samples.append(elapsed)
+            cpu_samples.append(cpu)
     samples.sort()
     p50, p95, p99 = (samples[min(len(samples) - 1, int(len(samples) * q))] for q in (0.50, 0.95, 0.99))
     size = len(raw_message(0))
     print(
         f"{label:<25} {posts} POSTs of ~{size // 1024} KB   p50 {p50:6.2f} ms   p95 {p95:6.2f} ms   "
-        f"p99 {p99:6.2f} ms   mean {statistics.fmean(samples):6.2f} ms   {'OK' if p50 < 30 else 'OVER'} (p50 < 30 ms)"
+        f"p99 {p99:6.2f} ms   mean {statistics.fmean(samples):6.2f} ms   "
+        f"CPU p50 {statistics.median(cpu_samples):5.2f} ms   {'OK' if p50 < 30 else 'OVER'} (p50 < 30 ms)"
     )
 
 

@@ -39,16 +39,66 @@ class BlobAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = (size_human,)
 
 
+class UnknownRecipientFilter(admin.SimpleListFilter):
+    """Receipts with any unknown local recipient, or with a given one: the addresses offered are
+    those of the newest such receipts (a partial index holds just these rows)."""
+
+    title = "unknown recipient"
+    parameter_name = "unknown_recipient"
+    ANY = "__any__"
+    sample = 1000
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        recent = _with_unknown_recipients(model_admin.model._default_manager.all()).order_by("-received_at")
+        addresses = {a for row in recent.values_list("unknown_recipients", flat=True)[: self.sample] for a in row}
+        if self.value() and self.value() != self.ANY:
+            addresses.add(self.value())
+        return [(self.ANY, "Any"), *((address, address) for address in sorted(addresses))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        queryset = _with_unknown_recipients(queryset)
+        if self.value() == self.ANY:
+            return queryset
+        return queryset.filter(unknown_recipients__contains=[self.value()])
+
+
+def _with_unknown_recipients(queryset: QuerySet) -> QuerySet:
+    # Spelled as the partial index's condition, so PostgreSQL can use it.
+    return queryset.exclude(unknown_recipients=[])
+
+
 @admin.register(InboundReceipt)
 class InboundReceiptAdmin(BigTableAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "status", "source", "esp", "received_at", "attempts", "envelope_sender", "last_error_preview")
-    list_filter = ("status", "source", EspFilter, ("received_at", admin.DateFieldListFilter))
+    list_display = (
+        "id",
+        "status",
+        "source",
+        "esp",
+        "received_at",
+        "attempts",
+        "envelope_sender",
+        "unknown_recipients_preview",
+        "last_error_preview",
+    )
+    list_filter = (
+        "status",
+        "source",
+        EspFilter,
+        UnknownRecipientFilter,
+        ("received_at", admin.DateFieldListFilter),
+    )
     search_fields = ("event_id__exact", "=envelope_sender", "correlation_id__exact")
     raw_id_fields = ("blob",)
 
     @admin.display(description="last error")
     def last_error_preview(self, obj: InboundReceipt) -> str:
         return _error_preview(obj.last_error)
+
+    @admin.display(description="unknown recipients")
+    def unknown_recipients_preview(self, obj: InboundReceipt) -> str:
+        return _error_preview(", ".join(obj.unknown_recipients))
 
 
 class DeliveryEventInline(ViewOnlyAdminMixin, admin.TabularInline):

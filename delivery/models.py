@@ -59,6 +59,9 @@ class InboundReceipt(models.Model):
     # sweeper; null: as soon as it arrived. The sweeper waits this long (and more) before queueing again.
     retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Envelope recipients in one of our domains that no mailbox or alias answers to: recorded when
+    # parsed (the copies for the others are delivered), for staff to find and follow up.
+    unknown_recipients = ArrayField(models.CharField(max_length=998), default=list, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
     # Channel extras applied when the receipt is parsed, e.g. an import's labels and read state.
     metadata = models.JSONField(default=dict, blank=True)
@@ -78,6 +81,10 @@ class InboundReceipt(models.Model):
                 Coalesce("retry_at", "received_at"), name="receipt_pending", condition=models.Q(status="received")
             ),
             models.Index(fields=["status", "-received_at"], name="receipt_status_recent"),
+            # Admin's unknown-recipient filter: the few receipts that have any, newest first.
+            models.Index(
+                fields=["-received_at"], name="receipt_unknown_recent", condition=~models.Q(unknown_recipients=[])
+            ),
         ]
 
     def __str__(self) -> str:

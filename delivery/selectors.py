@@ -1,5 +1,6 @@
 """Reads of the transport layer."""
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -8,6 +9,7 @@ from django.core.files import File
 from django.core.files.storage import storages
 
 from delivery.models import Blob, DeliveryEvent, InboundReceipt, OutboundDelivery
+from delivery.storage import BlobIntegrityError
 
 
 class HasId(Protocol):
@@ -17,9 +19,20 @@ class HasId(Protocol):
 
 
 def blob_read(*, blob: Blob) -> bytes:
-    """The exact bytes stored for ``blob``."""
+    """The exact bytes stored for ``blob``, checked against its size and sha256.
+
+    Raises ``BlobIntegrityError`` if the storage holds anything else (a file truncated before
+    writes were atomic, or damaged since), so nothing parses, forwards or sends garbage silently.
+    """
     with storages["mail"].open(blob.storage_key, "rb") as handle:
-        return handle.read()
+        data = handle.read()
+    if len(data) != blob.size or hashlib.sha256(data).hexdigest() != blob.sha256:
+        raise BlobIntegrityError(
+            f"blob {blob.sha256} at {blob.storage_key!r}: storage holds {len(data)} bytes with sha256 "
+            f"{hashlib.sha256(data).hexdigest()}, not the {blob.size} bytes recorded: restore the raw bytes "
+            "before reprocessing"
+        )
+    return data
 
 
 def inbound_receipts_waiting(*, receipt_ids: list[int]) -> list[int]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import storages
+from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -66,20 +66,32 @@ def blobs_store(*, datas: list[bytes]) -> dict[str, Blob]:
     blobs = {blob.sha256: blob for blob in Blob.objects.filter(sha256__in=by_sha)}
     storage = storages["mail"]
     missing = []
+    to_write = {}
     for sha256, data in by_sha.items():
         if sha256 in blobs:
             continue
         key = blob_storage_key(sha256)
         if not storage.exists(key):
-            saved_as = storage.save(key, ContentFile(data))
-            if saved_as != key:
-                raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
+            to_write[key] = data
         missing.append(Blob(sha256=sha256, size=len(data), storage_key=key))
+    _storage_save_many(storage, to_write)
     if missing:
         # Bytes first, rows second, as in blob_store; a concurrent writer's row stands.
         Blob.objects.bulk_create(missing, ignore_conflicts=True)
         blobs.update({b.sha256: b for b in Blob.objects.filter(sha256__in=[m.sha256 for m in missing])})
     return blobs
+
+
+def _storage_save_many(storage: Storage, contents: dict[str, bytes]) -> None:
+    """Write every key's bytes; the durable filesystem storage overlaps their fsyncs."""
+    save_many = getattr(storage, "save_many", None)
+    if save_many is not None:
+        save_many(contents)
+        return
+    for key, data in contents.items():
+        saved_as = storage.save(key, ContentFile(data))
+        if saved_as != key:
+            raise RuntimeError(f"mail storage renamed blob {key} to {saved_as}; it must allow overwrites")
 
 
 @dataclass(frozen=True)
@@ -215,13 +227,22 @@ def inbound_receipt_start_attempt(*, receipt_id: int) -> InboundReceipt | None:
     return receipt
 
 
-def inbound_receipt_finish(*, receipt: InboundReceipt, status: str, error: str = "") -> InboundReceipt:
-    """Record the outcome of processing: parsed, failed or quarantined, with the reason."""
+def inbound_receipt_finish(
+    *, receipt: InboundReceipt, status: str, error: str = "", unknown_recipients: list[str] | tuple[str, ...] = ()
+) -> InboundReceipt:
+    """Record the outcome of processing: parsed, failed or quarantined, with the reason, and the
+    local recipients no mailbox answers to."""
     receipt.status = status
     receipt.last_error = error[:10_000]
+    receipt.unknown_recipients = _addresses(unknown_recipients)
     receipt.parsed_at = timezone.now() if status == InboundReceipt.Status.PARSED else None
-    receipt.save(update_fields=["status", "last_error", "parsed_at"])
+    receipt.save(update_fields=["status", "last_error", "unknown_recipients", "parsed_at"])
     return receipt
+
+
+def _addresses(addresses: list[str] | tuple[str, ...]) -> list[str]:
+    """Distinct, lower-cased, in the order given, each cut to the column's length."""
+    return list(dict.fromkeys(address.strip().lower()[:998] for address in addresses if address.strip()))
 
 
 @transaction.atomic
@@ -319,14 +340,18 @@ def inbound_receipts_lock(*, receipt_ids: list[int]) -> list[InboundReceipt]:
 
 
 def inbound_receipts_finish(*, receipts: list[InboundReceipt]) -> None:
-    """Record the outcomes already set on ``receipts`` (status, last_error): one UPDATE per
-    distinct outcome, usually one for the whole batch."""
+    """Record the outcomes already set on ``receipts`` (status, last_error, unknown_recipients):
+    one UPDATE per distinct outcome, usually one for the whole batch."""
     now = timezone.now()
-    outcomes: dict[tuple[str, str], list[int]] = {}
+    outcomes: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
     for receipt in receipts:
         receipt.last_error = receipt.last_error[:10_000]
+        receipt.unknown_recipients = _addresses(receipt.unknown_recipients)
         receipt.parsed_at = now if receipt.status == InboundReceipt.Status.PARSED else None
-        outcomes.setdefault((receipt.status, receipt.last_error), []).append(receipt.pk)
-    for (status, error), ids in outcomes.items():
+        key = (receipt.status, receipt.last_error, tuple(receipt.unknown_recipients))
+        outcomes.setdefault(key, []).append(receipt.pk)
+    for (status, error, unknown), ids in outcomes.items():
         parsed_at = now if status == InboundReceipt.Status.PARSED else None
-        InboundReceipt.objects.filter(pk__in=ids).update(status=status, last_error=error, parsed_at=parsed_at)
+        InboundReceipt.objects.filter(pk__in=ids).update(
+            status=status, last_error=error, unknown_recipients=list(unknown), parsed_at=parsed_at
+        )

@@ -5,6 +5,13 @@ secret could post a made-up notification. Here every SNS message must carry a va
 the signing certificate is fetched only from an allow-listed Amazon host over HTTPS, without
 following redirects, and cached per process.
 https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html
+
+A valid signature proves only that SNS sent the message, and anyone can create a topic and
+subscribe our URL to it. So the message's topic must also be one of ours
+(``MAILSITE_SNS_TOPIC_ARNS``), and an S3 receipt action must name one of our buckets
+(``MAILSITE_SES_INBOUND_BUCKETS``) before we fetch from it with our own credentials. A foreign
+topic or bucket is refused with a 400 and a log line; an empty allow-list is our configuration's
+fault, answered 5xx so SNS retries until it is set (it retries nothing else).
 """
 
 import base64
@@ -52,6 +59,34 @@ class SnsSignatureInvalid(AnymailWebhookValidationFailure):
 
 class SnsCertificateUnavailable(Exception):
     """The signing certificate could not be fetched just now: a 5xx, so SNS retries later."""
+
+
+class SnsSourceNotAllowed(AnymailWebhookValidationFailure):
+    """A genuine SNS message from a topic, or naming a bucket, that is not ours: answered 400."""
+
+
+class SnsAllowListNotConfigured(Exception):
+    """No topic (or bucket) is allowed yet: a 5xx, so SNS retries until the setting is made."""
+
+
+def sns_topic_check(*, topic_arn: object) -> None:
+    """Accept only messages from the topics in ``MAILSITE_SNS_TOPIC_ARNS``."""
+    _allow_listed(value=topic_arn, setting="MAILSITE_SNS_TOPIC_ARNS", what="SNS topic")
+
+
+def ses_bucket_check(*, bucket: object) -> None:
+    """Fetch an SES S3 action's object only from the buckets in ``MAILSITE_SES_INBOUND_BUCKETS``."""
+    _allow_listed(value=bucket, setting="MAILSITE_SES_INBOUND_BUCKETS", what="SES receipt bucket")
+
+
+def _allow_listed(*, value: object, setting: str, what: str) -> None:
+    allowed = getattr(settings, setting, [])
+    if not allowed:
+        logger.error("sns.refused_unconfigured", setting=setting, value=str(value)[:300])
+        raise SnsAllowListNotConfigured(f"{setting} is not set: every {what} is refused until it is")
+    if value not in allowed:
+        logger.warning("sns.refused_source", setting=setting, value=str(value)[:300])
+        raise SnsSourceNotAllowed(f"{what} {str(value)[:300]!r} is not in {setting}")
 
 
 def sns_message_verify(*, message: dict[str, Any]) -> None:
@@ -155,6 +190,8 @@ class SnsSignedMixin:
             raise SnsSignatureInvalid("SNS request body is not JSON") from error
         if not isinstance(message, dict):
             raise SnsSignatureInvalid("SNS request body is not a JSON object")
+        # Before the signature, whose check may fetch a certificate: a foreign topic costs us nothing.
+        sns_topic_check(topic_arn=message.get("TopicArn"))
         sns_message_verify(message=message)
 
 
@@ -163,6 +200,10 @@ class AmazonSESInboundView(SnsSignedMixin, AmazonSESInboundWebhookView):
     (SNS action: the notification's content; S3 action: the object, as downloaded)."""
 
     def esp_to_anymail_events(self, ses_event: dict[str, Any], sns_message: dict[str, Any]) -> list:
+        action = ses_event.get("receipt", {}).get("action", {}) if isinstance(ses_event, dict) else {}
+        if isinstance(action, dict) and action.get("type") == "S3":
+            # Before Anymail fetches the object with our credentials.
+            ses_bucket_check(bucket=action.get("bucketName"))
         self._s3_bytes = None
         events = super().esp_to_anymail_events(ses_event, sns_message)
         original = self._s3_bytes if self._s3_bytes is not None else _sns_action_content(ses_event)

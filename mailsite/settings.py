@@ -207,11 +207,15 @@ if MAIL_STORAGE_BUCKET:
             "querystring_auth": True,
             # Keys are content hashes: an object written twice holds the same bytes.
             "file_overwrite": True,
+            # A PUT is atomic; S3 also checks the body against a SHA-256 the client computes from
+            # the bytes it sends (per part for a multipart upload), whatever botocore's defaults.
+            "object_parameters": {"ChecksumAlgorithm": "SHA256"},
         },
     }
 else:
+    # Atomic, fsynced writes: a blob's final file only ever holds all its bytes (delivery.storage).
     MAIL_STORAGE = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "delivery.storage.DurableFileSystemStorage",
         "OPTIONS": {"location": str(VAR_DIR / "mail"), "allow_overwrite": True},
     }
 STORAGES = {
@@ -371,6 +375,11 @@ ANYMAIL.update(
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
 # SNS signing certificates come only from Amazon's SNS hosts over HTTPS (delivery.sns holds the
 # pattern); tests alone set MAILSITE_SNS_CERT_URL_PATTERN, never the environment.
+# The SES webhooks accept SNS messages only from these topic ARNs (inbound and tracking topics),
+# and fetch an S3 receipt action's object only from these buckets. Empty: every SNS message is
+# refused with a 5xx (SNS retries) until they are set.
+MAILSITE_SNS_TOPIC_ARNS = env.list("MAILSITE_SNS_TOPIC_ARNS", default=[])
+MAILSITE_SES_INBOUND_BUCKETS = env.list("MAILSITE_SES_INBOUND_BUCKETS", default=[])
 
 # --- Outbound mail ---------------------------------------------------------------------------
 # How messages leave (README, "Sending"): an ESP through Anymail when MAILSITE_ESP names one, else

@@ -10,6 +10,7 @@ from django.urls import URLPattern, include, path
 
 from delivery.metrics import metrics_view
 from delivery.sns import AmazonSESInboundView, AmazonSESTrackingView
+from delivery.webhooks import webhook_secret_required
 
 # Anymail's SES views do not check SNS signatures; ours do (delivery.sns).
 SNS_VERIFIED_VIEWS = {
@@ -32,12 +33,14 @@ def _body_kept(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
 
 def _anymail_patterns() -> list[URLPattern]:
     """Anymail's webhook URLs. Public: ESPs authenticate by basic auth or signature, never by a
-    session, so each view is marked ``login_not_required`` for the LoginRequiredMiddleware."""
+    session, so each view is marked ``login_not_required`` for the LoginRequiredMiddleware; and
+    each refuses every request outside debug mode while no webhook secret is set (fail closed)."""
     patterns = []
     for pattern in anymail_urls.urlpatterns:
         view = SNS_VERIFIED_VIEWS.get(pattern.name, pattern.callback)
         if pattern.name.endswith("_inbound_webhook"):
             view = _body_kept(view)
+        view = webhook_secret_required(view)
         patterns.append(URLPattern(pattern.pattern, login_not_required(view), pattern.default_args, pattern.name))
     return patterns
 

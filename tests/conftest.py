@@ -51,7 +51,7 @@ def _mail_storage_in_tmp(settings, tmp_path: Path) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
         "mail": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "delivery.storage.DurableFileSystemStorage",
             "OPTIONS": {"location": str(tmp_path / "mail"), "allow_overwrite": True},
         },
     }

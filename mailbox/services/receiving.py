@@ -70,10 +70,10 @@ def _receipt_process(receipt: InboundReceipt) -> ReceiptOutcome:
         return ReceiptOutcome(InboundReceipt.Status.PARSED)
     reason = _quarantine_reason(parsed, mailboxes, unknown)
     if reason:
-        return _quarantine(receipt, reason)
+        return _quarantine(receipt, reason, unknown)
     for mailbox in mailboxes:
         _deliver_copy(receipt, parsed, mailbox)
-    inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, error=_unknown_note(unknown))
+    inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.PARSED, unknown_recipients=unknown)
     INBOUND_PARSED.inc()
     logger.info("inbound.parsed", receipt_id=receipt.id, copies=len(mailboxes), unknown=unknown)
     return ReceiptOutcome(InboundReceipt.Status.PARSED, len(mailboxes), tuple(unknown))
@@ -160,6 +160,7 @@ def _batch_copies(
             receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, BOUNCE_APPLIED
             continue
         reason = _quarantine_reason(parsed, mailboxes, unknown)
+        receipt.unknown_recipients = unknown
         if reason:
             receipt.status, receipt.last_error = InboundReceipt.Status.QUARANTINED, reason
             deferred.events.append(_quarantine_event(receipt, reason))
@@ -174,7 +175,7 @@ def _batch_copies(
                 continue
             copies.append((mailbox, _copy(receipt, parsed)))
             present.add((mailbox.id, receipt.blob_id))
-        receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, _unknown_note(unknown)
+        receipt.status, receipt.last_error = InboundReceipt.Status.PARSED, ""
     return copies
 
 
@@ -203,10 +204,6 @@ def _quarantine_reason(parsed: ParsedMessage, mailboxes: list[Mailbox], unknown:
     if not mailboxes:
         return "no local recipient" + (f": unknown {', '.join(unknown)}" if unknown else "")
     return ""
-
-
-def _unknown_note(unknown: list[str]) -> str:
-    return f"unknown local recipients: {', '.join(unknown)}" if unknown else ""
 
 
 def receipt_fail(*, receipt_id: int, error: str) -> None:
@@ -291,8 +288,10 @@ def _source_tag(receipt: InboundReceipt) -> str:
 
 
 @transaction.atomic
-def _quarantine(receipt: InboundReceipt, reason: str) -> ReceiptOutcome:
-    inbound_receipt_finish(receipt=receipt, status=InboundReceipt.Status.QUARANTINED, error=reason)
+def _quarantine(receipt: InboundReceipt, reason: str, unknown: list[str] | None = None) -> ReceiptOutcome:
+    inbound_receipt_finish(
+        receipt=receipt, status=InboundReceipt.Status.QUARANTINED, error=reason, unknown_recipients=unknown or []
+    )
     _quarantine_event(receipt, reason).save()
     transaction.on_commit(INBOUND_QUARANTINED.inc)
     logger.warning("inbound.quarantined", receipt_id=receipt.id, reason=reason)

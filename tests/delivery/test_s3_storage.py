@@ -1,6 +1,7 @@
 """Raw mail in S3: the storage the settings build from MAIL_STORAGE_BUCKET and AWS_S3_ENDPOINT_URL,
 against moto's standalone S3 server (a real S3 API over HTTP, not patched boto)."""
 
+import base64
 import hashlib
 import runpy
 import uuid
@@ -72,3 +73,13 @@ def test_the_same_bytes_are_one_object_and_one_row(s3_mail_storage, s3_endpoint)
 def test_a_large_message_survives_multipart_upload(s3_mail_storage):
     large = RAW + bytes(range(256)) * 40_000  # ~10 MB: past boto's multipart threshold
     assert blob_read(blob=blob_store(data=large)) == large
+
+
+@pytest.mark.django_db
+def test_s3_checks_a_sha256_of_each_upload(s3_mail_storage, s3_endpoint):
+    """S3 refuses a body that does not match the checksum the client sent with it; for a single
+    PUT that checksum is the object's own sha256, the one in its key."""
+    blob = blob_store(data=RAW)
+
+    head = s3_client(s3_endpoint).head_object(Bucket=s3_mail_storage, Key=blob.storage_key, ChecksumMode="ENABLED")
+    assert base64.b64decode(head["ChecksumSHA256"]).hex() == blob.sha256

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from delivery.models import DeliveryEvent, OutboundDelivery, Suppression
-from tests.sns import LOCAL_CERT_URL_PATTERN, sns_post_kwargs, sns_signer
+from tests.sns import LOCAL_CERT_URL_PATTERN, TOPIC_ARN, sns_post_kwargs, sns_signer
 
 SECRET = "mailsite:ses-tracking-secret"
 URL = "/anymail/amazon_ses/tracking/"
@@ -20,6 +20,7 @@ def _configured(settings):
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
     settings.MAILSITE_UNDO_SEND_SECONDS = 0
     settings.MAILSITE_SNS_CERT_URL_PATTERN = LOCAL_CERT_URL_PATTERN
+    settings.MAILSITE_SNS_TOPIC_ARNS = [TOPIC_ARN]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 

@@ -8,7 +8,9 @@ POST (seconds since the epoch), the answer's status and the CPU seconds this pro
 The process stays warm between webhooks, as a web worker does.
 """
 
+import base64
 import json
+import os
 import sys
 import time
 
@@ -41,7 +43,10 @@ def main(recipient: str) -> None:
     django.setup()
     from django.test import Client
 
-    client = Client()
+    # The basic-auth pair an ESP would send: the one this process's settings expect.
+    client = Client(
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(os.environ["ANYMAIL_WEBHOOK_SECRET"].encode()).decode()
+    )
     for line in sys.stdin:
         subject, message_id = line.rstrip("\n").split("\t")
         body = _payload(recipient, subject, message_id)

@@ -152,7 +152,7 @@ def test_a_failure_on_our_side_is_temporary_and_stores_nothing(client, settings,
     not_a_directory.write_text("a file where the mail storage should be")
     settings.STORAGES = {
         **settings.STORAGES,
-        "mail": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": not_a_directory}},
+        "mail": {"BACKEND": "delivery.storage.DurableFileSystemStorage", "OPTIONS": {"location": not_a_directory}},
     }
 
     client.mail("carol@example.org")

@@ -42,7 +42,7 @@ from tests.mailbox.test_faults import _wait_for as wait_for
 # The private Redis and real worker of the fault tests, reused as fixtures.
 from tests.mailbox.test_faults import broker, private_redis, start_worker  # noqa: F401
 from tests.s3 import CREDENTIALS, REGION, moto_server, s3_client
-from tests.sns import LOCAL_CERT_URL_PATTERN, CertificateServer, sns_post_kwargs, sns_signer
+from tests.sns import LOCAL_CERT_URL_PATTERN, TOPIC_ARN, CertificateServer, sns_post_kwargs, sns_signer
 
 SECRET = "mailsite:current-webhook-secret"
 PREVIOUS_SECRET = "mailsite:previous-webhook-secret"
@@ -90,6 +90,7 @@ def _webhooks_configured(settings):
         "AMAZON_SES_SESSION_PARAMS": {**CREDENTIALS, "region_name": REGION},
     }
     settings.MAILSITE_SNS_CERT_URL_PATTERN = LOCAL_CERT_URL_PATTERN
+    settings.MAILSITE_SNS_TOPIC_ARNS = [TOPIC_ARN]
     # Counted in-process whatever REDIS_URL says.
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -409,6 +410,7 @@ def ses_bucket(settings, s3_endpoint):
     bucket = f"ses-inbound-{uuid.uuid4().hex[:12]}"
     s3_client(s3_endpoint).create_bucket(Bucket=bucket)
     settings.ANYMAIL = {**settings.ANYMAIL, "AMAZON_SES_CLIENT_PARAMS": {"endpoint_url": s3_endpoint}}
+    settings.MAILSITE_SES_INBOUND_BUCKETS = [bucket]
     return bucket
 
 
@@ -662,7 +664,7 @@ def test_a_forged_subscription_confirmation_is_refused_before_confirming(mail_di
             "Type": "SubscriptionConfirmation",
             "MessageId": str(uuid.uuid4()),
             "Token": "2336412f37fb687f5d51e6e241d09c80",
-            "TopicArn": "arn:aws:sns:us-east-1:222222222222:Attacker",
+            "TopicArn": TOPIC_ARN,  # our topic: the forged signature alone must stop it
             "Message": "You have chosen to subscribe to the topic.",
             "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
             "Timestamp": "2026-11-02T10:00:00.000Z",
@@ -727,7 +729,7 @@ def test_storage_down_answers_5xx_and_writes_nothing(settings, tmp_path, mailbox
     blocked.write_bytes(b"")  # the mail storage's root is a file: every write fails
     settings.STORAGES = {
         **settings.STORAGES,
-        "mail": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(blocked)}},
+        "mail": {"BACKEND": "delivery.storage.DurableFileSystemStorage", "OPTIONS": {"location": str(blocked)}},
     }
 
     response = postmark().send()

@@ -70,7 +70,7 @@ def test_embedded_mode_needs_no_services(tmp_path: Path):
     assert found["engine"] == "mailsite.embedded_db"
     assert found["layer"] == "channels.layers.InMemoryChannelLayer"
     assert found["eager"] is True
-    assert found["mail_storage"] == "django.core.files.storage.FileSystemStorage"
+    assert found["mail_storage"] == "delivery.storage.DurableFileSystemStorage"
     assert found["mail_location"] == str(tmp_path / "mail")
     assert found["debug"] is True
     assert found["image_proxy"] == [8.0, 5 * 1024 * 1024, 7 * 24 * 3600]
@@ -117,10 +117,17 @@ def test_deploy_check_is_clean_with_production_settings():
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
-def test_deploy_check_warns_when_webhooks_have_no_secret():
+def test_deploy_check_fails_when_webhooks_have_no_secret():
     env = _clean_env(**{k: v for k, v in PRODUCTION_ENV.items() if k != "ANYMAIL_WEBHOOK_SECRET"})
     result = _run([sys.executable, "manage.py", "check", "--deploy"], env)
+    assert result.returncode != 0
+    assert "mailsite.E001" in result.stdout + result.stderr
+
+
+def test_deploy_check_only_warns_about_the_webhook_secret_in_debug_mode(tmp_path: Path):
+    result = _run([sys.executable, "manage.py", "check", "--deploy"], _clean_env(MAILSITE_VAR_DIR=str(tmp_path)))
     assert "mailsite.W001" in result.stdout + result.stderr
+    assert "mailsite.E001" not in result.stdout + result.stderr
 
 
 def test_embedded_postgres_starts_migrates_and_answers(tmp_path: Path):

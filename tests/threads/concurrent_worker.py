@@ -21,7 +21,7 @@ def main(db_name: str, work_dir: Path, mailbox_id: int, name: str) -> None:
     settings.STORAGES = {
         **settings.STORAGES,
         "mail": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "delivery.storage.DurableFileSystemStorage",
             "OPTIONS": {"location": str(work_dir / "mail"), "allow_overwrite": True},
         },
     }

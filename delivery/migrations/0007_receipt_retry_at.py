@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("delivery", "0004_outbound_sending_state"),
+        ("delivery", "0006_receipt_unknown_recent"),
     ]
 
     operations = [
