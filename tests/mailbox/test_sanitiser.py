@@ -19,7 +19,7 @@ from mailbox.rendering.html import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, LINK_SCHEME
 from mailbox.rendering.text import linkify, text_to_html
 from tests.conftest import SHARED_CORPORA
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML
-from tests.xss_corpus import bundled_payloads, h5sc_payloads
+from tests.xss_corpus import FIXTURES, corpus_load
 
 OWN = ("/m/7/cid/", "/proxy/image/?")
 
@@ -101,21 +101,31 @@ def check_payloads(payloads: list[str]) -> None:
     assert failures == [], f"{len(failures)} payloads: {failures[:5]}"
 
 
-def test_every_bundled_payload_is_neutralised_and_idempotent():
-    payloads = bundled_payloads()
-    assert len(payloads) > 2000
-    check_payloads(payloads)
+def test_every_payload_and_document_of_the_corpus_is_neutralised_and_idempotent():
+    """The corpus the tests read (``MAILSITE_XSS_CORPUS``, else the shared one, else the fixtures):
+    each payload, and each file as a whole body."""
+    corpus = corpus_load()
+    assert corpus.payloads, f"no payloads in {corpus.root}"
+    check_payloads(corpus.bodies())
 
 
-def test_every_html5sec_vector_is_neutralised_and_idempotent():
-    payloads = h5sc_payloads()
-    if not payloads:
-        pytest.skip("the html5sec (H5SC, MPL-2.0) vectors are read from ../shared/corpora/xss/h5sc, absent here")
-    check_payloads(payloads)
+def test_the_bundled_copy_alone_still_has_every_payload_and_file():
+    """Without the shared corpus, the fixture copy is what runs: all its lists and files."""
+    corpus = corpus_load(FIXTURES)
+    assert len(corpus.payloads) > 2000
+    assert len([n for n in corpus.attachments if "/Files/" in n]) == 37
+    check_payloads(corpus.bodies())
+
+
+def test_every_file_of_the_corpus_reaches_a_body_an_image_or_the_ingestion():
+    corpus = corpus_load()
+    unused = sorted(name for name, uses in corpus.uses.items() if uses == {"attachment"})
+    assert unused == []
+    assert set(corpus.uses) == {p.relative_to(corpus.root).as_posix() for p in corpus.root.rglob("*") if p.is_file()}
 
 
 def test_plain_text_payloads_come_out_as_text():
-    for payload in bundled_payloads()[:500]:
+    for payload in corpus_load(FIXTURES).payloads[:500]:
         out = render_body(text=payload, html="", policy=policy()).html
         assert problems(out) == []
         assert "<script" not in out
