@@ -4,6 +4,7 @@ Every payload of the XSS corpora goes through the whole rendering pipeline; the 
 parsed by an independent parser (the standard library's) and checked against the allow-list.
 """
 
+import gzip
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -19,9 +20,10 @@ from mailbox.rendering.html import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, LINK_SCHEME
 from mailbox.rendering.text import linkify, text_to_html
 from tests.conftest import SHARED_CORPORA
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML
-from tests.xss_corpus import FIXTURES, corpus_load
+from tests.xss_corpus import CORPUS_ENV, FIXTURES, corpus_load
 
 OWN = ("/m/7/cid/", "/proxy/image/?")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def policy(*, show: bool = False) -> UrlPolicy:
@@ -122,6 +124,41 @@ def test_every_file_of_the_corpus_reaches_a_body_an_image_or_the_ingestion():
     unused = sorted(name for name, uses in corpus.uses.items() if uses == {"attachment"})
     assert unused == []
     assert set(corpus.uses) == {p.relative_to(corpus.root).as_posix() for p in corpus.root.rglob("*") if p.is_file()}
+
+
+def test_a_folder_named_by_the_environment_is_read_every_way_its_files_allow(tmp_path, monkeypatch):
+    """An unseen payload set, dropped in: what each kind of file becomes, whatever its name."""
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "list.txt").write_text("<svg onload=alert(1)>\n\n<img src=x onerror=alert(2)>\n")
+    (tmp_path / "deep" / "page.whatever").write_text("<html><body onload=alert(3)>hi</body></html>")
+    (tmp_path / "map.json").write_text('{"js": "javascript:alert(4)"}')
+    (tmp_path / "items.json").write_text('[{"data": "<a href=%js%>x</a>", "lang": "en"}]')
+    (tmp_path / "pic.bin").write_bytes(PNG_SIGNATURE + b"tEXtComment\x00<script>alert(5)</script>")
+    (tmp_path / "zipped").write_bytes(gzip.compress(b"<svg><script>alert(6)</script></svg>"))
+    (tmp_path / "raw").write_bytes(b"From: a@x\r\nContent-Type: text/html\r\n\r\n<script>alert(7)</script>")
+    monkeypatch.setenv(CORPUS_ENV, str(tmp_path))
+
+    corpus = corpus_load()
+
+    assert corpus.root == tmp_path
+    assert {"<svg onload=alert(1)>", "<img src=x onerror=alert(2)>", "<a href=javascript:alert(4)>x</a>"} <= set(
+        corpus.payloads
+    )
+    assert "<script>alert(5)</script>" in corpus.payloads
+    assert corpus.documents["deep/page.whatever"].startswith("<html>")
+    assert corpus.documents["zipped"] == "<svg><script>alert(6)</script></svg>"
+    assert set(corpus.images) == {"pic.bin"}
+    assert set(corpus.messages) == {"raw"}
+    assert set(corpus.attachments) == set(corpus.uses) == {
+        "list.txt", "deep/page.whatever", "map.json", "items.json", "pic.bin", "zipped", "raw"
+    }  # fmt: skip
+    check_payloads(corpus.bodies())
+
+
+def test_a_missing_folder_named_by_the_environment_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv(CORPUS_ENV, str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError):
+        corpus_load()
 
 
 def test_plain_text_payloads_come_out_as_text():
