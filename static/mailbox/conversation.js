@@ -134,6 +134,21 @@
     document.querySelectorAll("select[name=label] option[value='" + Number(labelId) + "']").forEach(function (o) { o.remove(); });
   }
 
+  // A label created, renamed or recoloured elsewhere: the menu's options as the server renders them.
+  function refreshLabelOptions() {
+    fetch("/labels/sidebar/", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelectorAll("select option");
+        document.querySelectorAll("select[name=label]").forEach(function (select) {
+          var chosen = select.value;
+          select.replaceChildren.apply(select, Array.prototype.map.call(fresh, function (o) { return o.cloneNode(true); }));
+          select.value = chosen;
+        });
+      });
+  }
+
   var retryDelay = 1000, connectedBefore = false;
   function connect() {
     if (!window.WebSocket || !main) { return; }
@@ -147,6 +162,7 @@
       else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
       else if (data.type === "thread.updated" && Number(data.thread_id) === threadId) { refreshConversation(); }
       else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
+      else if (data.type === "label.changed") { refreshLabelOptions(); }
     });
     socket.addEventListener("open", function () {
       document.body.dataset.live = "connected";

@@ -95,6 +95,7 @@ COVERAGE: dict[str, Access] = {
     "thread_row": Access("owned", kwargs=lambda w: {"thread_id": w.thread_id}, query=lambda w: {"label": w.inbox_id}),
     "events_since": Access("own", query=lambda w: {"after": 0}),
     "labels": Access("own"),
+    "labels_sidebar": Access("own", query=lambda w: {"current": str(w.label_id)}),
     "label_edit": Access(
         "owned",
         method="POST",
