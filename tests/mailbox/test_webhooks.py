@@ -31,11 +31,10 @@ from mailbox.models import Message, MessageLabel
 from mailbox.tasks import receipts_sweep_task
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_group_name
+from tests.celery_workers import wait_for
 from tests.conftest import requires_redis
-from tests.mailbox.test_faults import _wait_for as wait_for
 
 # The private Redis and real worker of the fault tests, reused as fixtures.
-from tests.mailbox.test_faults import broker, private_redis, start_worker  # noqa: F401
 from tests.s3 import CREDENTIALS, REGION, moto_server, s3_client
 from tests.sns import LOCAL_CERT_URL_PATTERN, CertificateServer, sns_post_kwargs, sns_signer
 
@@ -758,8 +757,8 @@ def test_database_down_answers_5xx_leaves_no_rows_and_the_retry_succeeds(mailbox
 def test_a_broker_outage_still_answers_2xx_and_the_sweeper_completes_it(
     mailbox,
     other_mailbox,
-    broker,  # noqa: F811 - the fixture imported above
-    start_worker,  # noqa: F811 - the fixture imported above
+    broker,
+    start_worker,
 ):
     """Queuing the parse is best effort after the commit; the sweeper finds what it missed."""
     broker.stop()  # the Redis this process queues on is really gone
