@@ -279,6 +279,7 @@ class CatchUp:
     latest: int
     complete: bool  # False: too much happened; reload the page instead
     label_ids_deleted: list[int] = field(default_factory=list)
+    label_ids_changed: list[int] = field(default_factory=list)  # created, renamed or recoloured
 
 
 CATCH_UP_LIMIT = 500
@@ -299,6 +300,7 @@ def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
     thread_ids: set[int] = set()
     message_ids: set[int] = set()
     labels_deleted: set[int] = set()
+    labels_changed: set[int] = set()
     for _, event_type, subject_type, subject_id, payload, source_tag in events[:CATCH_UP_LIMIT]:
         if own and source_tag == own:
             continue
@@ -307,6 +309,8 @@ def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
             thread_ids.add(named)
         elif event_type == DomainEvent.Type.LABEL_DELETED:
             labels_deleted.add(subject_id)
+        elif event_type == DomainEvent.Type.LABEL_CHANGED:
+            labels_changed.add(subject_id)
         elif subject_type == "thread":
             thread_ids.add(subject_id)
         elif subject_type == "message":
@@ -321,6 +325,7 @@ def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
         latest=shown[-1][0],
         complete=len(events) <= CATCH_UP_LIMIT,
         label_ids_deleted=sorted(labels_deleted),
+        label_ids_changed=sorted(labels_changed - labels_deleted),
     )
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("t/<int:thread_id>/row/", views.thread_row, name="thread_row"),
     path("events/", views.events_since, name="events_since"),
     path("labels/", views.labels, name="labels"),
+    path("labels/sidebar/", views.labels_sidebar, name="labels_sidebar"),
     path("labels/<int:label_id>/", views.label_edit, name="label_edit"),
     path("labels/<int:label_id>/delete/", views.label_delete, name="label_delete"),
     path("settings/", views.settings_view, name="settings"),

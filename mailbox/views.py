@@ -356,10 +356,24 @@ def events_since(request: HttpRequest) -> JsonResponse:
         {
             "threads": catch_up.thread_ids,
             "labels_deleted": catch_up.label_ids_deleted,
+            "labels_changed": catch_up.label_ids_changed,
             "latest": catch_up.latest,
             "complete": catch_up.complete,
         }
     )
+
+
+@require_GET
+def labels_sidebar(request: HttpRequest) -> HttpResponse:
+    """The sidebar and the label menus' options as a full page of list ``?current=`` renders them,
+    for a tab to redraw after a label was created, renamed or recoloured elsewhere."""
+    mailbox = _mailbox(request)
+    overview = selectors.label_overview(mailbox=mailbox)
+    context = {
+        "sidebar": _sidebar(overview.labels, overview.unread, request.GET.get("current", "")),
+        "user_labels": [label for label in overview.labels if not label.role],
+    }
+    return render(request, "mailbox/partials/labels_live.html", context, using="jinja2")
 
 
 @require_http_methods(["GET", "POST"])

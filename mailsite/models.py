@@ -31,6 +31,8 @@ class DomainEvent(models.Model):
         THREAD_REPAIRED = "thread.repaired"
         # A user label deleted (subject "label"): its chips and sidebar entry go from open tabs.
         LABEL_DELETED = "label.deleted"
+        # A user label created, renamed or recoloured (subject "label"): open tabs redraw it.
+        LABEL_CHANGED = "label.changed"
 
     id = models.BigAutoField(primary_key=True)
     event_type = models.CharField(max_length=64, choices=Type.choices)

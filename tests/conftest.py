@@ -1,12 +1,17 @@
 """Shared fixtures. Test data is built with the domain's own services, never raw saves."""
 
 import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from mailsite.celery import app
+from tests.celery_workers import PrivateRedis, forget_producer_pool, wait_for, worker_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
@@ -89,3 +94,64 @@ def other_mailbox(db):
     from mailbox.services import mailbox_create
 
     return mailbox_create(address="bob@example.test", password="correct horse battery staple", display_name="Bob")
+
+
+# --- Real Celery workers (tests.celery_workers) ------------------------------------------
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(private_redis: PrivateRedis) -> Iterator[PrivateRedis]:
+    """This process queues tasks on the private Redis, for real (not eagerly)."""
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url, app.conf.task_always_eager = private_redis.url, False
+    forget_producer_pool()
+    yield private_redis
+    app.conf.broker_url, app.conf.task_always_eager = saved
+    forget_producer_pool()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, broker: PrivateRedis) -> Iterator[Callable[..., subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+
+    def start(
+        name: str, *, pool: str = "prefork", include: str = "", redis_url: str = "", **env: str
+    ) -> subprocess.Popen:
+        """Start worker ``name`` (importing module ``include`` too) and wait until it answers."""
+        node = f"{name}-{os.getpid()}@{socket.gethostname()}"
+        command = [sys.executable, "-m", "celery", "-A", "mailsite", "worker", f"--pool={pool}", "--concurrency=1"]
+        command += ["-n", node, "--without-gossip", "--without-mingle", "-l", "INFO"]
+        command += ["--include", include] if include else []
+        log = (tmp_path / f"{name}.log").open("w")
+        worker = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=worker_env(tmp_path, broker.url, redis_url=redis_url, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(worker)
+        wait_for(
+            lambda: worker.poll() is not None or app.control.ping(destination=[node], timeout=0.5),
+            f"worker {name} to answer",
+        )
+        assert worker.poll() is None, (tmp_path / f"{name}.log").read_text()
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()

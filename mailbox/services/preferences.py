@@ -101,19 +101,41 @@ def _save(label: Label) -> Label:
     return label
 
 
+@transaction.atomic
 def user_label_create(*, mailbox: Mailbox, name: str, colour: str = "") -> Label:
-    """A new user label; a name already used (any case) is refused."""
+    """A new user label; a name already used (any case) is refused. Once committed, open tabs
+    show it in their sidebar and label menus (``label.changed``)."""
     position = Label.objects.filter(mailbox=mailbox).count()
-    return _save(Label(mailbox=mailbox, name=_clean_name(mailbox, name), colour=colour, position=position))
+    label = _save(Label(mailbox=mailbox, name=_clean_name(mailbox, name), colour=colour, position=position))
+    _label_changed_notify(label)
+    return label
 
 
+@transaction.atomic
 def user_label_update(*, label: Label, name: str, colour: str) -> Label:
-    """Rename and recolour a user label; system folders keep their names."""
+    """Rename and recolour a user label; system folders keep their names. Once committed, open
+    tabs redraw its sidebar entry, menu options and chips (``label.changed``)."""
     if label.is_system:
         raise ValidationError("System folders cannot be renamed.")
     label.name = _clean_name(label.mailbox, name, except_id=label.pk)
     label.colour = colour
-    return _save(label)
+    label = _save(label)
+    _label_changed_notify(label)
+    return label
+
+
+def _label_changed_notify(label: Label) -> None:
+    """One event for the label, whatever the number of threads carrying it: a tab redraws its
+    sidebar and the chips it shows, not every thread."""
+    event = domain_event_record(
+        event_type=DomainEvent.Type.LABEL_CHANGED,
+        subject_type="label",
+        subject_id=label.pk,
+        mailbox_id=label.mailbox_id,
+        payload={"label_id": label.pk},
+    )
+    live = {"type": "label.changed", "label_id": label.pk, "event_id": event.id}
+    mailbox_publish_on_commit(mailbox_id=label.mailbox_id, event=live)
 
 
 @transaction.atomic

@@ -128,6 +128,44 @@
     }
   }
 
+  // A label created, renamed or recoloured in another tab: the sidebar and the label menus are
+  // redrawn from the server's partials (those of a full page), rows showing its chip refetched.
+  function refreshLabels(labelIds) {
+    fetch("/labels/sidebar/?current=" + encodeURIComponent(listKey), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var holder = document.createElement("div");
+        holder.innerHTML = html;
+        var fresh = holder.querySelector("nav.sidebar"), sidebar = document.querySelector("nav.sidebar");
+        if (fresh && sidebar) { sidebar.replaceWith(fresh); renameList(fresh); }
+        var options = holder.querySelectorAll("select option");
+        document.querySelectorAll("select[name=label]").forEach(function (select) {
+          var chosen = select.value;
+          select.querySelectorAll("option:not([value=''])").forEach(function (o) { o.remove(); });
+          options.forEach(function (o) { select.appendChild(o.cloneNode(true)); });
+          select.value = chosen;
+        });
+      });
+    labelIds.forEach(function (labelId) {
+      document.querySelectorAll(".label-chip[data-label='" + Number(labelId) + "']").forEach(function (chip) {
+        var row = chip.closest("li.thread");
+        if (row) { refreshRow(Number(row.dataset.thread)); }
+      });
+    });
+  }
+  // The list's own label renamed: its heading and the page title follow.
+  function renameList(sidebar) {
+    var entry = body.dataset.listLabel && sidebar.querySelector("a[data-list='" + body.dataset.listLabel + "'] .name");
+    if (!entry || !body.dataset.titleName || entry.textContent === body.dataset.titleName) { return; }
+    var heading = document.querySelector("main h1");
+    if (heading && heading.textContent === body.dataset.titleName) { heading.textContent = entry.textContent; }
+    body.dataset.titleName = entry.textContent;
+    var count = entry.parentNode.querySelector("[data-unread-for]");
+    var n = count ? count.textContent : "";
+    document.title = entry.textContent + (n ? " (" + n + ")" : "") + " · " + body.dataset.titleRest;
+  }
+
   function handle(event) {
     if (event.event_id && event.event_id > lastEvent) { lastEvent = event.event_id; }
     if (event.type === "thread.updated") { refreshRow(event.thread_id); }
@@ -136,6 +174,7 @@
       if (event.merged_into) { refreshRow(event.merged_into); }
     }
     else if (event.type === "label.deleted") { dropLabel(event.label_id); }
+    else if (event.type === "label.changed") { refreshLabels([event.label_id]); }
   }
 
   function catchUp() {
@@ -146,6 +185,7 @@
         if (!data.complete) { window.location.reload(); return; }
         lastEvent = Math.max(lastEvent, data.latest);
         (data.labels_deleted || []).forEach(dropLabel);
+        if ((data.labels_changed || []).length) { refreshLabels(data.labels_changed); }
         data.threads.forEach(refreshRow);
       });
   }

@@ -144,6 +144,21 @@
     document.querySelectorAll("select[name=label] option[value='" + Number(labelId) + "']").forEach(function (o) { o.remove(); });
   }
 
+  // A label created, renamed or recoloured elsewhere: the menu's options as the server renders them.
+  function refreshLabelOptions() {
+    fetch("/labels/sidebar/", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelectorAll("select option");
+        document.querySelectorAll("select[name=label]").forEach(function (select) {
+          var chosen = select.value;
+          select.replaceChildren.apply(select, Array.prototype.map.call(fresh, function (o) { return o.cloneNode(true); }));
+          select.value = chosen;
+        });
+      });
+  }
+
   // Where this page's view of the mailbox stands: the newest domain event when the server rendered
   // it, then the newest one seen since (kept on the page, where a test can read it too).
   var lastEvent = main ? Number(main.dataset.lastEvent || 0) : 0;
@@ -164,6 +179,7 @@
         if (!data.complete) { window.location.reload(); return; }
         seen(data.latest);
         (data.labels_deleted || []).forEach(dropLabelOption);
+        if ((data.labels_changed || []).length) { refreshLabelOptions(); }
         if (data.threads.indexOf(threadId) !== -1) { refreshConversation(); }
       })
       .catch(function () { /* the next opening catches up */ });
@@ -176,6 +192,7 @@
     else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
     else if (data.type === "thread.updated" && Number(data.thread_id) === threadId) { refreshConversation(); }
     else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
+    else if (data.type === "label.changed") { refreshLabelOptions(); }
   }
 
   var retryDelay = 1000;

@@ -14,15 +14,9 @@ from delivery.models import OutboundDelivery
 from delivery.outbound import outbound_sweep_interrupted
 from delivery.tasks import outbound_release_task
 from mailbox.services.sending import OutgoingMail, message_send
+from tests.celery_workers import DEADLINE, wait_for
 from tests.delivery.scripted_backend import LOG_ENV, SCRIPT_ENV, sends_logged
-from tests.mailbox.test_faults import (  # noqa: F401 - fixtures, shared with the inbound fault tests
-    DEADLINE,
-    _wait_for,
-    broker,
-    private_redis,
-    pytestmark,
-    start_worker,
-)
+from tests.mailbox.test_faults import pytestmark  # noqa: F401 - the inbound fault tests' needs
 
 SCRIPTED = "tests.delivery.scripted_backend.ScriptedBackend"
 
@@ -49,19 +43,19 @@ def _status(delivery: OutboundDelivery) -> str:
     return delivery.status
 
 
-def test_a_worker_killed_mid_send_never_sends_twice(mailbox, start_worker, files, tmp_path, settings):  # noqa: F811
+def test_a_worker_killed_mid_send_never_sends_twice(mailbox, start_worker, files, tmp_path, settings):
     script, log = files
     script.write_text("hang\n")
     start_worker("sender", **_worker_env(files))
 
     delivery = _send(mailbox)
-    _wait_for(lambda: len(sends_logged(log)) == 1, "the send to reach the backend")
+    wait_for(lambda: len(sends_logged(log)) == 1, "the send to reach the backend")
     os.kill(sends_logged(log)[0]["pid"], signal.SIGKILL)
 
     # The task comes back (acks late, rejected on worker loss) to a new pool process, which finds
     # the attempt claimed and sends nothing.
     worker_log = tmp_path / "sender.log"
-    _wait_for(lambda: "'sent': 0" in worker_log.read_text(), "the redelivered task to run")
+    wait_for(lambda: "'sent': 0" in worker_log.read_text(), "the redelivered task to run")
     time.sleep(1)
     assert len(sends_logged(log)) == 1
     assert _status(delivery) == "sending"
@@ -73,8 +67,8 @@ def test_a_worker_killed_mid_send_never_sends_twice(mailbox, start_worker, files
 
 def test_a_send_committed_while_the_broker_is_down_leaves_once_via_the_sweeper(
     mailbox,
-    broker,  # noqa: F811 - the imported fixture
-    start_worker,  # noqa: F811
+    broker,
+    start_worker,
     files,
     settings,
 ):
@@ -87,7 +81,7 @@ def test_a_send_committed_while_the_broker_is_down_leaves_once_via_the_sweeper(
     start_worker("sender", **_worker_env(files))
     settings.MAILSITE_OUTBOUND_REQUEUE_AFTER = timezone.timedelta(0)
     assert outbound_release_task.apply().get() == 1
-    _wait_for(lambda: _status(delivery) == "sent", "the swept delivery to be sent", timeout=DEADLINE)
+    wait_for(lambda: _status(delivery) == "sent", "the swept delivery to be sent", timeout=DEADLINE)
 
     settings.MAILSITE_OUTBOUND_REQUEUE_AFTER = timezone.timedelta(minutes=1)
     assert outbound_release_task.apply().get() == 0

@@ -1,6 +1,7 @@
-"""Run as a separate process by the live-update browser test: POST Postmark inbound webhooks to
-this process's own Django (tasks eager), so each message is stored, parsed and delivered here and
-its live event reaches the browser's web process only through the Redis channel layer.
+"""Run as a separate process by the live-update browser test: a web process of its own that POSTs
+Postmark inbound webhooks to its own Django. Each answer means the message is stored and its parse
+queued on the broker; a Celery worker process parses and delivers it, and its live event reaches
+the browser's web process only through the Redis channel layer.
 
 Usage: python -m tests.e2e.post_inbound_webhook RECIPIENT, then one "SUBJECT<TAB>MESSAGE_ID" line
 per webhook on stdin; for each, one JSON line on stdout with the wall-clock time just before the

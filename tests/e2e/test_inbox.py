@@ -10,20 +10,20 @@ import sys
 import time
 
 import pytest
-from django.db import connection
 from playwright.sync_api import expect
 
 from mailbox.models import Label, ThreadLabel
 from mailbox.services import message_import_raw, messages_mark_read
 from mailbox.services.preferences import mailbox_settings_update, user_label_create
+from tests.celery_workers import worker_env
 from tests.conftest import REPO_ROOT, requires_redis
 from tests.e2e.conftest import log_in, off_loop, screenshot
 from tests.mail import raw_message
 from threads.models import Thread
 
-# Webhooks posted by the cross-process live-update test; more give a p95 worth quoting (see the
-# README: LIVE_UPDATE_ROUNDS=41). A list page holds 50 rows.
-ROUNDS = min(int(os.environ.get("LIVE_UPDATE_ROUNDS", "6")), 50)
+# The webhook → worker → browser test: enough warm rounds for a p95 that is not simply the maximum
+# (LIVE_UPDATE_ROUNDS=41 for the figure the README quotes). A list page holds 50 rows.
+WORKER_ROUNDS = min(int(os.environ.get("LIVE_UPDATE_ROUNDS", "21")), 50)
 CATCH_UP = re.compile(r"/events/\?after=\d+$")
 # Records each key press once every handler of the page has seen it, and whether one took it as a
 # shortcut (they all call preventDefault on the keys they act on).
@@ -49,7 +49,7 @@ def _in_inbox(mailbox, thread_id: int) -> bool:
 def test_star_label_archive_and_undo(page, tripwire, mailbox, request):
     first = _deliver(mailbox, "a", "Quarterly numbers", 1)
     second = _deliver(mailbox, "b", "Team lunch", 2)
-    user_label_create(mailbox=mailbox, name="Finance", colour="#188038")
+    off_loop(user_label_create, mailbox=mailbox, name="Finance", colour="#188038")
     log_in(page, mailbox.address)
     expect(page).to_have_title(re.compile(r"^Inbox \(2\)"))
 
@@ -223,29 +223,30 @@ def test_a_reconnecting_tab_catches_up_from_the_event_log(page, tripwire, mailbo
     assert tripwire.console_errors == []
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 @requires_redis
 @pytest.mark.real_broker
-def test_a_webhook_posted_by_another_process_appears_without_reload(page, tripwire, mailbox, tmp_path, settings):
-    """The webhook is handled in a separate process; only Redis carries its event to this web process."""
+def test_a_webhook_handled_by_a_celery_worker_appears_without_reload(
+    page, tripwire, mailbox, tmp_path, settings, start_worker, broker
+):
+    """The path of production: a web process answers the webhook and queues the parse on the broker;
+    a Celery worker process ingests the message; the Redis channel layer carries its event to this
+    ASGI web process, which pushes it to the browser. Prints the delay, POST to row on screen."""
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    # The worker's channel layer is this process's Redis; its tasks come from the private broker.
+    start_worker("ingest", redis_url=os.environ["REDIS_URL"])
     log_in(page, mailbox.address)
     _wait_for_socket(page)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "mailsite.settings",
-        "DATABASE_URL": _test_database_url(),
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-        "MAILSITE_VAR_DIR": str(tmp_path),
-        "ALLOWED_HOSTS": "testserver",
-        "SECURE_SSL_REDIRECT": "0",
-        "ANYMAIL_WEBHOOK_SECRET": "e2e:webhook-secret",  # the poster sends it: webhooks fail closed without
-        "LOG_LEVEL": "WARNING",
-    }
+    env = worker_env(
+        tmp_path,
+        broker.url,
+        redis_url=os.environ["REDIS_URL"],
+        DJANGO_SETTINGS_MODULE="mailsite.settings",
+        CELERY_TASK_ALWAYS_EAGER="0",
+        ALLOWED_HOSTS="testserver",
+        SECURE_SSL_REDIRECT="0",
+        ANYMAIL_WEBHOOK_SECRET="e2e:webhook-secret",  # the poster sends it: webhooks fail closed without
+        LOG_LEVEL="WARNING",
+    )
     page.evaluate(
         """() => {
           window.__seen = {};
@@ -260,14 +261,14 @@ def test_a_webhook_posted_by_another_process_appears_without_reload(page, tripwi
     )
     delays, poster_cpu, web_cpu = [], [], []
     try:
-        for n in range(ROUNDS):
+        for n in range(WORKER_ROUNDS):
             subject = f"From another process {n}"
             cpu_before = time.process_time()
             poster.stdin.write(f"{subject}\txproc-{n}@example.org\n")
             answer = json.loads(poster.stdout.readline())
             assert answer["status"] == 200
             row = page.locator("li.thread", has_text=subject)
-            expect(row).to_be_visible()
+            expect(row).to_be_visible(timeout=30_000)
             # When the row went in, by the browser's clock (the same machine's as the poster's).
             seen_at = page.evaluate("(id) => window.__seen[id]", row.get_attribute("id"))
             delays.append(seen_at - answer["posted_at"])
@@ -279,12 +280,15 @@ def test_a_webhook_posted_by_another_process_appears_without_reload(page, tripwi
     warm = sorted(delays[1:])
     p95 = statistics.quantiles(warm, n=20, method="inclusive")[-1] if len(warm) > 1 else warm[-1]
     print(
-        f"\nlive update delay, webhook POST in another process → row on screen: first (cold process) "
+        f"\nlive update delay, webhook POST → Celery worker → Redis → row on screen: first (cold processes) "
         f"{delays[0] * 1000:.0f} ms; warm p50 {statistics.median(warm) * 1000:.0f} ms, "
         f"p95 {p95 * 1000:.0f} ms, max {warm[-1] * 1000:.0f} ms over {len(warm)}; CPU per warm update: "
-        f"poster (webhook, parse, delivery, publish) {statistics.median(poster_cpu[1:]) * 1000:.0f} ms, "
+        f"poster (webhook) {statistics.median(poster_cpu[1:]) * 1000:.0f} ms, "
         f"this process (ASGI server: push, row fetch; and Playwright's client) "
-        f"{statistics.median(web_cpu[1:]) * 1000:.0f} ms (medians)"
+        f"{statistics.median(web_cpu[1:]) * 1000:.0f} ms (medians); load average {os.getloadavg()[0]:.1f}"
     )
-    assert page.locator("li.thread").count() == ROUNDS
+    assert page.locator("li.thread").count() == WORKER_ROUNDS
+    # Parsed by the worker, not by the process that answered the webhook.
+    parsed = re.findall(r"Task mailbox\.receipt_process\[[^\]]+\] succeeded", (tmp_path / "ingest.log").read_text())
+    assert len(parsed) == WORKER_ROUNDS
     assert tripwire.console_errors == []

@@ -167,8 +167,8 @@ def test_merge_lets_the_user_keep_an_older_conversation(page, mailbox):
 
 def test_a_label_deleted_in_one_tab_leaves_the_other_tabs_live(page, tripwire, mailbox, request):
     message = _deliver(mailbox, "f@x", "Invoice 42", 9)
-    finance = user_label_create(mailbox=mailbox, name="Finance", colour="#188038")
-    user_label_create(mailbox=mailbox, name="Travel")
+    finance = off_loop(user_label_create, mailbox=mailbox, name="Finance", colour="#188038")
+    off_loop(user_label_create, mailbox=mailbox, name="Travel")
     off_loop(messages_label_add, mailbox=mailbox, message_ids=[message.id], label=finance)
     log_in(page, mailbox.address)
     _live(page)
@@ -201,4 +201,59 @@ def test_a_label_deleted_in_one_tab_leaves_the_other_tabs_live(page, tripwire, m
     expect(label_tab.get_by_text("This label was deleted.")).to_be_visible()
     screenshot(page, request.node.name, "inbox-tab")
     screenshot(label_tab, request.node.name, "deleted-label-tab")
+    assert tripwire.console_errors == []
+
+
+def test_labels_created_renamed_or_recoloured_in_one_tab_show_in_the_others(page, tripwire, mailbox, request):
+    message = _deliver(mailbox, "g@x", "Invoice 43", 9)
+    finance = off_loop(user_label_create, mailbox=mailbox, name="Finance", colour="#188038")
+    off_loop(messages_label_add, mailbox=mailbox, message_ids=[message.id], label=finance)
+    log_in(page, mailbox.address)
+    _live(page)
+    page.evaluate("window.__noReload = true")
+    sidebar = page.get_by_role("navigation", name="Mail folders and labels")
+    chip = page.locator(f"#thread-{message.thread_id} .label-chip")
+    expect(chip).to_have_text("Finance")
+    conversation_tab = page.context.new_page()
+    conversation_tab.goto(f"/t/{message.thread_id}/")
+    _live(conversation_tab)
+    label_tab = page.context.new_page()
+    label_tab.goto(f"/label/{finance.id}/")
+    _live(label_tab)
+    labels_tab = page.context.new_page()
+    labels_tab.goto("/labels/")
+
+    labels_tab.locator("section[aria-labelledby=new-label]").get_by_label("Name").fill("Travel")
+    labels_tab.get_by_role("button", name="Create").click()
+    expect(labels_tab.get_by_role("status")).to_contain_text("Label “Travel” created.")
+    expect(sidebar.get_by_role("link", name="Travel")).to_be_visible()
+    expect(page.locator("#bulk-label option", has_text="Travel")).to_have_count(1)
+    expect(conversation_tab.locator("#thread-label option", has_text="Travel")).to_have_count(1)
+
+    edit = labels_tab.locator("ul.label-rows li", has_text="Finance").locator("form.label-form")
+    edit.get_by_label("Name").fill("Money")
+    edit.get_by_label("Colour").select_option(value="#d93025")
+    edit.get_by_role("button", name="Save").click()
+    expect(labels_tab.get_by_role("status")).to_contain_text("Label saved.")
+
+    expect(sidebar.get_by_role("link", name="Money")).to_be_visible()
+    expect(sidebar.get_by_role("link", name="Finance")).to_have_count(0)
+    expect(sidebar.locator(f"a[data-list='{finance.id}'] .chip")).to_have_class(re.compile("chip-d93025"))
+    expect(chip).to_have_text("Money")
+    expect(chip).to_have_class(re.compile("chip-d93025"))
+    expect(page.locator("#bulk-label option", has_text="Money")).to_have_count(1)
+    expect(page.locator("#bulk-label option", has_text="Finance")).to_have_count(0)
+    expect(conversation_tab.locator("#thread-label option", has_text="Money")).to_have_count(1)
+    expect(label_tab.locator("main h1")).to_have_text("Money")
+    expect(label_tab).to_have_title(re.compile(r"^Money"))
+    # What a full load shows, the live tab shows: the same partials.
+    fresh = page.context.new_page()
+    fresh.goto("/")
+    assert fresh.locator("nav.sidebar").inner_html() == page.locator("nav.sidebar").inner_html()
+    assert (
+        fresh.locator(f"#thread-{message.thread_id}").inner_html()
+        == page.locator(f"#thread-{message.thread_id}").inner_html()
+    )
+    assert page.evaluate("window.__noReload") is True
+    screenshot(page, request.node.name, "renamed")
     assert tripwire.console_errors == []

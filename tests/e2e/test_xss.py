@@ -7,18 +7,35 @@ enabled and no sandbox, so the sanitiser is checked on its own and not only behi
 Payloads are batched (many per message, many per page) so the run takes minutes.
 """
 
+import mimetypes
 import re
+from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+import pytest
+
+from delivery.models import InboundReceipt
+from mailbox.models import Message
 from mailbox.rendering.body import html_render
 from mailbox.rendering.html import UrlPolicy
 from mailbox.services import message_import_raw
+from mailbox.services.ingest import inbound_accept
 from tests.e2e.conftest import log_in, off_loop, screenshot
 from tests.mailbox.conversation_mail import conversation_message
-from tests.xss_corpus import all_payloads
+from tests.xss_corpus import Corpus, corpus_load, image_type
 
 PER_MESSAGE = 120
 PER_PAGE = 400
+DOCUMENTS_PER_THREAD = 25
+FILES_PER_MESSAGE = 20
+INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+# What a sending server puts in front of a message it relays: with it, a garbage-prefixed message
+# has a header block for a lenient parser to start from.
+ENVELOPE = (
+    "Received: from mx.example.org by mailsite.test; Mon, 02 Nov 2026 10:00:00 +0000\r\n"
+    "From: Carol <carol@example.org>\r\nTo: alice@example.test\r\nSubject: {name}\r\n"
+    "Message-ID: <{name}@example.org>\r\n"
+)
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Records what scripts did: alert/confirm/prompt/print calls and postMessage markers from frames.
 TRIPWIRE_JS = """
@@ -60,6 +77,26 @@ def marker_variant(payload: str) -> str:
     return re.sub(r"\balert\b", MARKER, payload)
 
 
+def hostile_files_message(n: int, *, to: str, files: dict[str, bytes]) -> bytes:
+    """An HTML message embedding every file as a cid: image and attaching it under its own type."""
+    msg = EmailMessage()
+    msg["From"] = "Carol <carol@example.org>"
+    msg["To"] = to
+    msg["Subject"] = "Files" if n == 0 else "Re: Files"
+    msg["Message-ID"] = f"<files-{n}@example.org>"
+    if n:
+        msg["In-Reply-To"] = f"<files-{n - 1}@example.org>"
+    msg.set_content("Files attached.")
+    msg.add_alternative("".join(f'<p><img src="cid:f{i}@x" alt=""></p>' for i in range(len(files))), subtype="html")
+    for i, (name, data) in enumerate(files.items()):
+        kind = image_type(data) or "image/png"  # a non-image claiming to be one
+        msg.get_payload()[1].add_related(data, *kind.split("/"), cid=f"<f{i}@x>", filename=name)
+    for name, data in files.items():
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        msg.add_attachment(data, *kind.split("/", 1), filename=name.rsplit("/", 1)[-1])
+    return bytes(msg)
+
+
 def _batches(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -82,51 +119,139 @@ def _guard_network(page) -> dict[str, list[str]]:
     return seen
 
 
-def test_hostile_mail_in_the_real_viewer(page, tripwire, mailbox, request):
-    payloads = all_payloads()
-    bodies = ["".join(f"<div>{marker_variant(p)}</div>\n" for p in batch) for batch in _batches(payloads, PER_MESSAGE)]
-    messages = [
-        off_loop(
-            message_import_raw,
-            mailbox=mailbox,
-            raw=conversation_message(n, to=mailbox.address, thread="xss", html=body),
-            source_tag="test",
-        ).message
-        for n, body in enumerate(bodies)
-    ]
-    assert len({m.thread_id for m in messages}) == 1
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    return corpus_load()
+
+
+def _import(mailbox, raws: list[bytes]) -> list:
+    return [off_loop(message_import_raw, mailbox=mailbox, raw=raw, source_tag="test").message for raw in raws]
+
+
+def _watch(page, mailbox) -> tuple[dict[str, list[str]], list[str]]:
+    """Log in with the tripwire armed; the requests seen and the pop-ups opened from then on."""
     popups: list[str] = []
     page.context.on("page", lambda new: popups.append(new.url))
     page.add_init_script(TRIPWIRE_JS)
     log_in(page, mailbox.address)
-    network = _guard_network(page)
+    return _guard_network(page), popups
 
-    page.goto(f"/t/{messages[0].thread_id}/")
-    frames = page.locator("iframe.message-body")
-    assert frames.count() == len(messages)
+
+def _view_thread(page, tripwire, network, popups, thread_id: int, count: int) -> list:
+    """Open the conversation in the real viewer and check that none of its ``count`` bodies ran
+    anything, fetched anything off this machine or navigated; returns the body frames."""
+    page.goto(f"/t/{thread_id}/")
+    assert page.locator("iframe.message-body").count() == count
     viewer_hits = page.evaluate(SETTLED_HITS)  # no script can run in the frames: no timers to wait for
-
     body_frames = [f for f in page.frames if "/body/" in f.url]
-    assert len(body_frames) == len(messages), [f.url for f in page.frames]
+    assert len(body_frames) == count, [f.url for f in page.frames]
     for frame in body_frames:
         assert frame.evaluate("document.readyState") == "complete"
         assert frame.locator("script, svg, math, form, iframe, object, embed, link, style[src]").count() == 0
-    screenshot(page, request.node.name, "viewer")
     assert viewer_hits == []
     assert page.evaluate("window.__xss") == []
     assert tripwire.dialogs == []
     assert network["foreign"] == []
     assert popups == []
-    assert page.url.endswith(f"/t/{messages[0].thread_id}/")
+    assert page.url.endswith(f"/t/{thread_id}/")
     assert any("/body/" in url for url in network["all"])
+    return body_frames
 
 
-def test_sanitised_payloads_run_nothing_even_without_the_sandbox(page, tripwire):
+def test_every_payload_in_the_real_viewer(page, tripwire, mailbox, request, corpus):
+    bodies = [
+        "".join(f"<div>{marker_variant(p)}</div>\n" for p in batch) for batch in _batches(corpus.payloads, PER_MESSAGE)
+    ]
+    raws = [conversation_message(n, to=mailbox.address, thread="xss", html=b) for n, b in enumerate(bodies)]
+    messages = _import(mailbox, raws)
+    assert len({m.thread_id for m in messages}) == 1
+    network, popups = _watch(page, mailbox)
+    _view_thread(page, tripwire, network, popups, messages[0].thread_id, len(messages))
+    screenshot(page, request.node.name, "viewer")
+
+
+def test_every_file_as_a_whole_body_in_the_real_viewer(page, tripwire, mailbox, corpus):
+    """Each file of the corpus (HTML, XML, SVG, a notebook, each list whole...) as one body."""
+    names = sorted(corpus.documents)
+    threads = _batches(names, DOCUMENTS_PER_THREAD)
+    for t, batch in enumerate(threads):
+        raws = [
+            conversation_message(n, to=mailbox.address, thread=f"doc{t}", html=marker_variant(corpus.documents[name]))
+            for n, name in enumerate(batch)
+        ]
+        assert len({m.thread_id for m in _import(mailbox, raws)}) == 1
+    network, popups = _watch(page, mailbox)
+    viewed = 0
+    for t, batch in enumerate(threads):
+        thread_id = Message.objects.get(mailbox=mailbox, message_id=f"doc{t}-0@example.org").thread_id
+        viewed += len(_view_thread(page, tripwire, network, popups, thread_id, len(batch)))
+    assert viewed == len(corpus.documents)
+
+
+def test_every_file_as_an_attachment_and_an_inline_image(page, tripwire, mailbox, corpus):
+    """Every file attached (under its own type) and embedded as a cid: image (images under theirs,
+    anything else claiming to be a PNG): downloads are attachments the browser never renders, and
+    each inline image, even opened on its own in a tab, runs nothing."""
+    names = sorted(corpus.attachments)
+    raws = [
+        hostile_files_message(n, to=mailbox.address, files={name: corpus.attachments[name] for name in batch})
+        for n, batch in enumerate(_batches(names, FILES_PER_MESSAGE))
+    ]
+    messages = _import(mailbox, raws)
+    network, popups = _watch(page, mailbox)
+    frames = _view_thread(page, tripwire, network, popups, messages[0].thread_id, len(messages))
+
+    downloads = page.locator("a[download]").evaluate_all("links => links.map((a) => a.href)")
+    assert len(downloads) == 2 * len(names)  # each file attached, and listed again as an inline part
+    for url in downloads:
+        headers = page.request.get(url).headers
+        assert headers["content-disposition"].startswith("attachment"), url
+        assert headers["x-content-type-options"] == "nosniff"
+        assert not re.search(r"html|xml|svg|javascript", headers["content-type"]), headers["content-type"]
+    inline = [src for frame in frames for src in frame.locator("img").evaluate_all("imgs => imgs.map((i) => i.src)")]
+    assert len(inline) == len(names)
+    for url in inline:
+        # Opened on its own in a tab: an image for the browser, and a sandboxed document without
+        # scripts at all (the tripwire cannot run there either; dialogs and pop-ups would show).
+        headers = page.goto(url).headers
+        assert headers["content-type"] in INLINE_TYPES, (url, headers["content-type"])
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in headers["content-security-policy"]
+    assert tripwire.dialogs == []
+    assert network["foreign"] == []
+    assert popups == []
+
+
+def test_raw_hostile_messages_through_ingestion_then_the_viewer(page, tripwire, mailbox, corpus):
+    """Each raw message of the corpus, as it is and with the envelope headers a sender adds in front,
+    accepted as inbound mail and parsed by the real pipeline (tasks run here: the ingestion, not the
+    transport, is under test); what is delivered is opened in the viewer, what is not is quarantined
+    with a reason."""
+    if not corpus.messages:
+        pytest.skip(f"no raw messages in {corpus.root} (the html5sec test.eml is read from the shared corpus)")
+    delivered, quarantined = [], []
+    for name, raw in sorted(corpus.messages.items()):
+        for variant in (raw, ENVELOPE.format(name=name).encode() + raw):
+            stored = off_loop(inbound_accept, source="smtp", raw=variant, envelope_recipients=[mailbox.address]).receipt
+            stored.refresh_from_db()
+            message = Message.objects.filter(mailbox=mailbox, receipt=stored).first()
+            if message is None:
+                assert stored.status == InboundReceipt.Status.QUARANTINED, (name, stored.status, stored.last_error)
+                quarantined.append(name)
+            else:
+                delivered.append(message)
+    assert delivered, "neither form of any raw message was delivered"
+    network, popups = _watch(page, mailbox)
+    for message in delivered:
+        _view_thread(page, tripwire, network, popups, message.thread_id, 1)
+
+
+def test_sanitised_payloads_run_nothing_even_without_the_sandbox(page, tripwire, corpus):
     network = _guard_network(page)
     page.add_init_script(TRIPWIRE_JS)
     policy = UrlPolicy(cid_url=lambda cid: None, proxy_url=None, own_prefixes=("/m/1/cid/",))
-    payloads = all_payloads()
-    sanitised = [html_render(p, policy=policy) for p in payloads + [marker_variant(p) for p in payloads]]
+    bodies = corpus.bodies()
+    sanitised = [html_render(p, policy=policy) for p in bodies + [marker_variant(p) for p in bodies]]
 
     current = {"html": ""}
     # A real navigation per batch (so the tripwire init script runs), answered without the server.

@@ -1,4 +1,5 @@
-"""Every URL pattern of the project, tried as its owner, another user, an anonymous visitor and staff.
+"""Every URL pattern and websocket route of the project, tried as its owner, another user, an
+anonymous visitor and staff (and, for websockets, the owner's session from a foreign Origin).
 
 ``COVERAGE`` says, per URL name, how to build a request for an object of the owner's mailbox and
 what each kind of visitor must get. A URL pattern added without a row here fails
@@ -26,7 +27,11 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -90,6 +95,7 @@ COVERAGE: dict[str, Access] = {
     "thread_row": Access("owned", kwargs=lambda w: {"thread_id": w.thread_id}, query=lambda w: {"label": w.inbox_id}),
     "events_since": Access("own", query=lambda w: {"after": 0}),
     "labels": Access("own"),
+    "labels_sidebar": Access("own", query=lambda w: {"current": str(w.label_id)}),
     "label_edit": Access(
         "owned",
         method="POST",
@@ -300,3 +306,89 @@ def test_webhooks_refuse_requests_without_their_credentials(world, settings):
     for name in ("amazon_ses_inbound_webhook", "mailgun_inbound_webhook", "postmark_inbound_webhook"):
         response = client.post(reverse(f"anymail:{name}"), b"{}", content_type="application/json")
         assert 400 <= response.status_code < 500, name
+
+
+# --- Websocket routes (mailsite/routing.py) -------------------------------------------------
+# ``WEBSOCKET_COVERAGE`` says, per websocket route, what each visitor must get; a route added to
+# the Channels routing without a row here fails ``test_every_websocket_route_is_covered``.
+# Kinds:
+# - ``mailbox``: joins the visitor's own mailbox group. Owner: accepted and sent the owner's
+#   events; another user and staff: accepted, but never sent the owner's events; anonymous:
+#   refused with 4401; the owner's own session from a foreign Origin: refused.
+
+WEBSOCKET_COVERAGE: dict[str, Access] = {
+    "ws/mailbox/": Access("mailbox", reason="a tab's live updates: its own mailbox's group only"),
+}
+WEBSOCKET_ROLES = ("owner", "other", "staff", "anonymous", "foreign-origin")
+OWN_ORIGIN = b"http://testserver"
+# Connecting looks the user up in the database and joins a group: slow on a busy machine.
+CONNECT_TIMEOUT = 10
+EVENT_DEADLINE = 30
+LIVE_MAIL = b"From: c@example.org\r\nTo: alice@example.test\r\nSubject: live\r\nMessage-ID: <ws@x>\r\n\r\nhi\r\n"
+
+
+def _websocket_routes(patterns: list, prefix: str = ""):
+    for entry in patterns:
+        route = prefix + str(entry.pattern)
+        inner = getattr(entry.callback, "routes", None)  # a nested URLRouter
+        if inner is not None:
+            yield from _websocket_routes(inner, route)
+        else:
+            yield route
+
+
+def _all_websocket_routes() -> list[str]:
+    from mailsite.routing import websocket_urlpatterns
+
+    return sorted(_websocket_routes(websocket_urlpatterns))
+
+
+def test_every_websocket_route_is_covered():
+    routes = _all_websocket_routes()
+    assert routes, "no websocket routes found"
+    assert [r for r in routes if r not in WEBSOCKET_COVERAGE] == [], "add a row to WEBSOCKET_COVERAGE for each"
+    assert set(WEBSOCKET_COVERAGE) - set(routes) == set(), "WEBSOCKET_COVERAGE rows for routes that no longer exist"
+
+
+def _session_cookie(role: str, world: World) -> bytes:
+    """The Cookie header of a browser logged in as ``role`` (none for anonymous visitors)."""
+    if role == "anonymous":
+        return b""
+    client = _visitor("owner" if role == "foreign-origin" else role, world)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+WEBSOCKET_CASES = [(route, role) for route in _all_websocket_routes() for role in WEBSOCKET_ROLES]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("route", "role"), WEBSOCKET_CASES, ids=[f"{r}-{v}" for r, v in WEBSOCKET_CASES])
+async def test_each_websocket_visitor_gets_what_the_table_says(world, route, role, settings):
+    """Through the project's whole websocket stack (Origin check, session, routing), as a browser."""
+    from mailsite.asgi import build_application
+
+    assert WEBSOCKET_COVERAGE[route].kind == "mailbox"
+    settings.ALLOWED_HOSTS = ["testserver"]
+    origin = b"https://evil.example" if role == "foreign-origin" else OWN_ORIGIN
+    headers = [(b"origin", origin)]
+    cookie = await database_sync_to_async(_session_cookie)(role, world)
+    if cookie:
+        headers.append((b"cookie", cookie))
+    socket = WebsocketCommunicator(build_application(), f"/{route}", headers=headers)
+    try:
+        connected, code = await socket.connect(timeout=CONNECT_TIMEOUT)
+        if role in ("anonymous", "foreign-origin"):
+            assert not connected
+            assert code == (4401 if role == "anonymous" else 1000)
+            return
+        assert connected
+        await database_sync_to_async(message_import_raw)(mailbox=world.owner, raw=LIVE_MAIL, source_tag="t")
+        if role == "owner":
+            event = await socket.receive_json_from(timeout=EVENT_DEADLINE)
+            assert event["type"] == "thread.updated"
+        else:
+            assert await socket.receive_nothing(timeout=1)
+    finally:
+        await socket.disconnect()
+        await database_sync_to_async(connections.close_all)()

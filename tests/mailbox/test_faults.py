@@ -1,8 +1,7 @@
 """Faults with a real Celery worker, PostgreSQL and Redis: nothing accepted is lost or doubled.
 
-Each test runs its own ``redis-server`` on a free port (never the machine's shared Redis, which
-other people's tests use) and starts workers as subprocesses against it and the test database.
-The workers import this module (``--include``): where ``SLOW_PARSE_MARKER`` is set in their
+Each test runs its own ``redis-server`` and workers (``tests.celery_workers``). The workers
+import this module (``--include``): where ``SLOW_PARSE_MARKER`` is set in their
 environment, the first parse writes its process id to that file and hangs, so a test can kill
 the process mid-parse. That hook exists only here, never in the product's code.
 """
@@ -11,16 +10,11 @@ import os
 import shutil
 import signal
 import smtplib
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import redis
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection, connections
@@ -33,11 +27,9 @@ from mailbox.services import receiving
 from mailbox.services.ingest import inbound_accept
 from mailbox.tasks import receipts_sweep_task
 from mailsite.celery import app
-from tests.conftest import REPO_ROOT, requires_redis
+from tests.celery_workers import SLOW_PARSE_MARKER, free_port, wait_for
+from tests.conftest import requires_redis
 from tests.mail import raw_message
-
-SLOW_PARSE_MARKER = "MAILSITE_TEST_SLOW_PARSE_MARKER"
-DEADLINE = 40  # seconds any one wait may take; each test stays well under a minute
 
 pytestmark = [
     requires_redis,
@@ -78,125 +70,6 @@ def note_backend_pid(path: str) -> None:
         handle.write(f"{pid}\n")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-class PrivateRedis:
-    """A throw-away redis-server on a free port, stopped and started again at will."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        _wait_for(lambda: self._answers(client), "redis-server to answer", timeout=15)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=15)
-            self._process = None
-
-    @staticmethod
-    def _answers(client: redis.Redis) -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.stop()
-
-
-def _forget_producer_pool() -> None:
-    # Celery keeps the producer pool of the broker it first connected to (private API). Only
-    # forgotten, not closed: kombu's registry would hand the closed pool to the next test.
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def broker(private_redis: PrivateRedis) -> Iterator[PrivateRedis]:
-    """This process queues tasks on the private Redis, for real (not eagerly)."""
-    saved = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url, app.conf.task_always_eager = private_redis.url, False
-    _forget_producer_pool()
-    yield private_redis
-    app.conf.broker_url, app.conf.task_always_eager = saved
-    _forget_producer_pool()
-
-
-def _worker_env(tmp_path: Path, broker_url: str, **extra: str) -> dict[str, str]:
-    """A worker on the test database, the test's mail storage and the private broker."""
-    params = connection.get_connection_params()
-    dropped = {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", SLOW_PARSE_MARKER}
-    env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("PG")}
-    libpq = {"PGHOST": params.get("host"), "PGPORT": params.get("port"), "PGUSER": params.get("user")}
-    libpq["PGPASSWORD"] = params.get("password")
-    env.update({k: str(v) for k, v in libpq.items() if v})
-    env.update(
-        DATABASE_URL=f"postgres:///{params['dbname']}",
-        REDIS_URL=broker_url,
-        SECRET_KEY=os.environ.get("SECRET_KEY") or "fault-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        MAILSITE_VAR_DIR=str(tmp_path),  # mail storage: tmp_path/mail, as this test's own
-        LOG_FORMAT="console",
-        CELERY_SKIP_CHECKS="1",
-        **extra,
-    )
-    return env
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path, broker: PrivateRedis) -> Iterator[Callable[..., subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-
-    def start(name: str, *, pool: str = "prefork", **env: str) -> subprocess.Popen:
-        node = f"{name}-{os.getpid()}@{socket.gethostname()}"
-        command = [sys.executable, "-m", "celery", "-A", "mailsite", "worker", f"--pool={pool}", "--concurrency=1"]
-        command += ["-n", node, "--include", __name__, "--without-gossip", "--without-mingle", "-l", "INFO"]
-        log = (tmp_path / f"{name}.log").open("w")
-        worker = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=_worker_env(tmp_path, broker.url, **env), stdout=log, stderr=subprocess.STDOUT
-        )
-        started.append(worker)
-        _wait_for(
-            lambda: worker.poll() is not None or app.control.ping(destination=[node], timeout=0.5),
-            f"worker {name} to answer",
-        )
-        assert worker.poll() is None, (tmp_path / f"{name}.log").read_text()
-        return worker
-
-    yield start
-    for worker in started:
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-
-
 def _accept(**fields) -> InboundReceipt:
     stored = inbound_accept(source="smtp", raw=RAW, envelope_recipients=["alice@example.test"], **fields)
     assert stored.created
@@ -209,7 +82,7 @@ def _status(receipt: InboundReceipt) -> str:
 
 
 def _parsed_once(receipt: InboundReceipt, mailbox) -> None:
-    _wait_for(lambda: _status(receipt) == InboundReceipt.Status.PARSED, "the receipt to be parsed")
+    wait_for(lambda: _status(receipt) == InboundReceipt.Status.PARSED, "the receipt to be parsed")
     assert Message.objects.filter(mailbox=mailbox, receipt=receipt).count() == 1
     assert Message.objects.count() == 1
 
@@ -218,10 +91,10 @@ def test_a_worker_process_killed_mid_parse_hands_the_message_to_the_next(mailbox
     """acks_late + reject_on_worker_lost: the pool process dies, the task goes back to the queue,
     the worker's next process parses it once."""
     marker = tmp_path / "slow-parse.pid"
-    start_worker("killed", **{SLOW_PARSE_MARKER: str(marker)})
+    start_worker("killed", include=__name__, **{SLOW_PARSE_MARKER: str(marker)})
 
     receipt = _accept(event_id="kill-1")
-    _wait_for(marker.exists, "the parse to start")
+    wait_for(marker.exists, "the parse to start")
     os.kill(int(marker.read_text()), signal.SIGKILL)
 
     _parsed_once(receipt, mailbox)
@@ -234,14 +107,14 @@ def test_a_whole_worker_killed_mid_parse_is_completed_by_another_via_the_sweeper
     """A dead worker cannot give its task back: Redis would redeliver it only after the visibility
     timeout (an hour), so the sweeper re-queues the receipt for the next worker."""
     marker = tmp_path / "slow-parse.pid"
-    first = start_worker("dies", pool="solo", **{SLOW_PARSE_MARKER: str(marker)})
+    first = start_worker("dies", include=__name__, pool="solo", **{SLOW_PARSE_MARKER: str(marker)})
     receipt = _accept(event_id="kill-2")
-    _wait_for(marker.exists, "the parse to start")
+    wait_for(marker.exists, "the parse to start")
     assert int(marker.read_text()) == first.pid
     first.kill()
     first.wait(timeout=10)
 
-    start_worker("next")
+    start_worker("next", include=__name__)
     settings.MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(0)
     assert receipts_sweep_task.apply().get() == 1
 
@@ -252,12 +125,12 @@ def test_a_whole_worker_killed_mid_parse_is_completed_by_another_via_the_sweeper
 def test_a_worker_keeps_its_database_connection_from_task_to_task(start_worker, tmp_path):
     """Celery's Django fix-up would open a new connection for every task (a PostgreSQL backend
     started and 4 ms of worker CPU each); CELERY_DB_REUSE_MAX and mailsite.celery keep it."""
-    start_worker("reusing", pool="solo")
+    start_worker("reusing", include=__name__, pool="solo")
     noted = tmp_path / "backend-pids.txt"
     for _ in range(3):
         note_backend_pid.delay(str(noted))
 
-    _wait_for(lambda: noted.exists() and len(noted.read_text().split()) == 3, "three tasks to run")
+    wait_for(lambda: noted.exists() and len(noted.read_text().split()) == 3, "three tasks to run")
     assert len(set(noted.read_text().split())) == 1
 
 
@@ -265,7 +138,7 @@ def test_mail_accepted_while_redis_is_down_is_answered_then_swept_once_it_is_bac
     mailbox, broker, start_worker, monkeypatch
 ):
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)  # listener threads
-    listener = smtp_listener(host="127.0.0.1", port=_free_port())
+    listener = smtp_listener(host="127.0.0.1", port=free_port())
     listener.start()
     try:
         broker.stop()
@@ -277,7 +150,7 @@ def test_mail_accepted_while_redis_is_down_is_answered_then_swept_once_it_is_bac
     assert (receipt.status, receipt.attempts) == (InboundReceipt.Status.RECEIVED, 0)
 
     broker.start()
-    start_worker("sweeper", MAILSITE_RECEIPT_SWEEP_AFTER_SECONDS="0")
+    start_worker("sweeper", include=__name__, MAILSITE_RECEIPT_SWEEP_AFTER_SECONDS="0")
     receipts_sweep_task.delay()  # what beat sends every minute, run by the worker
 
     _parsed_once(receipt, mailbox)
@@ -289,8 +162,8 @@ def test_a_transient_storage_failure_is_retried_by_the_worker(mailbox, start_wor
     kept = blob_read(blob=receipt.blob)
     storages["mail"].delete(receipt.blob.storage_key)  # the object store loses it for a while
 
-    start_worker("retrying")
-    _wait_for(lambda: _status(receipt) == "received" and receipt.attempts >= 2, "a retry after the failure")
+    start_worker("retrying", include=__name__)
+    wait_for(lambda: _status(receipt) == "received" and receipt.attempts >= 2, "a retry after the failure")
     storages["mail"].save(receipt.blob.storage_key, ContentFile(kept))
 
     _parsed_once(receipt, mailbox)

@@ -4,6 +4,7 @@ Every payload of the XSS corpora goes through the whole rendering pipeline; the 
 parsed by an independent parser (the standard library's) and checked against the allow-list.
 """
 
+import gzip
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -19,9 +20,10 @@ from mailbox.rendering.html import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, LINK_SCHEME
 from mailbox.rendering.text import linkify, text_to_html
 from tests.conftest import SHARED_CORPORA
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML
-from tests.xss_corpus import bundled_payloads, h5sc_payloads
+from tests.xss_corpus import CORPUS_ENV, FIXTURES, corpus_load
 
 OWN = ("/m/7/cid/", "/proxy/image/?")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def policy(*, show: bool = False) -> UrlPolicy:
@@ -101,21 +103,66 @@ def check_payloads(payloads: list[str]) -> None:
     assert failures == [], f"{len(failures)} payloads: {failures[:5]}"
 
 
-def test_every_bundled_payload_is_neutralised_and_idempotent():
-    payloads = bundled_payloads()
-    assert len(payloads) > 2000
-    check_payloads(payloads)
+def test_every_payload_and_document_of_the_corpus_is_neutralised_and_idempotent():
+    """The corpus the tests read (``MAILSITE_XSS_CORPUS``, else the shared one, else the fixtures):
+    each payload, and each file as a whole body."""
+    corpus = corpus_load()
+    assert corpus.payloads, f"no payloads in {corpus.root}"
+    check_payloads(corpus.bodies())
 
 
-def test_every_html5sec_vector_is_neutralised_and_idempotent():
-    payloads = h5sc_payloads()
-    if not payloads:
-        pytest.skip("the html5sec (H5SC, MPL-2.0) vectors are read from ../shared/corpora/xss/h5sc, absent here")
-    check_payloads(payloads)
+def test_the_bundled_copy_alone_still_has_every_payload_and_file():
+    """Without the shared corpus, the fixture copy is what runs: all its lists and files."""
+    corpus = corpus_load(FIXTURES)
+    assert len(corpus.payloads) > 2000
+    assert len([n for n in corpus.attachments if "/Files/" in n]) == 37
+    check_payloads(corpus.bodies())
+
+
+def test_every_file_of_the_corpus_reaches_a_body_an_image_or_the_ingestion():
+    corpus = corpus_load()
+    unused = sorted(name for name, uses in corpus.uses.items() if uses == {"attachment"})
+    assert unused == []
+    assert set(corpus.uses) == {p.relative_to(corpus.root).as_posix() for p in corpus.root.rglob("*") if p.is_file()}
+
+
+def test_a_folder_named_by_the_environment_is_read_every_way_its_files_allow(tmp_path, monkeypatch):
+    """An unseen payload set, dropped in: what each kind of file becomes, whatever its name."""
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "list.txt").write_text("<svg onload=alert(1)>\n\n<img src=x onerror=alert(2)>\n")
+    (tmp_path / "deep" / "page.whatever").write_text("<html><body onload=alert(3)>hi</body></html>")
+    (tmp_path / "map.json").write_text('{"js": "javascript:alert(4)"}')
+    (tmp_path / "items.json").write_text('[{"data": "<a href=%js%>x</a>", "lang": "en"}]')
+    (tmp_path / "pic.bin").write_bytes(PNG_SIGNATURE + b"tEXtComment\x00<script>alert(5)</script>")
+    (tmp_path / "zipped").write_bytes(gzip.compress(b"<svg><script>alert(6)</script></svg>"))
+    (tmp_path / "raw").write_bytes(b"From: a@x\r\nContent-Type: text/html\r\n\r\n<script>alert(7)</script>")
+    monkeypatch.setenv(CORPUS_ENV, str(tmp_path))
+
+    corpus = corpus_load()
+
+    assert corpus.root == tmp_path
+    assert {"<svg onload=alert(1)>", "<img src=x onerror=alert(2)>", "<a href=javascript:alert(4)>x</a>"} <= set(
+        corpus.payloads
+    )
+    assert "<script>alert(5)</script>" in corpus.payloads
+    assert corpus.documents["deep/page.whatever"].startswith("<html>")
+    assert corpus.documents["zipped"] == "<svg><script>alert(6)</script></svg>"
+    assert set(corpus.images) == {"pic.bin"}
+    assert set(corpus.messages) == {"raw"}
+    assert set(corpus.attachments) == set(corpus.uses) == {
+        "list.txt", "deep/page.whatever", "map.json", "items.json", "pic.bin", "zipped", "raw"
+    }  # fmt: skip
+    check_payloads(corpus.bodies())
+
+
+def test_a_missing_folder_named_by_the_environment_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv(CORPUS_ENV, str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError):
+        corpus_load()
 
 
 def test_plain_text_payloads_come_out_as_text():
-    for payload in bundled_payloads()[:500]:
+    for payload in corpus_load(FIXTURES).payloads[:500]:
         out = render_body(text=payload, html="", policy=policy()).html
         assert problems(out) == []
         assert "<script" not in out

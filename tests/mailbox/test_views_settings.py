@@ -1,5 +1,7 @@
 """Labels (create, rename, colour, delete) and the settings page."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -113,3 +115,39 @@ def test_a_tab_that_missed_a_label_deletion_learns_it_when_catching_up(client, m
     assert answer["labels_deleted"] == [gone.id]
     assert answer["threads"] == []
     assert client.get(reverse("events_since"), {"after": answer["latest"]}).json()["labels_deleted"] == []
+
+
+@pytest.mark.django_db
+def test_a_tab_that_missed_label_changes_learns_them_when_catching_up(client, mailbox, other_mailbox):
+    client.force_login(mailbox.user)
+    after = client.get(reverse("events_since"), {"after": 0}).json()["latest"]
+    kept = user_label_create(mailbox=mailbox, name="Kept")
+    gone = user_label_create(mailbox=mailbox, name="Gone")
+    user_label_create(mailbox=other_mailbox, name="Theirs")
+
+    client.post(reverse("labels"), {"name": "New", "colour": ""})
+    client.post(reverse("label_edit", args=[kept.id]), {f"l{kept.id}-name": "Renamed", f"l{kept.id}-colour": "#d93025"})
+    client.post(reverse("label_delete", args=[gone.id]))
+
+    answer = client.get(reverse("events_since"), {"after": after}).json()
+    new = Label.objects.get(mailbox=mailbox, name="New")
+    assert answer["labels_changed"] == sorted([kept.id, new.id])  # a label since deleted is only deleted
+    assert answer["labels_deleted"] == [gone.id]
+    assert answer["threads"] == []
+    assert client.get(reverse("events_since"), {"after": answer["latest"]}).json()["labels_changed"] == []
+
+
+@pytest.mark.django_db
+def test_the_label_partial_is_the_sidebar_and_label_menu_of_a_full_page(client, mailbox, other_mailbox):
+    finance = user_label_create(mailbox=mailbox, name="Finance", colour="#188038")
+    user_label_create(mailbox=other_mailbox, name="Theirs")
+    client.force_login(mailbox.user)
+
+    page = client.get(reverse("label", args=[finance.id])).content.decode()
+    partial = client.get(reverse("labels_sidebar"), {"current": str(finance.id)}).content.decode()
+
+    sidebar = re.search(r'<nav class="sidebar".*?</nav>', page, re.S).group()
+    assert sidebar in partial
+    assert f'aria-current="page" data-list="{finance.id}"' in partial
+    assert f'<option value="{finance.id}">Finance</option>' in partial
+    assert "Theirs" not in partial

@@ -36,11 +36,10 @@ from mailbox.tasks import receipt_process_task, receipts_sweep_task
 from mailsite.celery import app, queue_depth
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_group_name
+from tests.celery_workers import wait_for
 from tests.conftest import requires_redis
-from tests.mailbox.test_faults import _wait_for as wait_for
 
 # The private Redis and real worker of the fault tests, reused as fixtures.
-from tests.mailbox.test_faults import broker, private_redis, start_worker  # noqa: F401
 from tests.s3 import CREDENTIALS, REGION, moto_server, s3_client
 from tests.sns import LOCAL_CERT_URL_PATTERN, TOPIC_ARN, CertificateServer, sns_post_kwargs, sns_signer
 
@@ -765,8 +764,8 @@ def test_database_down_answers_5xx_leaves_no_rows_and_the_retry_succeeds(mailbox
 def test_a_broker_outage_still_answers_2xx_and_the_sweeper_completes_it(
     mailbox,
     other_mailbox,
-    broker,  # noqa: F811 - the fixture imported above
-    start_worker,  # noqa: F811 - the fixture imported above
+    broker,
+    start_worker,
     tmp_path,
 ):
     """Queuing the parse is best effort after the commit; the sweeper finds what it missed, and the
@@ -795,7 +794,7 @@ def test_a_broker_outage_still_answers_2xx_and_the_sweeper_completes_it(
 def test_the_sweeper_waits_while_the_broker_still_holds_parse_tasks(
     mailbox,
     settings,
-    broker,  # noqa: F811 - the fixture imported above
+    broker,
 ):
     """A backlog is not a lost task: queueing its receipts again would only double the backlog."""
     settings.MAILSITE_RECEIPT_SWEEP_AFTER = timedelta(0)

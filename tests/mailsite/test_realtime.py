@@ -30,7 +30,7 @@ from mailbox.services import (
     thread_split,
 )
 from mailbox.services.labels import label_get_or_create
-from mailbox.services.preferences import user_label_create, user_label_delete
+from mailbox.services.preferences import user_label_create, user_label_delete, user_label_update
 from mailsite.asgi import application
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_group_name, mailbox_publish_many_on_commit, mailbox_publish_on_commit
@@ -242,6 +242,37 @@ async def test_deleting_a_label_is_pushed_once_not_per_thread(mailbox, other_mai
     assert [p["type"] for p in pushed].count("label.deleted") == 1
     assert await theirs.receive_nothing(timeout=0.3)
     event = await DomainEvent.objects.aget(pk=event_id)
+    assert (event.mailbox_id, event.subject_type, event.payload) == (mailbox.id, "label", {"label_id": label_id})
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+def _label_created_then_changed(mailbox) -> tuple[int, list[int]]:
+    """A user label on a delivered message, created then renamed and recoloured: (label id, the
+    ids of the two events)."""
+    message = deliver(mailbox, "changed@x", "Changed")
+    work = user_label_create(mailbox=mailbox, name="Work")
+    messages_label_add(mailbox=mailbox, message_ids=[message.pk], label=work)
+    user_label_update(label=work, name="Office", colour="#d93025")
+    events = DomainEvent.objects.filter(event_type=DomainEvent.Type.LABEL_CHANGED).order_by("id")
+    return work.pk, list(events.values_list("id", flat=True))
+
+
+async def test_creating_and_changing_a_label_is_pushed_once_each_not_per_thread(mailbox, other_mailbox, channel_layer):
+    mine, theirs = _communicator(mailbox.user), _communicator(other_mailbox.user)
+    assert (await mine.connect(timeout=CONNECT_TIMEOUT))[0]
+    assert (await theirs.connect(timeout=CONNECT_TIMEOUT))[0]
+
+    label_id, event_ids = await database_sync_to_async(_label_created_then_changed)(mailbox)
+
+    pushed = []
+    while not await mine.receive_nothing(timeout=0.5):
+        pushed.append(await mine.receive_json_from(timeout=5))
+    changes = [p for p in pushed if p["type"] == "label.changed"]
+    assert changes == [{"type": "label.changed", "label_id": label_id, "event_id": i} for i in event_ids]
+    assert len(event_ids) == 2
+    assert await theirs.receive_nothing(timeout=0.3)
+    event = await DomainEvent.objects.aget(pk=event_ids[-1])
     assert (event.mailbox_id, event.subject_type, event.payload) == (mailbox.id, "label", {"label_id": label_id})
     await mine.disconnect()
     await theirs.disconnect()
