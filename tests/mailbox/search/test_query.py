@@ -1,7 +1,6 @@
 """The query parser on its own: every operator, quoting, negation, OR, dates and malformed input."""
 
 from datetime import UTC, datetime
-
 from zoneinfo import ZoneInfo
 
 import pytest
