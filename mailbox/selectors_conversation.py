@@ -38,6 +38,7 @@ CARD_FIELDS = (
     "snippet",
     "has_attachments",
     "is_read",
+    "remote_content",
 )
 
 

@@ -42,6 +42,7 @@ from mailbox.services.flags import messages_mark_read
 from mailbox.services.images import (
     ImageFetchError,
     image_fetch,
+    message_remote_content_record,
     proxy_token_url,
     remote_images_always_for_sender,
 )
@@ -298,6 +299,8 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     show = request.GET.get("images") == "1" or mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or bool(senders)
     policy = message_url_policy(mailbox_id=mailbox.id, message_id=message.id, content_ids=set(parts), show_remote=show)
     rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
+    if not show:
+        message_remote_content_record(message=message, blocked=rendered.remote_content_blocked)
     show_images_query = urlencode({"images": "1", "s": body_signature(mailbox_id=mailbox.id, message_id=message.id)})
     context = {"message": message, "body": rendered, "show_images_query": show_images_query}
     response = render(request, "mailbox/message_body.html", context)
