@@ -7,7 +7,16 @@ document, only when a message is opened.
 
 from dataclasses import dataclass, field
 
-from mailbox.models import Attachment, Mailbox, MergedThread, Message, MessageBody, Participant, RemoteImageSender
+from mailbox.models import (
+    Attachment,
+    Mailbox,
+    MergedThread,
+    Message,
+    MessageBody,
+    Participant,
+    RemoteImageSender,
+    ThreadLabel,
+)
 from threads.models import Thread
 
 # Content types a browser may show inline from our routes: raster images only (never SVG or HTML).
@@ -22,6 +31,7 @@ class Conversation:
     # Each message's To and Cc recipients as (role, display name, address), in header order.
     recipients: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     attachments: dict[int, list[Attachment]] = field(default_factory=dict)  # each message's, in order
+    label_ids: frozenset[int] = frozenset()  # the labels on the thread (any of its messages), system ones too
 
 
 # What the conversation page shows of a message (its card): loading no other column keeps a long
@@ -44,8 +54,8 @@ CARD_FIELDS = (
 
 def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None:
     """A thread of ``mailbox`` with its messages oldest first (``CARD_FIELDS`` loaded), their
-    attachments and To/Cc recipients, and which of its senders' images are always shown; ``None``
-    if not the mailbox's. Five queries, whatever the thread's length."""
+    attachments and To/Cc recipients, its labels, and which of its senders' images are always shown;
+    ``None`` if not the mailbox's. Six queries, whatever the thread's length."""
     thread = Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).first()
     if thread is None:
         return None
@@ -59,6 +69,9 @@ def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None
         image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders),
         recipients=_recipients(mailbox, thread.id),
         attachments=_attachments(mailbox, thread.id),
+        label_ids=frozenset(
+            ThreadLabel.objects.filter(mailbox=mailbox, thread_id=thread.id).values_list("label_id", flat=True)
+        ),
     )
 
 

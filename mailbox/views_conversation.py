@@ -29,6 +29,7 @@ from delivery.selectors import (
 )
 from mailbox import selectors, selectors_conversation
 from mailbox.models import Attachment, Mailbox, Message, Participant
+from mailbox.navigation import local_path
 from mailbox.rendering.body import render_body
 from mailbox.rendering.urls import (
     body_signature,
@@ -46,6 +47,8 @@ from mailbox.services.images import (
     proxy_token_url,
     remote_images_always_for_sender,
 )
+from mailbox.thread_actions import thread_actions_for
+from mailbox.views import UNDO_NOTICE_KEY, UNDO_SESSION_KEY
 
 # Attachment types we label as such; anything else is sent as opaque bytes.
 SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
@@ -215,14 +218,23 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         )
         for m in messages
     ]
-    user_labels = [label for label in selectors.label_list(mailbox=mailbox) if not label.role]
+    actions = thread_actions_for(
+        thread=conversation.thread,
+        label_ids=conversation.label_ids,
+        labels=selectors.label_list(mailbox=mailbox),
+        back=local_path(request.GET.get("back", "")),
+        inbox_url=reverse("inbox"),
+        url=reverse("thread_detail", args=[thread_id]),
+    )
     context = {
         "mailbox": mailbox,
         "thread": conversation.thread,
         "cards": cards,
-        "user_labels": user_labels,
+        "actions": actions,
         "compose_url": reverse("compose"),  # once, not three times a message
         "unread_ids": ",".join(map(str, unread)),
+        "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
+        "can_undo": UNDO_SESSION_KEY in request.session,
     }
     return render(request, "mailbox/thread_detail.html", context, using="jinja2")
 
