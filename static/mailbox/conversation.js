@@ -132,6 +132,7 @@
 
   function dropLabelOption(labelId) {
     document.querySelectorAll("select[name=label] option[value='" + Number(labelId) + "']").forEach(function (o) { o.remove(); });
+    document.querySelectorAll(".thread-labels .label-chip[data-label='" + Number(labelId) + "']").forEach(function (chip) { chip.remove(); });
   }
 
   var retryDelay = 1000, connectedBefore = false;
