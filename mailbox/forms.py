@@ -3,9 +3,9 @@
 from typing import Any
 
 from django import forms
-from django.utils.http import url_has_allowed_host_and_scheme
 
 from mailbox.models import Mailbox
+from mailbox.navigation import local_path
 from mailbox.services.bulk import ACTIONS
 from mailbox.services.preferences import LABEL_COLOURS, timezone_names
 
@@ -31,10 +31,7 @@ class _SelectedThreadsForm(forms.Form):
     def safe_next(self, fallback: str) -> str:
         """The relative URL to return to: only a path on this site (no scheme, no other host)."""
         target = (self.cleaned_data.get("next") or "") if hasattr(self, "cleaned_data") else ""
-        target = target or self.data.get("next", "")
-        if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None):
-            return target
-        return fallback
+        return local_path(target or self.data.get("next", "")) or fallback
 
 
 class ThreadActionForm(_SelectedThreadsForm):

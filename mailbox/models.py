@@ -162,6 +162,10 @@ class Message(models.Model):
     is_read = models.BooleanField(default=False)
     is_starred = models.BooleanField(default=False)
     is_draft = models.BooleanField(default=False)
+    # Whether the sanitiser blocked remote content (images, CSS url(), …) in the body: recorded when
+    # the body is rendered with remote images off, so the conversation page offers "Show remote
+    # images" only where it changes something. None until then.
+    remote_content = models.BooleanField(null=True, blank=True, editable=False)
     spam_verdict = models.CharField(max_length=10, choices=SpamVerdict.choices, default=SpamVerdict.UNKNOWN)
     spam_score = models.FloatField(null=True, blank=True)
     source_tag = models.CharField(max_length=100, blank=True, help_text="e.g. smtp, esp:mailgun, import, campaign:12")

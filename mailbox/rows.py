@@ -69,8 +69,11 @@ class RowView:
     short: str  # today → time, this year → day and month, older → the full date
 
 
-def row_views(threads: list[Thread] | list[ThreadRow], own_address: str, today: date | None = None) -> list[RowView]:
-    """The rows of ``threads`` (each with ``chips`` set by the view), "me" for ``own_address``."""
+def row_views(
+    threads: list[Thread] | list[ThreadRow], own_address: str, today: date | None = None, *, back: str = ""
+) -> list[RowView]:
+    """The rows of ``threads`` (each with ``chips`` set by the view), "me" for ``own_address``;
+    their links carry ``back`` (a ``?back=`` query naming the list, see ``mailbox.navigation``)."""
     zone = timezone.get_current_timezone()  # looked up once: it is a context-local read
     today = today or timezone.localdate(timezone=zone)
     pattern = url("thread_detail", _PLACEHOLDER)
@@ -82,7 +85,7 @@ def row_views(threads: list[Thread] | list[ThreadRow], own_address: str, today: 
         rows.append(
             RowView(
                 id=thread_id,
-                url=pattern.replace(placeholder, thread_id),
+                url=pattern.replace(placeholder, thread_id) + back,
                 unread=bool(thread.unread_count),
                 starred=bool(thread.starred_count),
                 subject=thread.subject or "(no subject)",

@@ -8,7 +8,16 @@ document, only when a message is opened.
 from dataclasses import dataclass, field
 
 from delivery.selectors import blob_read
-from mailbox.models import Attachment, Mailbox, MergedThread, Message, MessageBody, Participant, RemoteImageSender
+from mailbox.models import (
+    Attachment,
+    Mailbox,
+    MergedThread,
+    Message,
+    MessageBody,
+    Participant,
+    RemoteImageSender,
+    ThreadLabel,
+)
 from mailbox.parsing.calendar import CALENDAR_TYPES, MAX_CALENDAR_BYTES, CalendarEvent, calendar_events
 from mailbox.parsing.smime import SMIME_TYPES, is_encrypted
 from threads.models import Thread
@@ -25,6 +34,7 @@ class Conversation:
     # Each message's To and Cc recipients as (role, display name, address), in header order.
     recipients: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     attachments: dict[int, list[Attachment]] = field(default_factory=dict)  # each message's, in order
+    label_ids: frozenset[int] = frozenset()  # the labels on the thread (any of its messages), system ones too
 
 
 # What the conversation page shows of a message (its card): loading no other column keeps a long
@@ -41,13 +51,14 @@ CARD_FIELDS = (
     "snippet",
     "has_attachments",
     "is_read",
+    "remote_content",
 )
 
 
 def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None:
     """A thread of ``mailbox`` with its messages oldest first (``CARD_FIELDS`` loaded), their
-    attachments and To/Cc recipients, and which of its senders' images are always shown; ``None``
-    if not the mailbox's. Five queries, whatever the thread's length."""
+    attachments and To/Cc recipients, its labels, and which of its senders' images are always shown;
+    ``None`` if not the mailbox's. Six queries, whatever the thread's length."""
     thread = Thread.objects.filter(mailbox_id=mailbox.id, pk=thread_id).first()
     if thread is None:
         return None
@@ -61,6 +72,9 @@ def conversation_get(*, mailbox: Mailbox, thread_id: int) -> Conversation | None
         image_senders=image_senders_allowed(mailbox=mailbox, addresses=senders),
         recipients=_recipients(mailbox, thread.id),
         attachments=_attachments(mailbox, thread.id),
+        label_ids=frozenset(
+            ThreadLabel.objects.filter(mailbox=mailbox, thread_id=thread.id).values_list("label_id", flat=True)
+        ),
     )
 
 

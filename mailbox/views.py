@@ -18,6 +18,7 @@ from mailbox import selectors
 from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMergeForm
 from mailbox.live import tab_id_clean
 from mailbox.models import Label, Mailbox
+from mailbox.navigation import back_query, local_path
 from mailbox.rows import row_views, senders, short_date
 from mailbox.search import SearchQueryError, thread_search
 from mailbox.services import bulk, preferences, thread_merge
@@ -145,7 +146,7 @@ def _page_context(
         "user_labels": [label for label in labels if not label.role],
         "label_unread": unread.get(view.label.id, 0) if view.label is not None else 0,
         "page": page,
-        "rows": row_views(page.threads, mailbox.address),
+        "rows": row_views(page.threads, mailbox.address, back=back_query(request.get_full_path())),
         "is_first_page": older is None and newer is None,
         "latest_event_id": overview.latest_event_id,
         "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
@@ -322,7 +323,8 @@ def undo(request: HttpRequest) -> HttpResponse:
 def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
     """One thread's row as the list ``?label=`` shows it (the partial of a full page), for live
     updates; 204 when the thread is not (or no longer) in that list. The unread counts per label
-    come along in the ``X-Unread-Counts`` header, so the sidebar and title update in the same trip."""
+    come along in the ``X-Unread-Counts`` header, so the sidebar and title update in the same trip.
+    ``?back=`` is the path of the page asking, which the row's link carries (as on a full page)."""
     mailbox = _mailbox(request)
     view = selectors.thread_list_view_get(mailbox=mailbox, key=request.GET.get("label", ""))
     if view is None:
@@ -336,7 +338,8 @@ def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
     else:
         labels = selectors.label_list(mailbox=mailbox)
         _decorate([thread], mailbox, labels, view)
-        context = {"rows": row_views([thread], mailbox.address)}
+        back = local_path(request.GET.get("back", ""))
+        context = {"rows": row_views([thread], mailbox.address, back=back_query(back) if back else "")}
         response = render(request, "mailbox/partials/thread_row.html", context, using="jinja2")
     response["X-Unread-Counts"] = json.dumps({str(k): v for k, v in unread.items()})
     return response

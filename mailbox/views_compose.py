@@ -194,7 +194,9 @@ def drafts(request: HttpRequest) -> HttpResponse:
     mailbox = _mailbox_or_404(request)
     older_than = selectors_drafts.DraftCursor.decode(request.GET.get("older", ""))
     page = selectors_drafts.draft_list(mailbox=mailbox, older_than=older_than)
-    return render(request, "mailbox/drafts.html", {"page": page, "is_first_page": older_than is None}, using="jinja2")
+    # The mailbox makes the page chrome a mailbox page's: search box, and app.js for the shortcuts.
+    context = {"mailbox": mailbox, "page": page, "is_first_page": older_than is None}
+    return render(request, "mailbox/drafts.html", context, using="jinja2")
 
 
 @require_POST

@@ -30,6 +30,7 @@ from delivery.selectors import (
 from mailbox import selectors, selectors_conversation
 from mailbox.live import TAB_HEADER, tab_id_clean
 from mailbox.models import Attachment, Mailbox, Message, Participant
+from mailbox.navigation import local_path
 from mailbox.parsing.calendar import CalendarEvent
 from mailbox.rendering.body import render_body
 from mailbox.rendering.urls import (
@@ -44,9 +45,12 @@ from mailbox.services.flags import messages_mark_read
 from mailbox.services.images import (
     ImageFetchError,
     image_fetch,
+    message_remote_content_record,
     proxy_token_url,
     remote_images_always_for_sender,
 )
+from mailbox.thread_actions import thread_actions_for
+from mailbox.views import UNDO_NOTICE_KEY, UNDO_SESSION_KEY
 
 # Attachment types we label as such; anything else is sent as opaque bytes.
 SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
@@ -278,15 +282,24 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         )
         for m in messages
     ]
-    user_labels = [label for label in selectors.label_list(mailbox=mailbox) if not label.role]
+    actions = thread_actions_for(
+        thread=conversation.thread,
+        label_ids=conversation.label_ids,
+        labels=selectors.label_list(mailbox=mailbox),
+        back=local_path(request.GET.get("back", "")),
+        inbox_url=reverse("inbox"),
+        url=reverse("thread_detail", args=[thread_id]),
+    )
     context = {
         "mailbox": mailbox,
         "thread": conversation.thread,
         "cards": cards,
-        "user_labels": user_labels,
+        "actions": actions,
         "compose_url": reverse("compose"),  # once, not three times a message
         "unread_ids": ",".join(map(str, unread)),
         "latest_event_id": latest_event_id,
+        "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
+        "can_undo": UNDO_SESSION_KEY in request.session,
     }
     return render(request, "mailbox/thread_detail.html", context, using="jinja2")
 
@@ -364,6 +377,8 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     show = request.GET.get("images") == "1" or mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or bool(senders)
     policy = message_url_policy(mailbox_id=mailbox.id, message_id=message.id, content_ids=set(parts), show_remote=show)
     rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
+    if not show:
+        message_remote_content_record(message=message, blocked=rendered.remote_content_blocked)
     show_images_query = urlencode({"images": "1", "s": body_signature(mailbox_id=mailbox.id, message_id=message.id)})
     context = {"message": message, "body": rendered, "show_images_query": show_images_query}
     response = render(request, "mailbox/message_body.html", context)

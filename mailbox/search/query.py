@@ -14,7 +14,7 @@ Every problem raises ``SearchQueryError`` with a message fit to show the user.
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 MAX_QUERY_LENGTH = 1000
 MAX_TERMS = 40
@@ -37,7 +37,8 @@ class SearchQueryError(ValueError):
 @dataclass(frozen=True)
 class Term:
     """One condition: ``field`` is "text" for free words, else the operator's name. ``value`` is a
-    string, or a timezone-aware UTC datetime (midnight) for before:/after:."""
+    string, or for before:/after: the start of that day in the user's time zone (an aware UTC
+    datetime: ``after:2026/03/02`` in Paris is 2026-03-01 23:00 UTC)."""
 
     field: str
     value: str | datetime
@@ -124,9 +125,10 @@ def _example(field: str) -> str:
 
 
 class _Parser:
-    def __init__(self, tokens: list[_Token]) -> None:
+    def __init__(self, tokens: list[_Token], zone: tzinfo) -> None:
         self.tokens = [t for t in tokens if t.kind != "and"]
         self.position = 0
+        self.zone = zone
 
     def peek(self) -> str:
         return self.tokens[self.position].kind if self.position < len(self.tokens) else "end"
@@ -167,35 +169,39 @@ class _Parser:
                 raise SearchQueryError("A parenthesis is not closed: add the closing ).")
             self.take()
             return node
-        return _checked_term(token)
+        return _checked_term(token, self.zone)
 
 
-def _checked_term(token: _Token) -> Term:
+def _checked_term(token: _Token, zone: tzinfo) -> Term:
     field, value = token.field, token.value.strip()
     if field in CHOICES:
         if value.lower() not in CHOICES[field]:
             raise SearchQueryError(f"“{field}:{value}” is not a search option; try {_example(field)}.")
         return Term(field, value.lower())
     if field in DATE_FIELDS:
-        return Term(field, _date(field, value))
+        return Term(field, _date(field, value, zone))
     if not any(char.isalnum() for char in value):
         shown = f"{field}:{value}" if field != "text" else value
         raise SearchQueryError(f"“{shown}” has no letters or digits to search for.")
     return Term(field, value)
 
 
-def _date(field: str, value: str) -> datetime:
+def _date(field: str, value: str, zone: tzinfo) -> datetime:
+    """The start of the day ``value`` names in ``zone``, in UTC. Local midnight with ``fold=0`` is the
+    day's first instant even where a DST change skips it (zoneinfo then reads it with the offset
+    before the change, which lands on the change itself) or repeats it (the first of the two)."""
     for pattern in _DATE_FORMATS:
         try:
-            day = datetime.strptime(value, pattern).replace(tzinfo=UTC)
+            day = datetime.strptime(value, pattern)  # noqa: DTZ007 - a wall-clock day, placed in ``zone`` below
         except ValueError:
             continue
-        return day
+        return day.replace(tzinfo=zone).astimezone(UTC)
     raise SearchQueryError(f"“{field}:{value}” is not a date; write it as {field}:2026/01/31.")
 
 
-def parse_query(query: str) -> Node:
-    """The tree of ``query``. Raises ``SearchQueryError`` for empty, overlong or malformed input."""
+def parse_query(query: str, *, zone: tzinfo = UTC) -> Node:
+    """The tree of ``query``, its dates read as days in ``zone``. Raises ``SearchQueryError`` for
+    empty, overlong or malformed input."""
     if len(query) > MAX_QUERY_LENGTH:
         raise SearchQueryError(f"That search is too long: keep it under {MAX_QUERY_LENGTH} characters.")
     tokens = tokenize(query)
@@ -204,4 +210,4 @@ def parse_query(query: str) -> Node:
     if sum(t.kind == "term" for t in tokens) > MAX_TERMS:
         raise SearchQueryError(f"That search has too many parts: use at most {MAX_TERMS}.")
     # The tokenizer emits a closing parenthesis only inside an open one, so this reads to the end.
-    return _Parser(tokens).any()
+    return _Parser(tokens, zone).any()

@@ -28,6 +28,7 @@ from mailbox.models import Mailbox
 from mailbox.search.compiling import indexed_condition, message_condition, thread_condition
 from mailbox.search.query import parse_query
 from mailbox.selectors import PAGE_SIZE, Cursor, ThreadPage
+from mailbox.services.preferences import mailbox_zone
 from threads.models import Thread
 
 # Above this many matching messages walking the thread index wins (measured in bench/search.py).
@@ -61,8 +62,10 @@ _NO_JIT = "SET LOCAL jit = off"
 def thread_search(*, mailbox: Mailbox, query: str, older_than: Cursor | None = None) -> ThreadPage:
     """One page of the threads holding a message that matches ``query``, newest thread first.
 
-    Raises ``SearchQueryError`` for a malformed query. Every statement filters on the mailbox."""
-    tree = parse_query(query)
+    ``before:``/``after:`` days are the user's: they start at midnight in the mailbox's time zone
+    (UTC when none is set). Raises ``SearchQueryError`` for a malformed query. Every statement
+    filters on the mailbox."""
+    tree = parse_query(query, zone=mailbox_zone(mailbox=mailbox))
     condition, condition_params = message_condition(tree, mailbox=mailbox)
     indexed = indexed_condition(tree, mailbox=mailbox)
     keyset, keyset_params = _keyset(older_than)

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 
-from mailbox.models import Mailbox, RemoteImageSender
+from mailbox.models import Mailbox, Message, RemoteImageSender
 
 PROXY_SALT = "mailbox.image_proxy"
 PROXIED_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"})
@@ -51,6 +51,16 @@ def remote_images_always_for_sender(*, mailbox: Mailbox, address: str) -> Remote
     except IntegrityError:  # a concurrent request added it
         return RemoteImageSender.objects.get(mailbox=mailbox, address=address)
     return row
+
+
+def message_remote_content_record(*, message: Message, blocked: bool) -> None:
+    """Remember whether the sanitiser, rendering ``message``'s body with remote images off, blocked
+    anything: the conversation page offers "Show remote images" only then. Writes only when that
+    changes (the first render), so reading a body again costs no write."""
+    if message.remote_content is blocked:
+        return
+    Message.objects.filter(mailbox_id=message.mailbox_id, pk=message.pk).update(remote_content=blocked)
+    message.remote_content = blocked
 
 
 def proxy_token(url: str) -> str:

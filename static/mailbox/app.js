@@ -89,7 +89,9 @@
 
   function refreshRow(threadId) {
     if (!list || !threadId) { return Promise.resolve(); }
-    var url = "/t/" + threadId + "/row/?label=" + encodeURIComponent(listKey);
+    // The row's link carries this page's address, so its conversation comes back here.
+    var here = window.location.pathname + window.location.search;
+    var url = "/t/" + threadId + "/row/?label=" + encodeURIComponent(listKey) + "&back=" + encodeURIComponent(here);
     return fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } }).then(function (response) {
       updateCounts(response.headers.get("X-Unread-Counts"));
       if (response.status === 200) {
@@ -263,6 +265,12 @@
   function threadButton(action) {
     var button = document.querySelector(".thread-actions button[value='" + action + "']");
     if (button) { button.click(); }
+    return Boolean(button);
+  }
+  // Back to the list the conversation was opened from (its back link says which).
+  function backToList() {
+    var back = document.querySelector(".conversation-head a.back");
+    window.location.href = back ? back.href : "/";
   }
   // Pages without the sidebar (a conversation) know the folders by their addresses.
   var FOLDERS = { inbox: "/", starred: "/starred/", sent: "/search/?q=in%3Asent", drafts: "/drafts/" };
@@ -300,7 +308,7 @@
         if (row) { window.location.href = row.querySelector("a.open").href; } else { handled = false; }
         break;
       }
-      case "u": if (list) { handled = false; } else { window.location.href = "/"; } break;
+      case "u": if (list) { handled = false; } else { backToList(); } break;
       case "x": {
         var current = cursorRow();
         if (current) { var box = current.querySelector("input.select"); box.checked = !box.checked; refreshToolbar(); }
@@ -308,7 +316,7 @@
       }
       case "r": case "a": case "f": if (list) { handled = false; } else { messageLink(key); } break;
       case "s": {
-        if (!list) { threadButton("star"); break; }
+        if (!list) { if (!threadButton("star")) { threadButton("unstar"); } break; }
         var star = targets()[0];
         if (star) { star.querySelector("button.star").click(); }
         break;

@@ -142,21 +142,24 @@
 
   function dropLabelOption(labelId) {
     document.querySelectorAll("select[name=label] option[value='" + Number(labelId) + "']").forEach(function (o) { o.remove(); });
+    document.querySelectorAll(".thread-labels .label-chip[data-label='" + Number(labelId) + "']").forEach(function (chip) { chip.remove(); });
   }
 
-  // A label created, renamed or recoloured elsewhere: the menu's options as the server renders them.
-  function refreshLabelOptions() {
-    fetch("/labels/sidebar/", { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : null; })
+  // A label created, renamed or recoloured elsewhere: the toolbar's menus and the chips as the
+  // server renders them (which labels the thread has decides what each menu offers).
+  function refreshLabels() {
+    fetch(window.location.pathname + window.location.search, { credentials: "same-origin" })
+      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
       .then(function (html) {
         if (html === null) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html").querySelectorAll("select option");
-        document.querySelectorAll("select[name=label]").forEach(function (select) {
-          var chosen = select.value;
-          select.replaceChildren.apply(select, Array.prototype.map.call(fresh, function (o) { return o.cloneNode(true); }));
-          select.value = chosen;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ["div.thread-toolbar", "ul.thread-labels"].forEach(function (selector) {
+          var shown = main.querySelector(selector);
+          var rendered = fresh.querySelector("main.conversation " + selector);
+          if (shown && rendered) { shown.replaceWith(document.importNode(rendered, true)); }
         });
-      });
+      })
+      .catch(function () { /* the next change refreshes it */ });
   }
 
   // Where this page's view of the mailbox stands: the newest domain event when the server rendered
@@ -179,7 +182,7 @@
         if (!data.complete) { window.location.reload(); return; }
         seen(data.latest);
         (data.labels_deleted || []).forEach(dropLabelOption);
-        if ((data.labels_changed || []).length) { refreshLabelOptions(); }
+        if ((data.labels_changed || []).length) { refreshLabels(); }
         if (data.threads.indexOf(threadId) !== -1) { refreshConversation(); }
       })
       .catch(function () { /* the next opening catches up */ });
@@ -192,7 +195,7 @@
     else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
     else if (data.type === "thread.updated" && Number(data.thread_id) === threadId) { refreshConversation(); }
     else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
-    else if (data.type === "label.changed") { refreshLabelOptions(); }
+    else if (data.type === "label.changed") { refreshLabels(); }
   }
 
   var retryDelay = 1000;

@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
-from mailbox.models import Message
-from mailbox.services import message_import_raw, messages_mark_read
+from mailbox.models import Message, ThreadLabel
+from mailbox.services import message_import_raw, messages_label_add, messages_mark_read
+from mailbox.services.preferences import user_label_create
 from tests.e2e.conftest import PASSWORD, log_in, off_loop, screenshot
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML, PNG, conversation_message
 from threads.models import Thread
@@ -20,6 +21,10 @@ REMOTE_IMAGE = "http://192.0.2.10/tracker.png"
 def _deliver(mailbox, n: int, **kwargs):
     raw = conversation_message(n, to=mailbox.address, **kwargs)
     return off_loop(message_import_raw, mailbox=mailbox, raw=raw, source_tag="test").message
+
+
+def _label_ids(thread_id: int) -> set[int]:
+    return set(ThreadLabel.objects.filter(thread_id=thread_id).values_list("label_id", flat=True))
 
 
 def test_reading_a_conversation(page, tripwire, mailbox, request):
@@ -160,7 +165,91 @@ def test_keyboard_shortcuts_in_a_conversation(page, tripwire, mailbox):
     page.wait_for_url(re.compile(r"/starred/$"))
     page.go_back()
     page.locator("h1").click()
-    page.keyboard.press("s")  # stars the conversation, by its own Star button, back to the list
-    page.wait_for_url(re.compile(r"^http://[^/]+/$"))
+    page.keyboard.press("s")  # stars the conversation by its own Star button, and stays on it
+    expect(page.get_by_role("button", name="Unstar")).to_be_visible()
+    assert page.url.endswith(f"/t/{first.thread_id}/")
     assert Thread.objects.get(pk=first.thread_id).starred_count > 0
+    page.keyboard.press("s")  # and unstars it: "Star / unstar", as the help says
+    expect(page.get_by_role("button", name="Star", exact=True)).to_be_visible()
+    assert Thread.objects.get(pk=first.thread_id).starred_count == 0
+
+    page.keyboard.press("a")  # reply all, to the latest open message
+    page.wait_for_url(re.compile(rf"/compose/\?reply_to={latest.id}&mode=reply_all$"))
+    page.go_back()
+    page.keyboard.press("f")
+    page.wait_for_url(re.compile(rf"/compose/\?reply_to={latest.id}&mode=forward$"))
+    page.go_back()
+    for keys, where in (("g t", r"/search/\?q=in%3Asent$"), ("g d", r"/drafts/$")):  # no sidebar here
+        for key in keys.split():
+            page.keyboard.press(key)
+        page.wait_for_url(re.compile(where))
+        page.go_back()
+    page.keyboard.press("u")  # opened by address: back to the Inbox
+    page.wait_for_url(re.compile(r"^http://[^/]+/$"))
+    assert tripwire.console_errors == []
+
+
+def test_thread_actions_follow_the_list_the_conversation_came_from(page, tripwire, mailbox, request):
+    message = _deliver(mailbox, 0, thread="acts", text="Act on me")
+    work = off_loop(user_label_create, mailbox=mailbox, name="Work", colour="#188038")
+    off_loop(messages_label_add, mailbox=mailbox, message_ids=[message.id], label=work)
+    thread_id = message.thread_id
+    log_in(page, mailbox.address)
+    page.goto(f"/label/{work.id}/")
+
+    page.keyboard.press("j")
+    page.keyboard.press("o")  # opens the conversation under the cursor, remembering the list
+    page.wait_for_url(re.compile(rf"/t/{thread_id}/\?back=/label/{work.id}/$"))
+    expect(page.get_by_role("link", name="← Work")).to_be_visible()
+    chip = page.locator(".thread-labels .label-chip")
+    expect(chip).to_have_text(re.compile("^Work"))
+    screenshot(page, request.node.name, "conversation")
+
+    page.get_by_role("button", name="Remove label Work").click()  # stays on the conversation
+    expect(chip).to_have_count(0)
+    expect(page.get_by_role("status").filter(has_text="Label removed.")).to_be_visible()
+    page.keyboard.press("z")  # undo, as on lists
+    expect(chip).to_have_text(re.compile("^Work"))
+    assert off_loop(_label_ids, thread_id) >= {work.id}
+
+    page.keyboard.press("u")  # back to the list it came from
+    page.wait_for_url(re.compile(rf"/label/{work.id}/$"))
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf"/t/{thread_id}/\?back=/label/{work.id}/$"))
+    page.keyboard.press("#")  # delete: to Trash, and back to Work, where it no longer is
+    page.wait_for_url(re.compile(rf"/label/{work.id}/$"))
+    expect(page.locator(f"#thread-{thread_id}")).to_have_count(0)
+
+    page.get_by_role("link", name=re.compile("^Trash")).click()
+    page.locator(f"#thread-{thread_id} a.open").click()
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+    page.get_by_role("button", name="Restore").click()  # back to the Trash list, restored
+    page.wait_for_url(re.compile(r"/label/\d+/$"))
+    expect(page.locator(f"#thread-{thread_id}")).to_have_count(0)
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator(f"#thread-{thread_id}")).to_be_visible()
+    page.locator(f"#thread-{thread_id} a.open").click()
+    page.get_by_role("button", name="Restore").click()
+    page.goto("/")
+    expect(page.locator(f"#thread-{thread_id}")).to_be_visible()
+    assert tripwire.console_errors == []
+    assert tripwire.dialogs == []
+
+
+def test_show_images_bar_only_on_messages_with_blocked_images(page, tripwire, mailbox):
+    plain = _deliver(mailbox, 0, thread="imgs", html="<p>Just words</p>")
+    _deliver(mailbox, 1, thread="imgs", html=f'<p>Pixel <img alt="remote" src="{REMOTE_IMAGE}"></p>')
+    off_loop(messages_mark_read, mailbox=mailbox, message_ids=[plain.id])
+    log_in(page, mailbox.address)
+    page.goto(f"/t/{plain.thread_id}/")
+    page.locator("details.message-card").nth(0).locator("summary").click()  # both bodies rendered once
+    frames = page.frame_locator("iframe.message-body")
+    expect(frames.nth(0).get_by_text("Just words")).to_be_visible()
+    expect(frames.nth(1).get_by_role("link", name="Show images")).to_be_visible()
+
+    page.reload()
+    cards = page.locator("details.message-card")
+    expect(cards.nth(1).get_by_role("link", name="Show remote images")).to_be_visible()
+    expect(cards.nth(0).get_by_role("link", name="Show remote images")).to_have_count(0)
     assert tripwire.console_errors == []

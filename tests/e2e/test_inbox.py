@@ -133,6 +133,50 @@ def test_keyboard_shortcuts(page, tripwire, mailbox):
     assert tripwire.console_errors == []
 
 
+def test_keyboard_shortcuts_open_read_delete_and_go(page, tripwire, mailbox):
+    newest = _deliver(mailbox, "g2", "Newest", 2)
+    older = _deliver(mailbox, "g1", "Older", 1)
+    log_in(page, mailbox.address)
+
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")  # opens the conversation under the cursor
+    page.wait_for_url(re.compile(rf"/t/{newest.thread_id}/$"))
+    page.keyboard.press("u")  # and back to the list
+    page.wait_for_url(re.compile(r"^http://[^/]+/$"))
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    page.wait_for_url(re.compile(rf"/t/{older.thread_id}/$"))
+    page.go_back()
+
+    page.keyboard.press("j")
+    page.keyboard.press("Shift+I")  # mark read
+    expect(_row(page, newest.thread_id)).not_to_have_class(re.compile(r"\bunread\b"))
+    assert Thread.objects.get(pk=newest.thread_id).unread_count == 0
+    page.keyboard.press("j")
+    page.keyboard.press("Shift+U")  # mark unread
+    expect(_row(page, newest.thread_id)).to_have_class(re.compile(r"\bunread\b"))
+    assert Thread.objects.get(pk=newest.thread_id).unread_count == 1
+
+    page.keyboard.press("j")
+    page.keyboard.press("#")  # delete: to Trash
+    expect(_row(page, newest.thread_id)).to_have_count(0)
+    trash = Label.objects.get(mailbox=mailbox, role=Label.Role.TRASH)
+    assert ThreadLabel.objects.filter(thread_id=newest.thread_id, label=trash).exists()
+    assert not _in_inbox(mailbox, newest.thread_id)
+
+    page.keyboard.press("c")
+    page.wait_for_url(re.compile(r"/compose/$"))
+    page.goto("/")
+    sent = Label.objects.get(mailbox=mailbox, role=Label.Role.SENT)
+    for keys, where in (("g t", rf"/label/{sent.id}/$"), ("g d", r"/drafts/$"), ("g i", r"^http://[^/]+/$")):
+        for key in keys.split():
+            page.keyboard.press(key)
+        page.wait_for_url(re.compile(where))
+    expect(_row(page, older.thread_id)).to_be_visible()
+    assert tripwire.console_errors == []
+
+
 def test_shortcuts_are_off_when_disabled_in_settings(page, mailbox):
     thread = _deliver(mailbox, "off", "Keep me", 1)
     mailbox_settings_update(mailbox=mailbox, display_name="", keyboard_shortcuts=False)

@@ -179,7 +179,9 @@ def test_a_label_deleted_in_one_tab_leaves_the_other_tabs_live(page, tripwire, m
     conversation_tab = page.context.new_page()
     conversation_tab.goto(f"/t/{message.thread_id}/")
     _live(conversation_tab)
-    expect(conversation_tab.locator("#thread-label option", has_text="Finance")).to_have_count(1)
+    expect(conversation_tab.locator(".thread-labels .label-chip", has_text="Finance")).to_have_count(1)
+    expect(conversation_tab.locator("#thread-move option", has_text="Finance")).to_have_count(1)
+    expect(conversation_tab.locator("#thread-label option", has_text="Finance")).to_have_count(0)  # on it already
     label_tab = page.context.new_page()
     label_tab.goto(f"/label/{finance.id}/")
     _live(label_tab)
@@ -195,7 +197,8 @@ def test_a_label_deleted_in_one_tab_leaves_the_other_tabs_live(page, tripwire, m
     expect(page.locator(".label-chip")).to_have_count(0)
     expect(page.locator("#bulk-label option", has_text="Finance")).to_have_count(0)
     assert page.evaluate("window.__noReload") is True
-    expect(conversation_tab.locator("#thread-label option", has_text="Finance")).to_have_count(0)
+    expect(conversation_tab.locator(".thread-labels .label-chip")).to_have_count(0)
+    expect(conversation_tab.locator("#thread-move option", has_text="Finance")).to_have_count(0)
     expect(conversation_tab.locator("#thread-label option", has_text="Travel")).to_have_count(1)
     expect(label_tab.locator("li.thread")).to_have_count(0)
     expect(label_tab.get_by_text("This label was deleted.")).to_be_visible()

@@ -294,6 +294,15 @@ def test_drafts_page_lists_newest_first_with_keyset_pages(client, owner):
 
 
 @pytest.mark.django_db
+def test_drafts_page_has_the_mailbox_chrome_and_its_shortcuts(client, owner):
+    html = client.get(reverse("drafts")).content.decode()
+
+    assert 'data-shortcuts="on"' in html  # g i, c, / work here too
+    assert 'id="search-q"' in html
+    assert "mailbox/app.js" in html
+
+
+@pytest.mark.django_db
 def test_query_counts_do_not_grow(client, owner, django_assert_max_num_queries):
     message = _deliver(owner, attachment=b"%PDF")
     for n in range(20):

@@ -378,3 +378,48 @@ def test_a_cards_full_date_is_the_date_format_it_replaces():
     for days in (0, 3, 400):
         local = timezone.localtime() - timedelta(days=days, minutes=7)
         assert _date_full(local) == date_format(local, "D j M Y, H:i")
+
+
+def _images_bar(client, message) -> bool:
+    page = client.get(reverse("thread_detail", args=[message.thread_id])).content.decode()
+    return "Show remote images" in page
+
+
+@pytest.mark.parametrize(
+    ("html", "blocked"),
+    [
+        ('<p>Hi<img src="https://tracker.example.net/p.gif"></p>', True),
+        ('<p style="background: url(https://img.example.net/bg.png)">Hi</p>', True),
+        ('<table background="https://img.example.net/bg.png"><tr><td>Hi</td></tr></table>', True),
+        ('<p>Only <a href="https://example.com/">a link</a> and <img src="data:image/png;base64,iVBOR"></p>', False),
+        ("", False),  # plain text
+    ],
+)
+def test_show_images_bar_only_where_the_sanitiser_blocked_something(client, mailbox, html, blocked):
+    message = _thread(mailbox, 1, html=html)[0]
+    client.force_login(mailbox.user)
+    # Not known before the body was first rendered: the body document has its own bar meanwhile.
+    assert not _images_bar(client, message)
+
+    body = client.get(reverse("message_body", args=[message.id])).content.decode()
+
+    assert ("Show images" in body) is blocked
+    assert Message.objects.get(pk=message.id).remote_content is blocked
+    assert _images_bar(client, message) is blocked
+
+
+def test_the_blocked_flag_is_written_once_and_not_by_a_render_with_images(client, mailbox):
+    message = _thread(mailbox, 1, html='<img src="https://img.example.net/a.png">')[0]
+    client.force_login(mailbox.user)
+    url = reverse("message_body", args=[message.id])
+
+    assert client.get(url, {"images": "1"}).status_code == 200  # shown through the proxy: nothing learnt
+    assert Message.objects.get(pk=message.id).remote_content is None
+    client.get(url)
+    with CaptureQueriesContext(connection) as again:
+        client.get(url)
+    assert Message.objects.get(pk=message.id).remote_content is True
+    assert not [q for q in again.captured_queries if q["sql"].startswith("UPDATE")]
+    # Asked for this message: its images show, so the bar does not.
+    page = client.get(reverse("thread_detail", args=[message.thread_id]), {"images": message.id}).content.decode()
+    assert "Show remote images" not in page

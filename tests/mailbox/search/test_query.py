@@ -1,6 +1,7 @@
 """The query parser on its own: every operator, quoting, negation, OR, dates and malformed input."""
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_choice_operators(query, expected):
 
 
 @pytest.mark.parametrize("written", ["2026/03/04", "2026-03-04"])
-def test_dates_are_utc_midnight(written):
+def test_dates_are_utc_midnight_by_default(written):
     expected = datetime(2026, 3, 4, tzinfo=UTC)
     assert parse_query(f"before:{written}") == Term("before", expected)
     assert parse_query(f"after:{written}") == Term("after", expected)
@@ -51,6 +52,25 @@ def test_dates_are_utc_midnight(written):
 
 def test_a_month_means_its_first_day():
     assert parse_query("after:2026/03") == Term("after", datetime(2026, 3, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "start"),
+    [
+        # East of UTC the day starts the evening before in UTC, west of it the morning of.
+        ("Europe/Paris", "2026/03/02", datetime(2026, 3, 1, 23, 0, tzinfo=UTC)),
+        ("Europe/Paris", "2026/07/02", datetime(2026, 7, 1, 22, 0, tzinfo=UTC)),  # summer time
+        ("America/New_York", "2026-03-02", datetime(2026, 3, 2, 5, 0, tzinfo=UTC)),
+        ("Asia/Kathmandu", "2026/03/02", datetime(2026, 3, 1, 18, 15, tzinfo=UTC)),
+        # Clocks skip midnight (00:00 → 01:00): the day starts at the change, 01:00 local.
+        ("America/Santiago", "2026/09/06", datetime(2026, 9, 6, 4, 0, tzinfo=UTC)),
+        # Clocks go back at midnight (00:00 → 23:00 the day before): 00:00 comes once, after it.
+        ("America/Santiago", "2026/04/05", datetime(2026, 4, 5, 4, 0, tzinfo=UTC)),
+    ],
+)
+def test_dates_are_midnight_in_the_users_zone(zone, day, start):
+    assert parse_query(f"after:{day}", zone=ZoneInfo(zone)) == Term("after", start)
+    assert parse_query(f"before:{day}", zone=ZoneInfo(zone)) == Term("before", start)
 
 
 def test_quotes_make_one_phrase_term():

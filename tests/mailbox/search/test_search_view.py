@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from mailbox.selectors import PAGE_SIZE
 from mailbox.services import message_import_raw
+from mailbox.services.preferences import mailbox_settings_update
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +111,18 @@ def test_a_user_without_a_mailbox_gets_the_no_mailbox_page(client, django_user_m
     user = django_user_model.objects.create_user(username="staff-only", password="x")
     client.force_login(user)
     assert client.get(reverse("search"), {"q": "x"}).status_code == 404
+
+
+def test_dates_in_the_search_box_are_days_in_the_users_time_zone(client, mailbox):
+    # Delivered 2 Nov 10:00 UTC: still 2 November in UTC, already 3 November in Kiritimati (UTC+14).
+    _deliver(mailbox, 1, "kiritimati")
+    client.force_login(mailbox.user)
+
+    def found(query: str) -> bool:
+        return "Subject 1" in client.get(reverse("search"), {"q": query}).content.decode()
+
+    assert found("after:2026/11/02 before:2026/11/03")
+    assert not found("after:2026/11/03")
+    mailbox_settings_update(mailbox=mailbox, display_name="", keyboard_shortcuts=True, timezone="Pacific/Kiritimati")
+    assert found("after:2026/11/03")
+    assert not found("before:2026/11/03")

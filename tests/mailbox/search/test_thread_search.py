@@ -21,6 +21,7 @@ from mailbox.services import (
     messages_trash,
 )
 from mailbox.services.labels import label_get_or_create
+from mailbox.services.preferences import mailbox_settings_update
 
 pytestmark = pytest.mark.django_db
 
@@ -187,13 +188,35 @@ def test_in_sent(mailbox):
     assert subjects(mailbox, "in:sent") == {"Sent note"}
 
 
-def test_before_and_after_split_at_utc_midnight(mailbox):
+def test_before_and_after_split_at_utc_midnight_without_a_time_zone(mailbox):
     deliver(mailbox, "Early", date="Sun, 01 Mar 2026 23:59:00 +0000")
     deliver(mailbox, "Late", date="Mon, 02 Mar 2026 00:00:00 +0000")
 
     assert subjects(mailbox, "before:2026/03/02") == {"Early"}
     assert subjects(mailbox, "after:2026/03/02") == {"Late"}
     assert subjects(mailbox, "after:2026-03-01 before:2026-03-03") == {"Early", "Late"}
+
+
+def test_before_and_after_split_at_midnight_in_the_mailboxs_time_zone(mailbox):
+    mailbox_settings_update(mailbox=mailbox, display_name="", keyboard_shortcuts=True, timezone="Asia/Tokyo")
+    # Tokyo is UTC+9: its 2 March starts at 1 March 15:00 UTC.
+    deliver(mailbox, "Last of the 1st", date="Sun, 01 Mar 2026 14:59:59 +0000")  # 23:59:59 in Tokyo
+    deliver(mailbox, "First of the 2nd", date="Sun, 01 Mar 2026 15:00:00 +0000")  # 00:00 in Tokyo
+    deliver(mailbox, "Late on the 2nd", date="Mon, 02 Mar 2026 23:30:00 +0900")
+
+    assert subjects(mailbox, "before:2026/03/02") == {"Last of the 1st"}
+    assert subjects(mailbox, "after:2026/03/02") == {"First of the 2nd", "Late on the 2nd"}
+    assert subjects(mailbox, "after:2026/03/02 before:2026/03/03") == {"First of the 2nd", "Late on the 2nd"}
+    assert subjects(mailbox, "after:2026/03/03") == set()
+
+
+def test_a_zone_west_of_utc_moves_the_boundary_later(mailbox):
+    mailbox_settings_update(mailbox=mailbox, display_name="", keyboard_shortcuts=True, timezone="America/New_York")
+    deliver(mailbox, "Evening of the 1st", date="Mon, 02 Mar 2026 04:59:00 +0000")  # 23:59 in New York
+    deliver(mailbox, "Morning of the 2nd", date="Mon, 02 Mar 2026 05:00:00 +0000")  # 00:00 in New York
+
+    assert subjects(mailbox, "before:2026/03/02") == {"Evening of the 1st"}
+    assert subjects(mailbox, "after:2026/03/02") == {"Morning of the 2nd"}
 
 
 def test_html_only_mail_is_searched_by_its_visible_text(mailbox):
