@@ -31,17 +31,20 @@ class Computed:
     inputs: Sequence[tuple[str, Sequence[Any]]]
 
 
-def rows_insert(*, objs: Sequence[Model], computed: Mapping[str, Computed] | None = None) -> None:
+def rows_insert(
+    *, objs: Sequence[Model], computed: Mapping[str, Computed] | None = None, ids_given: bool = False
+) -> None:
     """INSERT the unsaved instances ``objs`` (all of one model) in one statement and set their
     primary keys, as ``bulk_create`` does (the ids come back in the rows' order, which Django's own
-    UNNEST insert relies on too).
+    UNNEST insert relies on too). ``ids_given``: the instances carry their primary keys already
+    (taken from the sequence beforehand), written as they are.
 
     Every concrete column is written from the instance's attribute (defaults are set when the
     instance is built; ``auto_now``/``auto_now_add`` are applied), except those named in
     ``computed``. No signals, no validation: the database's constraints are the check.
     """
     if objs:
-        _insert(objs, computed or {}, conflict="")
+        _insert(objs, computed or {}, conflict="", ids_given=ids_given)
 
 
 def row_insert_unless_present(*, obj: Model) -> bool:
@@ -52,11 +55,15 @@ def row_insert_unless_present(*, obj: Model) -> bool:
     return _insert([obj], {}, conflict=" ON CONFLICT DO NOTHING") == 1
 
 
-def _insert(objs: Sequence[Model], computed: Mapping[str, Computed], *, conflict: str) -> int:
+def _insert(objs: Sequence[Model], computed: Mapping[str, Computed], *, conflict: str, ids_given: bool = False) -> int:
     """The insert of ``rows_insert``, with ``conflict`` after its SELECT; sets the returned fields of
     the rows written (in order: with a conflict clause, only for a single row) and counts them."""
     meta = type(objs[0])._meta
-    fields = [f for f in meta.concrete_fields if not f.db_returning and f.column not in computed]
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if (not f.db_returning or (ids_given and f.primary_key)) and f.column not in computed
+    ]
     arrays: list[str] = []
     params: list[list[Any]] = []
     selected: list[str] = []
@@ -74,7 +81,7 @@ def _insert(objs: Sequence[Model], computed: Mapping[str, Computed], *, conflict
         selected.append(expression.sql.format(*names))
     quote = connection.ops.quote_name
     columns = [quote(f.column) for f in fields] + [quote(column) for column in computed]
-    returned = meta.db_returning_fields
+    returned = [f for f in meta.db_returning_fields if f not in fields] or [meta.pk]
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - names from the model's meta
         f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) "

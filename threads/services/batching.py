@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
+from mailsite.rows import rows_insert
 from threads.models import Thread, ThreadMessageId
 
 # A row of the Message-ID map: (message_id, thread_id, seen, sender, is_bulk, subject_anchor).
@@ -181,7 +182,8 @@ class ThreadBatch:
 
     def flush_threads(self) -> None:
         if self.created:
-            Thread.objects.bulk_create(self.created.values())
+            # Ids taken from the sequence already; one short statement (bulk_create prepares each value).
+            rows_insert(objs=list(self.created.values()), ids_given=True)
             self.dirty -= set(self.created)
             self.created.clear()
         if self.dirty:
