@@ -268,3 +268,44 @@ def test_unjudged_subject_joins_keep_the_same_anchors_in_a_batch(sizes, mailbox,
     assert _anchors(mailbox) == {"guess@x", "plan-orphan@x", "offsite-orphan@x", "stray@x"}
     assert _anchors(other_mailbox) == _anchors(mailbox)
     assert _conversations(other_mailbox) == _conversations(mailbox)
+
+
+# Replies without References that join by subject: a conversation already in the database (the
+# first batch), whose row the second batch changes before its next look-up (the window reaches the
+# last reply only through the batch's own join), and one the second batch itself starts.
+_SUBJECT_REPLIES = [
+    [("budget@x", "Budget", "Mon, 02 Nov 2026 10:00:00 +0000")],
+    [
+        ("budget-re1@x", "Re: Budget", "Tue, 10 Nov 2026 10:00:00 +0000"),
+        ("budget-re2@x", "Re: Budget", "Fri, 20 Nov 2026 10:00:00 +0000"),
+        ("forecast@x", "Forecast", "Mon, 02 Nov 2026 10:00:00 +0000"),
+        ("forecast-re1@x", "Re: Forecast", "Mon, 02 Nov 2026 11:00:00 +0000"),
+        ("forecast-re2@x", "RE: Forecast", "Mon, 02 Nov 2026 12:00:00 +0000"),
+        ("stray@x", "Re: Retro", "Mon, 02 Nov 2026 12:00:00 +0000"),
+    ],
+]
+
+
+@pytest.mark.django_db
+def test_subject_look_ups_in_a_batch_read_its_own_threads_from_memory_without_flushing(mailbox, other_mailbox):
+    now = timezone.now()
+    copies = []
+    for message_id, subject, date in [m for batch in _SUBJECT_REPLIES for m in batch]:
+        raw = raw_mail(message_id, subject, to="team@lists.example.org", date=date)
+        copies.append(Copy(blob_store(data=raw), parse_message(raw, received_at=now), "test"))
+    first = len(_SUBJECT_REPLIES[0])
+
+    _deliver_one_by_one(mailbox, copies)
+    _deliver_in_batches(other_mailbox, copies[:first])
+    with CaptureQueriesContext(connection) as queries:
+        _deliver_in_batches(other_mailbox, copies[first:])
+
+    message_inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "mailbox_message"')]
+    assert len(message_inserts) == 1  # the batch's messages in one statement: no flush midway
+    for box in (mailbox, other_mailbox):
+        assert len(_thread_ids(box, "budget@x", "budget-re1@x", "budget-re2@x")) == 1
+        assert len(_thread_ids(box, "forecast@x", "forecast-re1@x", "forecast-re2@x")) == 1
+        reasons = Message.objects.filter(mailbox=box, message_id__in=["budget-re2@x", "forecast-re2@x"])
+        assert set(reasons.values_list("thread_reason", flat=True)) == {Message.ThreadReason.SUBJECT}
+        assert_no_drift(box)
+    assert _conversations(other_mailbox) == _conversations(mailbox)

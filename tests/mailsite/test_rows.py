@@ -34,6 +34,9 @@ def _receipts(blob: Blob, prefix: str, now: datetime) -> list[InboundReceipt]:
     ]
 
 
+_THREE_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('delivery_inboundreceipt', 'id')) FROM generate_series(1, 3)"
+
+
 def _columns(prefix: str) -> list[tuple]:
     rows = InboundReceipt.objects.filter(event_id__startswith=prefix).order_by("event_id")
     names = [f.attname for f in InboundReceipt._meta.concrete_fields if f.attname not in {"id", "event_id"}]
@@ -62,6 +65,30 @@ def test_rows_insert_writes_what_bulk_create_writes_and_sets_ids():
     assert stored.envelope_recipients == ['we"ird\\one@example.test', "ünï@例え.jp", "b@example.test"]
     assert stored.metadata["labels"] == ["Work", 'a "quoted" \\ label']
     assert stored.status == "received"
+
+
+@pytest.mark.django_db
+def test_rows_insert_with_ids_given_writes_those_ids_and_what_bulk_create_writes():
+    blob = _blob(3)
+    rows_insert(objs=[blob])
+    now = timezone.now()
+    ours, django = _receipts(blob, "given", now), _receipts(blob, "orm", now)
+    with connection.cursor() as cursor:
+        cursor.execute(_THREE_IDS_SQL)
+        ids = [row[0] for row in cursor.fetchall()][::-1]  # not in insertion order: each row keeps its own
+    for receipt, pk in zip(ours, ids, strict=True):
+        receipt.pk = pk
+
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert(objs=ours, ids_given=True)
+    InboundReceipt.objects.bulk_create(django)
+
+    assert len(queries) == 1
+    assert [r.pk for r in ours] == ids
+    assert not any(r._state.adding for r in ours)
+    stored = dict(InboundReceipt.objects.filter(event_id__startswith="given").values_list("event_id", "id"))
+    assert stored == {r.event_id: pk for r, pk in zip(ours, ids, strict=True)}
+    assert _columns("given") == _columns("orm")
 
 
 @pytest.mark.django_db

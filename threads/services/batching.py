@@ -13,10 +13,12 @@ answer from the batch and keep its writes until ``flush``:
 - the conversation locks of every id and subject key, taken in one statement up front.
 
 Map rows carry their ``subject_anchor`` (a provisional subject join): recorded rows take the anchor the
-resolver computed, an arrived placeholder keeps its own, as ``_RECORD_IDS_SQL`` does. What the batch
-cannot answer from memory (a subject look-up of thread rows, a merge, confirming, moving or undoing
-subject joins) flushes first, so the database holds exactly what a message-at-a-time run would have
-written by then. The caller (the mailbox's batched delivery) must hold the mailbox's delivery lock
+resolver computed, an arrived placeholder keeps its own, as ``_RECORD_IDS_SQL`` does. A subject look-up
+of thread rows reads the database for the threads the batch does not hold and the batch's memory for
+those it holds (``threads_held``), without flushing: the corpora's replies without References would
+otherwise flush several times per batch. What the batch cannot answer from memory (a merge, confirming,
+moving or undoing subject joins) flushes first, so the database holds exactly what a message-at-a-time
+run would have written by then. The caller (the mailbox's batched delivery) must hold the mailbox's delivery lock
 exclusively: no other placement into the mailbox runs meanwhile, so nothing but the batch changes
 what it remembers.
 """
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
+from mailsite.rows import rows_insert
 from threads.models import Thread, ThreadMessageId
 
 # A row of the Message-ID map: (message_id, thread_id, seen, sender, is_bulk, subject_anchor).
@@ -162,6 +165,10 @@ class ThreadBatch:
             else:
                 self.seen[key] = (own.sender, own.is_bulk)
 
+    def threads_held(self, mailbox_id: int) -> list[Thread]:
+        """The mailbox's threads the batch holds: current here, stale or not yet inserted in the database."""
+        return [thread for thread in self.threads.values() if thread.mailbox_id == mailbox_id]
+
     def fragments_possible(self, mailbox_id: int, subject_keys: Iterable[str]) -> bool:
         keys = self.fragment_keys.get(mailbox_id)
         return keys is None or not keys.isdisjoint(subject_keys)
@@ -175,7 +182,8 @@ class ThreadBatch:
 
     def flush_threads(self) -> None:
         if self.created:
-            Thread.objects.bulk_create(self.created.values())
+            # Ids taken from the sequence already; one short statement (bulk_create prepares each value).
+            rows_insert(objs=list(self.created.values()), ids_given=True)
             self.dirty -= set(self.created)
             self.created.clear()
         if self.dirty:
@@ -267,18 +275,6 @@ def known_ids_fetch(*, mailbox_id: int, message_ids: list[str]) -> dict[str, Kno
     with connection.cursor() as cursor:
         cursor.execute(_KNOWN_IDS_SQL, [mailbox_id, message_ids])
         return {row[0]: tuple(row) for row in cursor.fetchall()}
-
-
-def thread_rows_readable(*, mailbox_id: int, subject_keys: list[str], fragments_only: bool) -> bool:
-    """Before reading thread rows by subject: ``False`` when a batch knows no fragment can match
-    (nothing to read); otherwise ``True``, the batch's writes flushed so the rows are current."""
-    batch = _CURRENT.get()
-    if batch is None:
-        return True
-    if fragments_only and not batch.fragments_possible(mailbox_id, subject_keys):
-        return False
-    batch.flush()
-    return True
 
 
 @contextmanager

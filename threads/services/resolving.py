@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from threads.models import Thread, ThreadMessageId
-from threads.services.batching import batch_current, known_ids_fetch, thread_rows_readable
+from threads.services.batching import batch_current, known_ids_fetch
 from threads.services.locking import conversation_lock, locked_thread, threads_lock
 from threads.services.reading import Candidate, PlacementRead, SubjectQuery, placement_read
 from threads.services.restructuring import (
@@ -419,12 +419,13 @@ def _may_join_by_subject(incoming: _Incoming) -> bool:
 
 
 # Raw SQL for the same reason as the Message-ID look-up: an index range scan on thread_mailbox_subject
-# (or the small thread_mailbox_fragment) whose ORM query building cost several times the scan.
+# (or the small thread_mailbox_fragment) whose ORM query building cost several times the scan. The
+# threads a batch holds are left out: the batch answers for them (``_held_candidates``).
 _CANDIDATES_SQL = (
     "SELECT id, normalized_subject, list_id, message_count, first_message_at, last_message_at, "
     "ARRAY(SELECT jsonb_array_elements_text(correspondents)) "
-    "FROM threads_thread WHERE mailbox_id = %s AND normalized_subject = ANY(%s) AND last_message_at >= %s{extra} "
-    "ORDER BY last_message_at LIMIT %s"
+    "FROM threads_thread WHERE mailbox_id = %s AND normalized_subject = ANY(%s) AND last_message_at >= %s "
+    "AND id <> ALL(%s::bigint[]){extra} ORDER BY last_message_at, id LIMIT %s"
 )
 _ANY_CANDIDATE_SQL = _CANDIDATES_SQL.format(extra="")
 _FRAGMENT_CANDIDATE_SQL = _CANDIDATES_SQL.format(extra=" AND is_fragment AND NOT is_manual")
@@ -445,13 +446,45 @@ def _subject_candidates(
 
 
 def _subject_candidates_fetch(mailbox_id: int, incoming: _Incoming, *, fragments_only: bool) -> list[Candidate]:
+    """The query of ``_CANDIDATES_SQL``. In a batch, its threads' rows in the database may be stale or
+    missing: the database answers for the others and the batch's memory for those, with no flush,
+    the same threads a flush and a read would find."""
     keys = incoming.subject.keys
-    if not thread_rows_readable(mailbox_id=mailbox_id, subject_keys=keys, fragments_only=fragments_only):
-        return []  # in a batch: flushed first, so the rows read are current; or no fragment can match
+    since = incoming.date - WINDOW
+    batch = batch_current()
+    if batch is not None and fragments_only and not batch.fragments_possible(mailbox_id, keys):
+        return []
+    held = batch.threads_held(mailbox_id) if batch is not None else []
     sql = _FRAGMENT_CANDIDATE_SQL if fragments_only else _ANY_CANDIDATE_SQL
     with connection.cursor() as cursor:
-        cursor.execute(sql, [mailbox_id, keys, incoming.date - WINDOW, SUBJECT_CANDIDATES])
-        return [Candidate(*row) for row in cursor.fetchall()]
+        cursor.execute(sql, [mailbox_id, keys, since, [t.pk for t in held], SUBJECT_CANDIDATES])
+        found = [Candidate(*row) for row in cursor.fetchall()]
+    if not held:
+        return found
+    found += _held_candidates(held, keys=keys, since=since, fragments_only=fragments_only)
+    return sorted(found, key=lambda t: (t.last_message_at, t.pk))[:SUBJECT_CANDIDATES]
+
+
+def _held_candidates(
+    threads: list[Thread], *, keys: list[str], since: datetime, fragments_only: bool
+) -> list[Candidate]:
+    """The threads among ``threads`` (current in memory) that ``_CANDIDATES_SQL`` selects."""
+    return [
+        Candidate(
+            t.pk,
+            t.normalized_subject,
+            t.list_id,
+            t.message_count,
+            t.first_message_at,
+            t.last_message_at,
+            list(t.correspondents),
+        )
+        for t in threads
+        if t.normalized_subject in keys
+        and t.last_message_at is not None
+        and t.last_message_at >= since
+        and (not fragments_only or (t.is_fragment and not t.is_manual))
+    ]
 
 
 def _subject_match(thread: Candidate, incoming: _Incoming) -> bool:
