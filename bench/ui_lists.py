@@ -9,12 +9,13 @@ label. Then prints p50/p95 of
 - the whole view (Django test client: middleware, session, selectors, template) for the same pages;
 - the whole page through the WSGI handler as gunicorn calls it: CPU milliseconds per request (this
   process's time, which other processes on a shared machine barely inflate; the database's is not in it);
-- the inbox over HTTP: gunicorn (sync workers, persistent database connections) serving the WSGI
-  application, with 8 concurrent connections for ``--seconds``, driven by ``wrk`` when it is installed
-  (a C client that leaves the cores to the server) or else by Python threads; as requests per second,
-  with the gunicorn workers' CPU per request and the load average beside it.
+- the inbox over HTTP: gunicorn as production runs it (``gunicorn.conf.py``: gthread workers with
+  keep-alive, persistent database connections) serving the WSGI application, with 8 concurrent
+  keep-alive connections for ``--seconds``, driven by ``wrk`` when it is installed (a C client that
+  leaves the cores to the server) or else by Python threads; as requests per second, with the CPU per
+  request of the gunicorn workers and of the PostgreSQL backends serving them, and the load average.
 
-    .venv/bin/python bench/ui_lists.py [--messages 1000000] [--runs 200] [--seconds 20] [--workers 5]
+    .venv/bin/python bench/ui_lists.py [--messages 1000000] [--runs 200] [--seconds 20] [--workers N] [--threads N]
 """
 
 import argparse
@@ -22,6 +23,7 @@ import http.client
 import io
 import os
 import re
+import runpy
 import shutil
 import statistics
 import subprocess
@@ -193,10 +195,9 @@ def _wsgi_cpu(cookie: str, path: str, query: str, runs: int) -> None:
     )
 
 
-def _children_cpu_seconds(parent: int) -> float:
-    """User + system CPU of ``parent``'s child processes (the gunicorn workers), from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _process_stats() -> dict[int, tuple[int, int]]:
+    """Every process's (parent pid, user + system CPU ticks), from /proc."""
+    stats = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -204,9 +205,34 @@ def _children_cpu_seconds(parent: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == parent:  # ppid
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    return stats
+
+
+def _children_cpu_seconds(parent: int) -> float:
+    """User + system CPU of ``parent``'s child processes (the gunicorn workers)."""
+    return sum(ticks for ppid, ticks in _process_stats().values() if ppid == parent) / os.sysconf("SC_CLK_TCK")
+
+
+def _backends_cpu_seconds(database: str) -> float | None:
+    """User + system CPU of the PostgreSQL backends connected to ``database`` (the workers' persistent
+    connections); ``None`` when the server's processes are not visible from here."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [database])
+        pids = {row[0] for row in cursor.fetchall()}
+    stats = _process_stats()
+    if not pids or not pids <= stats.keys():
+        return None
+    return sum(stats[pid][1] for pid in pids) / os.sysconf("SC_CLK_TCK")
+
+
+def _gunicorn_shape(workers: int | None, threads: int | None) -> str:
+    """How gunicorn runs: ``workers``/``threads`` if given, else what ``gunicorn.conf.py`` says."""
+    config = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    return (
+        f"{workers or config['workers']} {config['worker_class']} workers x {threads or config['threads']} threads, "
+        f"keep-alive {config['keepalive']} s"
+    )
 
 
 def _wrk(port: int, cookie: str, *, clients: int, seconds: float) -> tuple[int, int, str]:
@@ -229,7 +255,8 @@ def _wrk(port: int, cookie: str, *, clients: int, seconds: float) -> tuple[int, 
     return requests, int(bad.group(1)) if bad else 0, f"latency {latency}" + (f"; {errors.group(0)}" if errors else "")
 
 
-def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
+def _serve(database: str, port: int, workers: int | None, threads: int | None) -> subprocess.Popen:
+    """gunicorn with the repository's ``gunicorn.conf.py`` (as production), ``workers``/``threads`` if given."""
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
@@ -241,8 +268,8 @@ def _serve(database: str, port: int, workers: int) -> subprocess.Popen:
         "mailsite.wsgi",
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
+        *(["--workers", str(workers)] if workers else []),
+        *(["--threads", str(threads)] if threads else []),
         "--log-level",
         "warning",
     ]
@@ -299,7 +326,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--workers", type=int, default=5, help="gunicorn sync workers (2 x cores + 1)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
+    parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: gunicorn.conf.py's)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild the bench database")
@@ -351,11 +379,12 @@ def main() -> None:
     _wsgi_cpu(cookie, "/", "", args.runs)
     _wsgi_cpu(cookie, "/", f"older={deep_cursor.encode()}", args.runs)
     connection.close()
-    server = _serve(database, args.port, args.workers)
+    server = _serve(database, args.port, args.workers, args.threads)
     use_wrk = args.load_tool == "wrk" or (args.load_tool == "auto" and shutil.which("wrk"))
     try:
         _load(args.port, cookie, clients=args.clients, seconds=5)  # warm every worker
         load_before, cpu_before = os.getloadavg()[0], _children_cpu_seconds(server.pid)
+        database_before = _backends_cpu_seconds(database)
         if use_wrk:
             ok, errors, latency = _wrk(args.port, cookie, clients=args.clients, seconds=args.seconds)
         else:
@@ -364,17 +393,23 @@ def main() -> None:
             p95 = latencies[int(len(latencies) * 0.95) - 1]
             latency = f"latency p50 {statistics.median(latencies):.1f} ms p95 {p95:.1f} ms"
         worker_cpu = _children_cpu_seconds(server.pid) - cpu_before
+        database_after = _backends_cpu_seconds(database)
     finally:
         server.terminate()
         server.wait(timeout=30)
     print(
-        f"HTTP inbox, gunicorn {args.workers} sync workers, {args.clients} concurrent connections "
+        f"HTTP inbox, gunicorn {_gunicorn_shape(args.workers, args.threads)}, {args.clients} concurrent connections "
         f"({'wrk' if use_wrk else 'Python threads'}), {args.seconds:.0f} s: "
         f"{ok / args.seconds:.0f} requests/s ({errors} errors), {latency}",
         flush=True,
     )
+    database_cpu = (
+        f"PostgreSQL backends' {(database_after - database_before) * 1000 / max(ok, 1):.2f} ms; "
+        if database_before is not None and database_after is not None
+        else ""
+    )
     print(
-        f"  gunicorn workers' CPU {worker_cpu * 1000 / max(ok, 1):.2f} ms per request; load average "
+        f"  CPU per request: gunicorn workers' {worker_cpu * 1000 / max(ok, 1):.2f} ms, {database_cpu}load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (1 min, {os.cpu_count()} cores, shared)",
         flush=True,
     )

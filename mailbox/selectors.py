@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet
+from django.db.models import Exists, F, Max, OuterRef, QuerySet
 
 from mailbox.live import tab_source_tag
 from mailbox.models import Alias, Domain, Label, Mailbox, Message, ThreadLabel
@@ -330,12 +330,13 @@ def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
 
 
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:
-    """Unread threads per label id, counted over the partial index of unread rows: COUNT(*), not of a
-    column, so PostgreSQL answers from the index alone (an index-only scan) once vacuumed."""
-    rows = (
-        ThreadLabel.objects.filter(mailbox=mailbox, unread_count__gt=0).values("label_id").annotate(unread=Count("*"))
-    )
-    return {row["label_id"]: row["unread"] for row in rows}
+    """Unread threads per label id (labels with none left out): the counts PostgreSQL keeps in
+    ``mailbox_label.unread_threads`` as threads are written (migration ``0009_label_unread_threads``)."""
+    with connection.cursor() as db:
+        db.execute(
+            "SELECT id, unread_threads FROM mailbox_label WHERE mailbox_id = %s AND unread_threads > 0", [mailbox.id]
+        )
+        return dict(db.fetchall())
 
 
 def label_get_for_mailbox(*, mailbox: Mailbox, label_id: int) -> Label | None:
@@ -357,9 +358,7 @@ class LabelOverview:
 
 # Read before the rows: an event that lands in between is replayed by the page's catch-up.
 _OVERVIEW_SQL = """
-SELECT l.id, l.mailbox_id, l.name, l.role, l.colour, l.position,
-    (SELECT COUNT(*) FROM mailbox_threadlabel u
-     WHERE u.mailbox_id = %(mailbox)s AND u.label_id = l.id AND u.unread_count > 0) AS unread,
+SELECT l.id, l.mailbox_id, l.name, l.role, l.colour, l.position, l.unread_threads,
     (SELECT MAX(e.id) FROM mailsite_domainevent e WHERE e.mailbox_id = %(mailbox)s) AS latest
 FROM mailbox_label l WHERE l.mailbox_id = %(mailbox)s ORDER BY l.position, l.name
 """
@@ -370,7 +369,7 @@ _OVERVIEW_FIELDS = ["id", "mailbox_id", "name", "role", "colour", "position"]
 
 def label_overview(*, mailbox: Mailbox) -> LabelOverview:
     """The mailbox's labels (``label_list``), their unread counts and the newest event id, in one
-    query. The counts are exact: COUNT(*) per label over the partial index of unread rows."""
+    query. The counts are exact: kept by PostgreSQL as threads are written (``label_unread_counts``)."""
     with connection.cursor() as db:
         db.execute(_OVERVIEW_SQL, {"mailbox": mailbox.id})
         rows = db.fetchall()
