@@ -80,6 +80,6 @@ ALTER TABLE mailbox_label DROP COLUMN unread_threads;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mailbox", "0008_merged_thread")]
+    dependencies = [("mailbox", "0010_message_remote_content")]
 
     operations = [migrations.RunSQL(FORWARD, BACKWARD)]
