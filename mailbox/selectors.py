@@ -331,7 +331,7 @@ def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
 
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:
     """Unread threads per label id (labels with none left out): the counts PostgreSQL keeps in
-    ``mailbox_label.unread_threads`` as threads are written (migration ``0009_label_unread_threads``)."""
+    ``mailbox_label.unread_threads`` as threads are written (migration ``0011_label_unread_threads``)."""
     with connection.cursor() as db:
         db.execute(
             "SELECT id, unread_threads FROM mailbox_label WHERE mailbox_id = %s AND unread_threads > 0", [mailbox.id]
