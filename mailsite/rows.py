@@ -5,8 +5,7 @@ columns, but falls back to a ``VALUES`` row per instance as soon as one column i
 value is an SQL expression (the search documents): a statement of thousands of placeholders that
 Django prepares value by value and psycopg then re-parses on every call, since a statement that
 long is never cached. ``rows_insert`` keeps the short form for those models too: array columns
-travel as JSON, SQL-computed columns are built from per-row inputs in the same statement, and text
-columns travel as one JSON array each (``_JSON_CARRIED``).
+travel as JSON, SQL-computed columns are built from per-row inputs in the same statement.
 """
 
 import json
@@ -32,20 +31,26 @@ class Computed:
     inputs: Sequence[tuple[str, Sequence[Any]]]
 
 
-def rows_insert(
-    *, objs: Sequence[Model], computed: Mapping[str, Computed] | None = None, ids_given: bool = False
-) -> None:
+def rows_insert(*, objs: Sequence[Model], computed: Mapping[str, Computed] | None = None) -> None:
     """INSERT the unsaved instances ``objs`` (all of one model) in one statement and set their
     primary keys, as ``bulk_create`` does (the ids come back in the rows' order, which Django's own
-    UNNEST insert relies on too). ``ids_given``: the instances carry their primary keys already
-    (taken from the sequence beforehand), written as they are.
+    UNNEST insert relies on too). Instances given their primary key already (ids drawn from the
+    sequence beforehand) keep it: then all must have one.
 
     Every concrete column is written from the instance's attribute (defaults are set when the
     instance is built; ``auto_now``/``auto_now_add`` are applied), except those named in
     ``computed``. No signals, no validation: the database's constraints are the check.
     """
     if objs:
-        _insert(objs, computed or {}, conflict="", ids_given=ids_given)
+        _insert(objs, computed or {}, conflict="")
+
+
+def rows_insert_unless_present(*, objs: Sequence[Model]) -> int:
+    """``rows_insert`` with ``ON CONFLICT DO NOTHING``: rows a unique constraint says are there
+    already (or come twice in ``objs``) are skipped. Returns how many were written; sets no
+    primary keys (which instance a returned id belongs to is not known), as
+    ``bulk_create(ignore_conflicts=True)``."""
+    return _insert(objs, {}, conflict=" ON CONFLICT DO NOTHING", returning=False) if objs else 0
 
 
 def row_insert_unless_present(*, obj: Model) -> bool:
@@ -56,15 +61,15 @@ def row_insert_unless_present(*, obj: Model) -> bool:
     return _insert([obj], {}, conflict=" ON CONFLICT DO NOTHING") == 1
 
 
-def _insert(objs: Sequence[Model], computed: Mapping[str, Computed], *, conflict: str, ids_given: bool = False) -> int:
+def _insert(objs: Sequence[Model], computed: Mapping[str, Computed], *, conflict: str, returning: bool = True) -> int:
     """The insert of ``rows_insert``, with ``conflict`` after its SELECT; sets the returned fields of
-    the rows written (in order: with a conflict clause, only for a single row) and counts them."""
+    the rows written (in order: with a conflict clause, only for a single row), unless not
+    ``returning``, and counts them. Fields the database fills in (the id) but the instances carry
+    already are written as given."""
     meta = type(objs[0])._meta
-    fields = [
-        f
-        for f in meta.concrete_fields
-        if (not f.db_returning or (ids_given and f.primary_key)) and f.column not in computed
-    ]
+    returned = [f for f in meta.db_returning_fields if not _given(f, objs)] if returning else []
+    fields = [f for f in meta.concrete_fields if f not in returned and f.column not in computed]
+    fields = [f for f in fields if not f.db_returning or _given(f, objs)]
     sources: list[str] = []
     params: list[Any] = []
     selected: list[str] = []
@@ -84,22 +89,40 @@ def _insert(objs: Sequence[Model], computed: Mapping[str, Computed], *, conflict
         selected.append(expression.sql.format(*names))
     quote = connection.ops.quote_name
     columns = [quote(f.column) for f in fields] + [quote(column) for column in computed]
-    returned = [f for f in meta.db_returning_fields if f not in fields] or [meta.pk]
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - names from the model's meta
         f"SELECT {', '.join(selected)} FROM ROWS FROM ({', '.join(sources)}) "
-        f"AS v({', '.join(f'c{n}' for n in range(len(sources)))}){conflict} "
-        f"RETURNING {', '.join(quote(f.column) for f in returned)}"
+        f"AS v({', '.join(f'c{n}' for n in range(len(sources)))}){conflict}"
     )
+    if returned:
+        sql += f" RETURNING {', '.join(quote(f.column) for f in returned)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    for obj, row in zip(objs, rows, strict=not conflict):
-        for field, value in zip(returned, row, strict=True):
-            setattr(obj, field.attname, value)
-        obj._state.adding = False
-        obj._state.db = connection.alias
-    return len(rows)
+        rows = cursor.fetchall() if returned else []
+        written = len(rows) if returned else cursor.rowcount
+    if returned:
+        for obj, row in zip(objs, rows, strict=not conflict):
+            for field, value in zip(returned, row, strict=True):
+                setattr(obj, field.attname, value)
+            _saved(obj)
+    elif not conflict:
+        for obj in objs:
+            _saved(obj)
+    return written
+
+
+def _saved(obj: Model) -> None:
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def _given(field: Field, objs: Sequence[Model]) -> bool:
+    """Whether the instances carry their own value of a field the database would otherwise fill
+    in (all of them, or none: a mix is a caller's mistake)."""
+    given = [getattr(obj, field.attname) is not None for obj in objs]
+    if any(given) and not all(given):
+        raise ValueError(f"{field}: set on some rows and not others")
+    return all(given)
 
 
 def _column(field: Field, objs: Sequence[Model]) -> tuple[str, list[Any]]:
@@ -108,6 +131,8 @@ def _column(field: Field, objs: Sequence[Model]) -> tuple[str, list[Any]]:
         values = [field.pre_save(obj, True) for obj in objs]
     else:
         values = [getattr(obj, field.attname) for obj in objs]
+    if field.is_relation and None in values:
+        values = [_related_id(field, obj) if value is None else value for obj, value in zip(objs, values, strict=True)]
     if isinstance(field, ArrayField):
         if isinstance(field.base_field, ArrayField):
             raise TypeError(f"{field}: nested arrays are not supported")
@@ -121,6 +146,18 @@ def _column(field: Field, objs: Sequence[Model]) -> tuple[str, list[Any]]:
     if field.choices:
         values = [v.value if isinstance(v, Enum) else v for v in values]
     return "{}", values
+
+
+def _related_id(field: Field, obj: Model) -> Any:
+    """The id of the row a foreign key was given as an instance before that row was saved (the
+    batch's messages, inserted just before their labels), as ``save()`` and ``bulk_create`` take it."""
+    related = field.get_cached_value(obj, default=None)
+    if related is None:
+        return None
+    if related.pk is None:
+        raise ValueError(f"{field}: the related {type(related).__name__} is not saved")
+    setattr(obj, field.attname, related.pk)
+    return related.pk
 
 
 # Texts travel as one JSON array per column rather than as an SQL array: psycopg quotes an array's

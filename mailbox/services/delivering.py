@@ -144,12 +144,12 @@ class DeferredRows:
         rows_insert(objs=self.messages, computed=search_documents_computed(texts=self.documents))
         _participants_create(self.participants)
         _attachments_create(self.attachments)
-        MessageLabel.objects.bulk_create(self.labels)
-        MessageBody.objects.bulk_create(self.bodies)
+        rows_insert(objs=self.labels)
+        rows_insert(objs=self.bodies)
         _thread_labels_add(self.thread_labels)
         contacts_record(correspondents=self.contacts)
         received = [_received_event(message) for message in self.received]
-        DomainEvent.objects.bulk_create([*self.events, *received])
+        rows_insert(objs=[*self.events, *received])
         mailbox_publish_many_on_commit(
             events=[
                 (e.mailbox_id, {"type": "thread.updated", "thread_id": e.payload["thread_id"], "event_id": e.id})
@@ -367,19 +367,21 @@ def _attachments_create(pending: list[tuple[Message, int, Any]]) -> None:
     if not pending:
         return
     blobs = blobs_store(datas=[part.data for _, _, part in pending])
-    Attachment.objects.bulk_create(
-        Attachment(
-            mailbox_id=message.mailbox_id,
-            message=message,
-            blob=blobs[hashlib.sha256(part.data).hexdigest()],
-            filename=part.filename,
-            content_type=part.content_type,
-            size=len(part.data),
-            content_id=part.content_id,
-            is_inline=part.is_inline,
-            position=position,
-        )
-        for message, position, part in pending
+    rows_insert(
+        objs=[
+            Attachment(
+                mailbox_id=message.mailbox_id,
+                message=message,
+                blob=blobs[hashlib.sha256(part.data).hexdigest()],
+                filename=part.filename,
+                content_type=part.content_type,
+                size=len(part.data),
+                content_id=part.content_id,
+                is_inline=part.is_inline,
+                position=position,
+            )
+            for message, position, part in pending
+        ]
     )
 
 

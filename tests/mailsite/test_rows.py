@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from delivery.models import Blob, InboundReceipt
-from mailsite.rows import row_insert_unless_present, rows_insert
+from mailsite.rows import row_insert_unless_present, rows_insert, rows_insert_unless_present
 
 
 def _blob(n: int) -> Blob:
@@ -80,7 +80,7 @@ def test_rows_insert_with_ids_given_writes_those_ids_and_what_bulk_create_writes
         receipt.pk = pk
 
     with CaptureQueriesContext(connection) as queries:
-        rows_insert(objs=ours, ids_given=True)
+        rows_insert(objs=ours)
     InboundReceipt.objects.bulk_create(django)
 
     assert len(queries) == 1
@@ -118,3 +118,38 @@ def test_row_insert_unless_present_writes_a_new_row_once_in_one_statement():
     assert row_insert_unless_present(obj=ours) is True
     django.save()
     assert _columns("one") == _columns("orm")
+
+
+@pytest.mark.django_db
+def test_rows_insert_keeps_ids_drawn_beforehand():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('delivery_blob', 'id')) FROM generate_series(1, 2)")
+        drawn = [row[0] for row in cursor.fetchall()]
+    blobs = [_blob(11), _blob(12)]
+    for blob, pk in zip(blobs, drawn, strict=True):
+        blob.pk = pk
+
+    rows_insert(objs=blobs)
+
+    assert [b.pk for b in blobs] == drawn
+    assert not any(b._state.adding for b in blobs)
+    assert dict(Blob.objects.filter(pk__in=drawn).values_list("pk", "sha256")) == {b.pk: b.sha256 for b in blobs}
+    mixed = [_blob(13), _blob(14)]
+    mixed[0].pk = drawn[0] + 1_000_000
+    with pytest.raises(ValueError, match="some rows and not others"):
+        rows_insert(objs=mixed)
+
+
+@pytest.mark.django_db
+def test_rows_insert_unless_present_skips_rows_there_already_or_twice_in_one_statement():
+    there = _blob(21)
+    rows_insert(objs=[there])
+
+    with CaptureQueriesContext(connection) as queries:
+        written = rows_insert_unless_present(objs=[_blob(21), _blob(22), _blob(23), _blob(22)])
+
+    assert (written, len(queries)) == (2, 1)
+    shas = [_blob(n).sha256 for n in (21, 22, 23)]
+    assert Blob.objects.filter(sha256__in=shas).count() == 3
+    assert Blob.objects.get(sha256=there.sha256).pk == there.pk
+    assert rows_insert_unless_present(objs=[]) == 0

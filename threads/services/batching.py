@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
-from mailsite.rows import rows_insert
+from mailsite.rows import rows_insert, rows_insert_unless_present
 from threads.models import Thread, ThreadMessageId
 
 # A row of the Message-ID map: (message_id, thread_id, seen, sender, is_bulk, subject_anchor).
@@ -182,15 +182,15 @@ class ThreadBatch:
 
     def flush_threads(self) -> None:
         if self.created:
-            # Ids taken from the sequence already; one short statement (bulk_create prepares each value).
-            rows_insert(objs=list(self.created.values()), ids_given=True)
+            # Ids drawn from the sequence already; one short statement (bulk_create prepares each value).
+            rows_insert(objs=list(self.created.values()))
             self.dirty -= set(self.created)
             self.created.clear()
         if self.dirty:
             _summaries_write([self.threads[i] for i in sorted(self.dirty) if i in self.threads])
             self.dirty.clear()
         if self.new_rows:
-            ThreadMessageId.objects.bulk_create(self.new_rows.values(), ignore_conflicts=True)
+            rows_insert_unless_present(objs=list(self.new_rows.values()))
             self.new_rows.clear()
         if self.seen:
             keys = list(self.seen)
