@@ -2,6 +2,8 @@
 
 from email.message import EmailMessage
 
+import pytest
+
 
 def raw_message(
     message_id: str,
@@ -26,3 +28,9 @@ def raw_message(
     if attachment:
         msg.add_attachment(attachment, maintype="application", subtype="pdf", filename="invoice.pdf")
     return bytes(msg)
+
+
+def logged_events(caplog: pytest.LogCaptureFixture) -> dict[str, dict]:
+    """The structlog events the standard library's logging received, by event name (the last of
+    each), with the context variables merged in: what the JSON log lines are rendered from."""
+    return {record.msg["event"]: record.msg for record in caplog.records if isinstance(record.msg, dict)}

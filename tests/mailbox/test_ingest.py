@@ -1,5 +1,6 @@
 """The inbound pipeline from raw bytes to messages: store first, parse later, nothing lost."""
 
+import logging
 import re
 import threading
 from datetime import timedelta
@@ -10,7 +11,6 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection, transaction
 from django.utils import timezone
-from structlog.testing import capture_logs
 
 from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
@@ -22,7 +22,7 @@ from mailbox.services.receiving import receipt_process, receipts_process_batch
 from mailbox.tasks import MAX_ATTEMPTS, receipt_process_task, receipts_process_batch_task, receipts_sweep_task
 from mailsite.celery import app
 from mailsite.models import DomainEvent
-from tests.mail import raw_message
+from tests.mail import logged_events, raw_message
 
 RAW = raw_message("first@example.org", "Quarterly numbers", to="alice@example.test, bob@example.test")
 
@@ -419,16 +419,16 @@ def test_arrivals_outside_a_web_request_get_a_correlation_id_each(mailbox):
 
 
 @pytest.mark.django_db
-def test_parse_logs_carry_the_receipts_correlation_id(mailbox):
+def test_parse_logs_carry_the_receipts_correlation_id(mailbox, caplog):
     alone = _receipt(envelope_recipients=["alice@example.test"], correlation_id="req-alone")
     raws = [raw_message(f"batched-{n}@example.org", f"Batched {n}") for n in range(2)]
     batched = [_receipt(raw=r, envelope_recipients=["alice@example.test"], correlation_id="req-batch") for r in raws]
 
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+    with caplog.at_level(logging.INFO):
         receipt_process(receipt_id=alone.id)
         receipts_process_batch(receipt_ids=[r.id for r in batched])
 
-    events = {event["event"]: event for event in logs}
+    events = logged_events(caplog)
     assert events["inbound.parsed"]["correlation_id"] == "req-alone"
     assert events["inbound.batch_parsed"]["correlation_ids"] == ["req-batch"]
     assert "correlation_id" not in structlog.contextvars.get_contextvars()  # bound for that receipt only

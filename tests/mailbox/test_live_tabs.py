@@ -89,6 +89,7 @@ def test_the_catch_up_leaves_out_the_asking_tabs_own_changes_only(client, mailbo
     assert catch_up(tab=TAB) == {
         "threads": [theirs.thread_id],
         "labels_deleted": [],
+        "labels_changed": [],
         "latest": latest,
         "complete": True,
     }

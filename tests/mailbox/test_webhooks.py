@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import shutil
 import threading
 import uuid
@@ -21,12 +22,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import OperationalError, connection, connections
 from django.test import Client
-from structlog.testing import capture_logs
 
 from delivery.models import Blob, InboundReceipt
 from delivery.selectors import blob_read
@@ -38,6 +37,7 @@ from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_group_name
 from tests.celery_workers import wait_for
 from tests.conftest import requires_redis
+from tests.mail import logged_events
 
 # The private Redis and real worker of the fault tests, reused as fixtures.
 from tests.s3 import CREDENTIALS, REGION, moto_server, s3_client
@@ -810,10 +810,10 @@ def test_the_sweeper_waits_while_the_broker_still_holds_parse_tasks(
 
 
 @pytest.mark.django_db
-def test_the_webhook_requests_id_is_its_receipts_correlation_id(mailbox, other_mailbox):
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+def test_the_webhook_requests_id_is_its_receipts_correlation_id(mailbox, other_mailbox, caplog):
+    with caplog.at_level(logging.INFO):
         assert sendgrid_raw().send().status_code == 200
 
-    received = next(event for event in logs if event["event"] == "inbound.received")
+    received = logged_events(caplog)["inbound.received"]
     assert received["request_id"]
     assert InboundReceipt.objects.get().correlation_id == received["request_id"]
