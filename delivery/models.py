@@ -76,9 +76,11 @@ class InboundReceipt(models.Model):
             ),
         ]
         indexes = [
-            # The sweeper's question: which receipts are still waiting long after their try was due?
+            # The claim's question: which receipts are still waiting, oldest first?
+            models.Index(fields=["received_at"], name="receipt_pending", condition=models.Q(status="received")),
+            # The sweeper's: which are still waiting long after their try was due?
             models.Index(
-                Coalesce("retry_at", "received_at"), name="receipt_pending", condition=models.Q(status="received")
+                Coalesce("retry_at", "received_at"), name="receipt_overdue", condition=models.Q(status="received")
             ),
             models.Index(fields=["status", "-received_at"], name="receipt_status_recent"),
             # Admin's unknown-recipient filter: the few receipts that have any, newest first.

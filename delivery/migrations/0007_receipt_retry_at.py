@@ -10,10 +10,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name="inboundreceipt",
-            name="receipt_pending",
-        ),
         migrations.AddField(
             model_name="inboundreceipt",
             name="retry_at",
@@ -24,7 +20,7 @@ class Migration(migrations.Migration):
             index=models.Index(
                 django.db.models.functions.comparison.Coalesce("retry_at", "received_at"),
                 condition=models.Q(("status", "received")),
-                name="receipt_pending",
+                name="receipt_overdue",
             ),
         ),
     ]
