@@ -6,7 +6,6 @@ Addresses are kept exactly as typed: checking them (``recipients_check``) report
 never rewrites or drops what the user wrote.
 """
 
-import html
 import os
 import re
 import unicodedata
@@ -27,6 +26,7 @@ from markdown_it import MarkdownIt
 
 from delivery.services import blob_store_file
 from mailbox.models import Attachment, Draft, DraftAttachment, Mailbox, Message, Participant
+from mailbox.rendering.plaintext import html_to_text
 from mailbox.selectors_drafts import own_addresses
 from mailbox.services.sending import OutgoingMail, message_send, message_send_cancel
 
@@ -166,8 +166,7 @@ def original_text(message: Message) -> str:
         return ""
     if body.text.strip():
         return body.text
-    # No tags kept: what remains is the text, with entities still escaped.
-    return html.unescape(nh3.clean(body.html, tags=set(), clean_content_tags={"script", "style", "head", "title"}))
+    return html_to_text(body.html)
 
 
 def quote_block(message: Message) -> str:

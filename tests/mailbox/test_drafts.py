@@ -191,6 +191,23 @@ def test_reply_to_an_html_only_message_quotes_its_text(mailbox):
 
 
 @pytest.mark.django_db
+def test_reply_to_an_html_only_message_keeps_its_lines(mailbox):
+    html = "<div>Hello Bob,</div><p>Line one</p><p>Line two<br>Line three</p><style>p {color: red}</style>"
+    source = deliver(mailbox, text="", html=html)
+    draft = draft_create(mailbox=mailbox, mode=Draft.Mode.REPLY, source=source)
+    quoted = [line for line in draft.body.split("\n") if line.startswith("> ")]
+    assert quoted == ["> Hello Bob,", "> Line one", "> Line two", "> Line three"]
+    assert "color" not in draft.body
+
+
+@pytest.mark.django_db
+def test_forward_of_an_html_only_message_keeps_its_lines(mailbox):
+    source = deliver(mailbox, text="", html="<p>First &lt;para&gt;</p><ul><li>one</li><li>two</li></ul>")
+    draft = draft_create(mailbox=mailbox, mode=Draft.Mode.FORWARD, source=source)
+    assert "\n\nFirst <para>\n\n- one\n- two\n" in draft.body
+
+
+@pytest.mark.django_db
 def test_forward_carries_headers_and_attachments_without_copying(mailbox):
     source = deliver(mailbox, cc="Erin <erin@example.org>", attachment=b"%PDF-1.4 forwarded")
     draft = draft_create(mailbox=mailbox, mode=Draft.Mode.FORWARD, source=source)
