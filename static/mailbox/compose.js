@@ -123,6 +123,17 @@
     });
   });
 
+  // Enter in a one-line field saves in the background and stays: it must not reach the form's
+  // implicit submission (the hidden Save draft button without this file). Address fields handle
+  // their own Enter first (see attachSuggestions).
+  form.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || event.defaultPrevented || event.isComposing) return;
+    var target = event.target;
+    if (target.tagName !== "INPUT" || /^(file|submit|button|reset|image)$/.test(target.type)) return;
+    event.preventDefault();
+    saveNow();
+  });
+
   // --- Attachments ----------------------------------------------------------------------------
 
   function uploadRow(file) {
@@ -292,14 +303,18 @@
       suggestTimer = setTimeout(suggest, SUGGEST_DELAY_MS);
     });
     input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.isComposing) {
+        // Enter accepts the highlighted suggestion, else the address as typed; it never submits.
+        event.preventDefault();
+        if (!list.hidden && active >= 0) choose(list.querySelectorAll("[role=option]")[active].dataset.value);
+        else if (lastToken(input.value)) choose(lastToken(input.value));
+        else close();
+        return;
+      }
       if (list.hidden) return;
       if (event.key === "ArrowDown") { event.preventDefault(); highlight(active + 1); }
       else if (event.key === "ArrowUp") { event.preventDefault(); highlight(active - 1); }
       else if (event.key === "Escape") { close(); }
-      else if (event.key === "Enter" && active >= 0) {
-        event.preventDefault();
-        choose(list.querySelectorAll("[role=option]")[active].dataset.value);
-      }
     });
     input.addEventListener("blur", function () { setTimeout(close, 100); });
   }

@@ -5,6 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
+from delivery.models import OutboundDelivery
 from mailbox.models import Draft
 from mailbox.services import message_import_raw
 from mailbox.services.contacts import contact_record
@@ -135,3 +136,71 @@ def test_autocomplete_suggests_a_contact(page, tripwire, mailbox, request):
     expect(to).to_have_value("erin@example.org, Carol Jones <carol@example.org>, ")
     expect(option).to_be_hidden()
     assert tripwire.console_errors == []
+
+
+def _nothing_sent() -> bool:
+    return not OutboundDelivery.objects.exists()
+
+
+def test_enter_in_a_one_line_field_neither_sends_nor_removes_an_attachment(page, tripwire, mailbox, request):
+    log_in(page, mailbox.address)
+    page.goto("/compose/")
+    page.get_by_label("To", exact=True).fill("dave@example.org")
+    page.get_by_label("Subject").fill("Enter is not Send")
+    page.get_by_label("Attach files").set_input_files(
+        {"name": "keep.pdf", "mimeType": "application/pdf", "buffer": b"%PDF"}
+    )
+    expect(page.get_by_role("button", name="Remove keep.pdf")).to_be_visible()
+
+    page.get_by_label("Subject").press("Enter")
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved"))
+    page.get_by_label("To", exact=True).press("Enter")
+    # The typed address is accepted as an entry, as a chosen suggestion would be.
+    expect(page.get_by_label("To", exact=True)).to_have_value("dave@example.org, ")
+    page.get_by_label("Cc", exact=True).fill("erin@example.org")
+    page.get_by_label("Cc", exact=True).press("Enter")
+    expect(page.get_by_label("Cc", exact=True)).to_have_value("erin@example.org, ")
+    page.get_by_label("Bcc", exact=True).press("Enter")
+
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved"))
+    page.wait_for_url(DRAFT_URL)
+    expect(page.locator("#attachment-list li", has_text="keep.pdf")).to_be_visible()
+    draft = off_loop(Draft.objects.get, mailbox=mailbox)
+    assert draft.subject == "Enter is not Send"
+    assert off_loop(lambda: list(draft.attachments.values_list("filename", flat=True))) == ["keep.pdf"]
+    assert off_loop(_nothing_sent)
+    screenshot(page, request.node.name, "after-enter")
+    assert tripwire.console_errors == []
+
+
+def test_without_javascript_enter_saves_the_draft(chromium_browser, asgi_server, mailbox, request):
+    context = chromium_browser.new_context(base_url=asgi_server, java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        log_in(page, mailbox.address)
+        page.goto("/compose/")
+        page.get_by_label("To", exact=True).fill("dave@example.org")
+        page.get_by_label("Subject").fill("No script here")
+        page.get_by_label("Attach files").set_input_files(
+            {"name": "keep.pdf", "mimeType": "application/pdf", "buffer": b"%PDF"}
+        )
+        page.get_by_label("Subject").press("Enter")
+        page.wait_for_url(DRAFT_URL)
+        expect(page.get_by_text("Draft saved.")).to_be_visible()
+        expect(page.locator("#attachment-list li", has_text="keep.pdf")).to_be_visible()
+
+        # Now Remove comes before Send in the form: Enter must still only save.
+        page.get_by_label("Subject").fill("No script here, still")
+        page.get_by_label("Subject").press("Enter")
+        expect(page.get_by_label("Subject")).to_have_value("No script here, still")
+        page.get_by_label("To", exact=True).press("Enter")
+        expect(page.get_by_text("Draft saved.")).to_be_visible()
+        expect(page.locator("#attachment-list li", has_text="keep.pdf")).to_be_visible()
+        draft = off_loop(Draft.objects.get, mailbox=mailbox)
+        assert draft.subject == "No script here, still"
+        assert off_loop(lambda: draft.attachments.count()) == 1
+        assert off_loop(_nothing_sent)
+        screenshot(page, request.node.name, "saved")
+    finally:
+        context.close()
