@@ -40,6 +40,8 @@ class ThreadActionForm(_SelectedThreadsForm):
     action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
     label = forms.IntegerField(required=False, min_value=1)
     current = forms.CharField(required=False, max_length=20)
+    # Delete forever and Empty Trash act only with it; without, the view asks first.
+    confirm = forms.BooleanField(required=False)
 
     def clean(self) -> dict:
         data = super().clean()

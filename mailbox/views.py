@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from mailbox import selectors
+from mailbox import selectors, selectors_deleting
 from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMergeForm
 from mailbox.live import tab_id_clean
 from mailbox.models import Label, Mailbox
@@ -243,6 +243,8 @@ def threads_action(request: HttpRequest) -> HttpResponse:
         error = " ".join(str(e) for errors in form.errors.values() for e in errors)
         return _action_answer(request, form.safe_next(fallback), error=error or "That action could not be done.")
     data = form.cleaned_data
+    if data["action"] in bulk.IRREVERSIBLE and not data["confirm"]:
+        return _confirm_delete(request, mailbox, form)
     label = _label_or_404(mailbox, data.get("label"))
     current_view = selectors.thread_list_view_get(mailbox=mailbox, key=data.get("current") or "")
     try:
@@ -262,6 +264,46 @@ def threads_action(request: HttpRequest) -> HttpResponse:
         request.session.pop(UNDO_SESSION_KEY, None)
         messages.info(request, f"{ACTION_DONE[data['action']]}." if result.changed else "Nothing changed.")
     return _action_answer(request, form.safe_next(fallback), undo=result.undo is not None)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _render_confirm(request: HttpRequest, mailbox: Mailbox, **context: Any) -> HttpResponse:
+    """The page that asks before an irreversible action: ``heading``, ``detail``, ``action_url``,
+    the hidden ``fields`` to post again (with confirm=1), ``confirm_text`` and ``cancel_url``."""
+    return render(request, "mailbox/confirm.html", {"mailbox": mailbox, **context}, using="jinja2")
+
+
+def _confirm_delete(request: HttpRequest, mailbox: Mailbox, form: ThreadActionForm) -> HttpResponse:
+    """Delete forever / Empty Trash not yet confirmed: say how much would go and ask; nothing is
+    deleted. Straight back when there is nothing to delete."""
+    data, next_url = form.cleaned_data, form.safe_next(reverse("inbox"))
+    if data["action"] == "empty_trash":
+        scope = selectors_deleting.trash_deletion_scope(mailbox=mailbox)
+        heading, confirm_text = "Empty Trash?", "Empty Trash"
+    else:
+        scope = selectors_deleting.threads_deletion_scope(mailbox=mailbox, thread_ids=data["thread"])
+        heading, confirm_text = "Delete forever?", "Delete forever"
+    if not scope.messages:
+        messages.info(request, "Nothing to delete.")
+        return _action_answer(request, next_url)
+    if _wants_json(request):
+        return _action_answer(request, next_url, error="Deleting forever needs a confirmation.")
+    fields = [("action", data["action"]), ("next", next_url), ("current", data["current"])]
+    fields += [("thread", str(thread_id)) for thread_id in data["thread"]]
+    detail = f"{_plural(scope.threads, 'conversation')} ({_plural(scope.messages, 'message')}) will be deleted forever."
+    return _render_confirm(
+        request,
+        mailbox,
+        heading=heading,
+        detail=detail,
+        action_url=reverse("threads_action"),
+        fields=fields,
+        confirm_text=confirm_text,
+        cancel_url=next_url,
+    )
 
 
 def _action_answer(request: HttpRequest, next_url: str, *, error: str = "", undo: bool = False) -> HttpResponse:
@@ -421,6 +463,18 @@ def label_edit(request: HttpRequest, label_id: int) -> HttpResponse:
 def label_delete(request: HttpRequest, label_id: int) -> HttpResponse:
     mailbox = _mailbox(request)
     label = _label_or_404(mailbox, label_id)
+    if request.POST.get("confirm") != "1" and not label.is_system:
+        count = selectors_deleting.label_thread_count(mailbox=mailbox, label=label)
+        return _render_confirm(
+            request,
+            mailbox,
+            heading=f"Delete the label “{label.name}”?",
+            detail=f"It comes off {_plural(count, 'conversation')}; the conversations themselves stay.",
+            action_url=reverse("label_delete", args=[label.id]),
+            fields=[],
+            confirm_text="Delete label",
+            cancel_url=reverse("labels"),
+        )
     try:
         preferences.user_label_delete(label=label)
     except ValidationError as exc:

@@ -190,6 +190,8 @@ def test_a_label_deleted_in_one_tab_leaves_the_other_tabs_live(page, tripwire, m
     labels_tab.goto("/labels/")
 
     labels_tab.get_by_role("button", name="Delete “Finance”").click()
+    expect(labels_tab.get_by_text("It comes off 1 conversation")).to_be_visible()
+    labels_tab.get_by_role("button", name="Delete label").click()
     expect(labels_tab.get_by_role("status")).to_contain_text("Label “Finance” deleted.")
 
     expect(sidebar.get_by_role("link", name="Finance")).to_have_count(0)

@@ -77,7 +77,8 @@ def _press(client, forms: _Forms, button: str, **choose: str):
     for name, value, tag in form["fields"]:
         data.setdefault(name, []).append(choose.get(name, value) if tag == "select" else value)
     name, value = form["buttons"][button]
-    data.setdefault(name, []).append(value)
+    if name:
+        data.setdefault(name, []).append(value)
     return client.post(form["attrs"]["action"], data)
 
 
@@ -138,7 +139,13 @@ def test_trash_offers_restore_and_delete_forever(client, mailbox):
 
     messages_trash(mailbox=mailbox, message_ids=[message.id])
     _, forms = _page(client, message.thread_id, back=reverse("label", args=[trash.id]))
-    _press(client, forms, "Delete forever")
+    confirmation = _press(client, forms, "Delete forever")
+    assert Message.objects.filter(pk=message.id).exists()  # not before it is confirmed
+    forms = _Forms()
+    forms.feed(confirmation.content.decode())
+    assert "1 conversation (1 message) will be deleted forever." in confirmation.content.decode()
+    response = _press(client, forms, "Delete forever")
+    assert response["Location"] == reverse("label", args=[trash.id])
     assert not Message.objects.filter(pk=message.id).exists()
 
 

@@ -119,13 +119,76 @@ def test_trash_restore_delete_forever_and_empty_trash(client, mailbox):
     _post(client, action="restore", thread=[restored.id])
     assert _labels_of(restored) == {"Inbox"}
 
-    _post(client, action="delete_forever", thread=[deleted.id])
+    _post(client, action="delete_forever", thread=[deleted.id], confirm="1")
     assert not Thread.objects.filter(pk=deleted.id).exists()
-    _post(client, action="empty_trash")
+    _post(client, action="empty_trash", confirm="1")
     assert not Thread.objects.filter(pk=emptied.id).exists()
     assert Thread.objects.filter(pk=restored.id).exists()
     assert not MessageLabel.objects.filter(mailbox=mailbox, label__role=Label.Role.TRASH).exists()
     _consistent(mailbox)
+
+
+@pytest.mark.django_db
+def test_delete_forever_without_confirm_only_asks(client, mailbox):
+    doomed = _thread(mailbox, "d", replies=2, roles=(Label.Role.TRASH,))
+    other = _thread(mailbox, "o", roles=(Label.Role.TRASH,))
+    client.force_login(mailbox.user)
+    trash = Label.objects.get(mailbox=mailbox, role=Label.Role.TRASH)
+    back = reverse("label", args=[trash.id])
+
+    response = client.post(
+        reverse("threads_action"), {"action": "delete_forever", "thread": [doomed.id], "next": back, "current": "trash"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "1 conversation (3 messages) will be deleted forever. This cannot be undone." in page
+    assert '<input type="hidden" name="confirm" value="1">' in page
+    assert f'<input type="hidden" name="thread" value="{doomed.id}">' in page
+    assert f'<input type="hidden" name="next" value="{back}">' in page
+    assert f'<a href="{back}">Cancel</a>' in page
+    assert Message.objects.filter(thread_id=doomed.id).count() == 3
+
+    response = _post(client, action="delete_forever", thread=[doomed.id], confirm="1")
+    assert response.status_code == 302
+    assert not Thread.objects.filter(pk=doomed.id).exists()
+    assert Thread.objects.filter(pk=other.id).exists()
+
+
+@pytest.mark.django_db
+def test_empty_trash_without_confirm_only_asks(client, mailbox):
+    for key in ("a", "b"):
+        _thread(mailbox, key, replies=1, roles=(Label.Role.TRASH,))
+    kept = _thread(mailbox, "kept")
+    client.force_login(mailbox.user)
+
+    response = _post(client, action="empty_trash")
+    assert response.status_code == 200
+    assert "2 conversations (4 messages) will be deleted forever." in response.content.decode()
+    assert Message.objects.filter(mailbox=mailbox).count() == 5
+
+    _post(client, action="empty_trash", confirm="1")
+    assert list(Message.objects.filter(mailbox=mailbox).values_list("thread_id", flat=True)) == [kept.id]
+
+
+@pytest.mark.django_db
+def test_an_unconfirmed_delete_asked_for_json_is_refused(client, mailbox):
+    thread = _thread(mailbox, "t", roles=(Label.Role.TRASH,))
+    client.force_login(mailbox.user)
+    response = client.post(
+        reverse("threads_action"), {"action": "delete_forever", "thread": [thread.id]}, HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "Deleting forever needs a confirmation."
+    assert Thread.objects.filter(pk=thread.id).exists()
+
+
+@pytest.mark.django_db
+def test_nothing_to_delete_goes_straight_back(client, mailbox):
+    _thread(mailbox, "inbox")
+    client.force_login(mailbox.user)
+    response = _post(client, action="empty_trash", next="/")
+    assert (response.status_code, response.url) == (302, "/")
+    assert Message.objects.filter(mailbox=mailbox).count() == 1
 
 
 @pytest.mark.django_db
@@ -143,8 +206,8 @@ def test_another_mailboxs_threads_are_never_touched(client, mailbox, other_mailb
     client.force_login(mailbox.user)
 
     for action in ("archive", "trash", "delete_forever", "read", "star", "spam"):
-        _post(client, action=action, thread=[theirs.id])
-    _post(client, action="empty_trash")
+        _post(client, action=action, thread=[theirs.id], confirm="1")
+    _post(client, action="empty_trash", confirm="1")
 
     assert _labels_of(theirs) == {"Inbox"}
     assert not Message.objects.filter(thread_id=theirs.id, is_read=True).exists()

@@ -5,8 +5,11 @@ import re
 import pytest
 from django.urls import reverse
 
-from mailbox.models import Label, Mailbox
+from mailbox.models import Label, Mailbox, Message
+from mailbox.services import message_import_raw
+from mailbox.services.flags import messages_label_add
 from mailbox.services.preferences import user_label_create, user_label_delete
+from tests.mail import raw_message
 
 
 @pytest.mark.django_db
@@ -25,8 +28,31 @@ def test_create_rename_recolour_and_delete_a_label(client, mailbox):
     label.refresh_from_db()
     assert (label.name, label.colour) == ("Bills", "#d93025")
 
-    client.post(reverse("label_delete", args=[label.id]))
+    client.post(reverse("label_delete", args=[label.id]), {"confirm": "1"})
     assert not Label.objects.filter(pk=label.id).exists()
+
+
+@pytest.mark.django_db
+def test_deleting_a_label_asks_first_and_says_how_many_conversations_carry_it(client, mailbox):
+    label = user_label_create(mailbox=mailbox, name="Receipts")
+    raw = raw_message("r1@x", "Receipt", to=mailbox.address)
+    message = message_import_raw(mailbox=mailbox, raw=raw, source_tag="test").message
+    messages_label_add(mailbox=mailbox, message_ids=[message.id], label=label)
+    client.force_login(mailbox.user)
+
+    response = client.post(reverse("label_delete", args=[label.id]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Delete the label “Receipts”?" in page
+    assert "It comes off 1 conversation; the conversations themselves stay." in page
+    assert '<input type="hidden" name="confirm" value="1">' in page
+    assert f'action="{reverse("label_delete", args=[label.id])}"' in page
+    assert Label.objects.filter(pk=label.id).exists()
+
+    response = client.post(reverse("label_delete", args=[label.id]), {"confirm": "1"})
+    assert response.url == reverse("labels")
+    assert not Label.objects.filter(pk=label.id).exists()
+    assert Message.objects.filter(pk=message.id).exists()
 
 
 @pytest.mark.django_db
@@ -109,7 +135,7 @@ def test_a_tab_that_missed_a_label_deletion_learns_it_when_catching_up(client, m
     theirs = user_label_create(mailbox=other_mailbox, name="Theirs")
     user_label_delete(label=theirs)
 
-    client.post(reverse("label_delete", args=[gone.id]))
+    client.post(reverse("label_delete", args=[gone.id]), {"confirm": "1"})
 
     answer = client.get(reverse("events_since"), {"after": after}).json()
     assert answer["labels_deleted"] == [gone.id]
@@ -127,7 +153,7 @@ def test_a_tab_that_missed_label_changes_learns_them_when_catching_up(client, ma
 
     client.post(reverse("labels"), {"name": "New", "colour": ""})
     client.post(reverse("label_edit", args=[kept.id]), {f"l{kept.id}-name": "Renamed", f"l{kept.id}-colour": "#d93025"})
-    client.post(reverse("label_delete", args=[gone.id]))
+    client.post(reverse("label_delete", args=[gone.id]), {"confirm": "1"})
 
     answer = client.get(reverse("events_since"), {"after": after}).json()
     new = Label.objects.get(mailbox=mailbox, name="New")

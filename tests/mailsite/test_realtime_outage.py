@@ -21,7 +21,7 @@ def test_a_change_whose_live_update_cannot_be_published_still_succeeds(mailbox, 
     client = Client(raise_request_exception=False)
     client.force_login(mailbox.user)
 
-    response = client.post(reverse("label_delete", args=[label.id]))
+    response = client.post(reverse("label_delete", args=[label.id]), {"confirm": "1"})
 
     assert (response.status_code, response.url) == (302, reverse("labels"))
     assert not Label.objects.filter(pk=label.id).exists()
