@@ -20,6 +20,9 @@
   function refreshToolbar() {
     if (!bulk) { return; }
     var count = selected().length;
+    // On a narrow screen, CSS shows the actions only once something is selected.
+    bulk.classList.add("collapsible");
+    bulk.classList.toggle("has-selection", count > 0);
     bulk.querySelectorAll("button[name=action]").forEach(function (b) {
       if (!b.classList.contains("always")) { b.disabled = count < Number(b.dataset.min || 1); }
     });
