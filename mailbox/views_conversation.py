@@ -282,11 +282,12 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         )
         for m in messages
     ]
+    back = local_path(request.GET.get("back", ""))
     actions = thread_actions_for(
         thread=conversation.thread,
         label_ids=conversation.label_ids,
         labels=selectors.label_list(mailbox=mailbox),
-        back=local_path(request.GET.get("back", "")),
+        back=back,
         inbox_url=reverse("inbox"),
         url=reverse("thread_detail", args=[thread_id]),
     )
@@ -295,7 +296,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "thread": conversation.thread,
         "cards": cards,
         "actions": actions,
-        "neighbours": _neighbour_urls(mailbox, actions, thread_id, back=local_path(request.GET.get("back", ""))),
+        "neighbours": _neighbour_urls(mailbox, actions, thread_id, back=back),
         "compose_url": reverse("compose"),  # once, not three times a message
         "unread_ids": ",".join(map(str, unread)),
         "latest_event_id": latest_event_id,
