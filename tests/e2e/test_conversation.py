@@ -283,7 +283,7 @@ def test_j_and_k_step_through_the_list_and_shift_i_marks_read(page, tripwire, ma
     _wait_until(lambda: Thread.objects.get(pk=newest).unread_count == 0)
     off_loop(messages_mark_read, mailbox=mailbox, message_ids=_message_ids(newest), is_read=False)
     page.keyboard.press("Shift+I")
-    expect(page.get_by_text("Marked as read")).to_be_visible()
+    expect(page.get_by_text("Marked as read")).to_be_visible(timeout=20_000)
     assert page.url.endswith(f"/t/{newest}/")
     assert Thread.objects.get(pk=newest).unread_count == 0
     assert tripwire.console_errors == []
@@ -293,7 +293,7 @@ def _message_ids(thread_id: int) -> list[int]:
     return list(Message.objects.filter(thread_id=thread_id).values_list("id", flat=True))
 
 
-def _wait_until(condition, timeout: float = 10) -> None:
+def _wait_until(condition, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
