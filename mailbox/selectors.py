@@ -241,6 +241,38 @@ def thread_list(
     )
 
 
+# The rows either side of a thread in a list, on the list's keyset index: one index probe each way.
+_NEIGHBOURS_SQL = """
+WITH here AS (SELECT {stamp} AS stamp, {ident} AS ident FROM {source} AND {ident} = %(thread)s)
+SELECT
+    (SELECT {ident} FROM {source} AND ({stamp}, {ident}) > (SELECT stamp, ident FROM here)
+     ORDER BY {stamp} ASC, {ident} ASC LIMIT 1),
+    (SELECT {ident} FROM {source} AND ({stamp}, {ident}) < (SELECT stamp, ident FROM here)
+     ORDER BY {stamp} DESC, {ident} DESC LIMIT 1)
+"""
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    newer: int | None  # the thread above in the list (``k``), if any
+    older: int | None  # the thread below (``j``)
+
+
+def thread_neighbours(*, mailbox: Mailbox, view: ThreadListView, thread_id: int) -> Neighbours:
+    """The threads just newer and just older than ``thread_id`` in ``view``, by the list's keyset,
+    in one query; none when the thread is not in the list. Search results have no stored order to
+    step through: none either."""
+    if view.kind == "search":
+        return Neighbours(newer=None, older=None)
+    kind = "label" if view.label is not None else view.kind
+    source, (stamp, ident) = _LIST_SOURCES[kind]
+    params = {"mailbox": mailbox.id, "label": view.label.id if view.label is not None else None, "thread": thread_id}
+    with connection.cursor() as db:
+        db.execute(_NEIGHBOURS_SQL.format(source=source, stamp=stamp, ident=ident), params)
+        newer, older = db.fetchone()
+    return Neighbours(newer=newer, older=older)
+
+
 def thread_list_for_label(*, mailbox: Mailbox, label: Label, older_than: Cursor | None = None) -> ThreadPage:
     """One page of a label's threads, newest first, by keyset on the label's thread index."""
     return thread_list(mailbox=mailbox, view=ThreadListView(kind="label", label=label), older_than=older_than)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mailbox.models import Label
 from mailbox.navigation import back_query, list_from_path
+from mailbox.selectors import ThreadListView
 from threads.models import Thread
 
 
@@ -21,6 +22,7 @@ class ThreadActions:
     back_name: str
     current: str  # that list's key: what Move takes the thread out of
     here: str  # the conversation's own URL, for the actions that stay on it
+    view: ThreadListView | None  # the list it was opened from (``None``: no list of this mailbox)
 
 
 def thread_actions_for(
@@ -47,6 +49,7 @@ def thread_actions_for(
         back_name=view.name if view is not None else "Back",
         current=view.key if view is not None else "",
         here=url + (back_query(back) if back else ""),
+        view=view,
     )
 
 

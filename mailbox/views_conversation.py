@@ -30,7 +30,7 @@ from delivery.selectors import (
 from mailbox import selectors, selectors_conversation
 from mailbox.live import TAB_HEADER, tab_id_clean
 from mailbox.models import Attachment, Mailbox, Message, Participant
-from mailbox.navigation import local_path
+from mailbox.navigation import back_query, local_path
 from mailbox.parsing.calendar import CalendarEvent
 from mailbox.rendering.body import render_body
 from mailbox.rendering.urls import (
@@ -49,7 +49,7 @@ from mailbox.services.images import (
     proxy_token_url,
     remote_images_always_for_sender,
 )
-from mailbox.thread_actions import thread_actions_for
+from mailbox.thread_actions import ThreadActions, thread_actions_for
 from mailbox.views import UNDO_NOTICE_KEY, UNDO_SESSION_KEY
 
 # Attachment types we label as such; anything else is sent as opaque bytes.
@@ -282,11 +282,12 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         )
         for m in messages
     ]
+    back = local_path(request.GET.get("back", ""))
     actions = thread_actions_for(
         thread=conversation.thread,
         label_ids=conversation.label_ids,
         labels=selectors.label_list(mailbox=mailbox),
-        back=local_path(request.GET.get("back", "")),
+        back=back,
         inbox_url=reverse("inbox"),
         url=reverse("thread_detail", args=[thread_id]),
     )
@@ -295,6 +296,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "thread": conversation.thread,
         "cards": cards,
         "actions": actions,
+        "neighbours": _neighbour_urls(mailbox, actions, thread_id, back=back),
         "compose_url": reverse("compose"),  # once, not three times a message
         "unread_ids": ",".join(map(str, unread)),
         "latest_event_id": latest_event_id,
@@ -302,6 +304,20 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "can_undo": UNDO_SESSION_KEY in request.session,
     }
     return render(request, "mailbox/thread_detail.html", context, using="jinja2")
+
+
+def _neighbour_urls(mailbox: Mailbox, actions: ThreadActions, thread_id: int, *, back: str | None) -> dict[str, str]:
+    """The conversations above and below this one in the list it came from ("newer", "older"),
+    opened with the same ``?back=`` so that j/k keep stepping through that list."""
+    if actions.view is None:
+        return {}
+    found = selectors.thread_neighbours(mailbox=mailbox, view=actions.view, thread_id=thread_id)
+    suffix = back_query(back) if back else ""
+    return {
+        name: reverse("thread_detail", args=[neighbour]) + suffix
+        for name, neighbour in (("newer", found.newer), ("older", found.older))
+        if neighbour is not None
+    }
 
 
 def _merged_away_or_404(request: HttpRequest, mailbox: Mailbox, thread_id: int) -> HttpResponse:

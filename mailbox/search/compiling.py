@@ -15,8 +15,10 @@ _PHRASE = f"phraseto_tsquery('{TEXT_SEARCH_CONFIG}', %s)"
 # tsquery has no function to restrict a phrase to a weight; rewrite its text form, whose lexemes
 # are always single-quoted (inner quotes doubled), appending the weight to each: 'a' <-> 'b' → 'a':A <-> 'b':A.
 _WEIGHTED_PHRASE = "regexp_replace(" + _PHRASE + "::text, '''(?:[^'']|'''')*''', '\\&:{weight}', 'g')::tsquery"
-_TEXT_WEIGHTS = {"subject": "A"}
-_ADDRESS_WEIGHTS = {"from": "A", "to": "B", "cc": "C"}
+# The weights indexing gives each part of the documents: attachment file names are C of
+# ``search_document``, Bcc addresses D of ``address_document``.
+_TEXT_WEIGHTS = {"subject": "A", "filename": "C"}
+_ADDRESS_WEIGHTS = {"from": "A", "to": "B", "cc": "C", "bcc": "D"}
 _LABEL_EXISTS = (
     "EXISTS (SELECT 1 FROM mailbox_messagelabel ml JOIN mailbox_label l ON l.id = ml.label_id"
     " WHERE ml.message_id = m.id AND ml.mailbox_id = %s AND l.mailbox_id = %s AND {test})"
@@ -119,6 +121,8 @@ def _term(term: Term, mailbox: Mailbox) -> tuple[str, list]:
     field, value = term.field, term.value
     if isinstance(value, datetime):
         return ("m.date < %s" if field == "before" else "m.date >= %s"), [value]
+    if field in ("larger", "smaller"):
+        return ("m.size > %s" if field == "larger" else "m.size < %s"), [value]
     if field == "text":
         return f"m.search_document @@ {_PHRASE}", [search_text(value)]
     if field in _TEXT_WEIGHTS:

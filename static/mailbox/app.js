@@ -20,6 +20,9 @@
   function refreshToolbar() {
     if (!bulk) { return; }
     var count = selected().length;
+    // On a narrow screen, CSS shows the actions only once something is selected.
+    bulk.classList.add("collapsible");
+    bulk.classList.toggle("has-selection", count > 0);
     bulk.querySelectorAll("button[name=action]").forEach(function (b) {
       if (!b.classList.contains("always")) { b.disabled = count < Number(b.dataset.min || 1); }
     });
@@ -238,12 +241,10 @@
     var current = cursorRow() || (document.activeElement && document.activeElement.closest && document.activeElement.closest("li.thread"));
     return current ? [current] : [];
   }
-  function act(action) {
-    var chosen = targets();
-    if (!bulk || !chosen.length) { return; }
+  function post(url, action, threadIds, next) {
     var form = document.createElement("form");
     form.setAttribute("method", "post");
-    form.setAttribute("action", bulk.getAttribute("action"));
+    form.setAttribute("action", url);
     form.className = "hidden";
     function field(name, value) {
       var input = document.createElement("input");
@@ -252,10 +253,28 @@
     field("csrfmiddlewaretoken", csrfToken());
     field("action", action);
     field("current", listKey);
-    field("next", window.location.pathname + window.location.search);
-    chosen.forEach(function (row) { field("thread", row.dataset.thread); });
+    field("next", next);
+    threadIds.forEach(function (id) { field("thread", id); });
     document.body.appendChild(form);
     form.submit();
+  }
+  function act(action) {
+    var chosen = targets();
+    if (!bulk || !chosen.length) { return; }
+    var ids = chosen.map(function (row) { return row.dataset.thread; });
+    post(bulk.getAttribute("action"), action, ids, window.location.pathname + window.location.search);
+  }
+  // In a conversation: an action on its thread that stays on the page (the Star form's target).
+  function actHere(action) {
+    var stay = document.querySelector(".thread-actions.stay");
+    if (!stay) { return; }
+    var thread = stay.querySelector("input[name=thread]").value;
+    post(stay.getAttribute("action"), action, [thread], stay.querySelector("input[name=next]").value);
+  }
+  // In a conversation: the next (j) or previous (k) conversation of the list it was opened from.
+  function followKey(key) {
+    var link = document.querySelector(".conversation-head a[data-key='" + key + "']");
+    if (link) { window.location.href = link.href; }
   }
   // In a conversation: r, a, f answer the latest open message; thread actions press the page's buttons.
   function messageLink(key) {
@@ -301,8 +320,8 @@
     }
     var handled = true;
     switch (key) {
-      case "j": moveCursor(1); break;
-      case "k": moveCursor(-1); break;
+      case "j": if (list) { moveCursor(1); } else { followKey("j"); } break;
+      case "k": if (list) { moveCursor(-1); } else { followKey("k"); } break;
       case "o": case "Enter": {
         var row = cursorRow();
         if (row) { window.location.href = row.querySelector("a.open").href; } else { handled = false; }
@@ -323,7 +342,7 @@
       }
       case "e": if (list) { act("archive"); } else { threadButton("archive"); } break;
       case "#": if (list) { act("trash"); } else { threadButton("trash"); } break;
-      case "I": act("read"); break;
+      case "I": if (list) { act("read"); } else { actHere("read"); } break;
       case "U": if (list) { act("unread"); } else { threadButton("unread"); } break;
       case "z": { var undo = document.getElementById("undo-form"); if (undo) { undo.submit(); } break; }
       case "c": window.location.href = "/compose/"; break;

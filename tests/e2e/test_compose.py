@@ -3,6 +3,7 @@ attachment upload with progress, address suggestions; screenshots at desktop and
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from delivery.models import OutboundDelivery
@@ -204,3 +205,16 @@ def test_without_javascript_enter_saves_the_draft(chromium_browser, asgi_server,
         screenshot(page, request.node.name, "saved")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("path", ["/drafts/", "/labels/", "/settings/"])
+def test_question_mark_opens_the_shortcuts_help_on_every_page(page, tripwire, mailbox, path):
+    log_in(page, mailbox.address)
+    page.goto(path)
+    page.locator("h1").click()  # no form field has the focus: keys are shortcuts
+
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
+    assert tripwire.console_errors == []

@@ -3,6 +3,7 @@ attachments, remote images on request, no request off this machine, and marking 
 once shown (with JavaScript) or by a button (without)."""
 
 import re
+import time
 from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
@@ -11,6 +12,7 @@ from mailbox.models import Message, ThreadLabel
 from mailbox.services import message_import_raw, messages_label_add, messages_mark_read
 from mailbox.services.preferences import user_label_create
 from tests.e2e.conftest import PASSWORD, log_in, off_loop, screenshot
+from tests.mail import raw_message
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML, PNG, conversation_message
 from threads.models import Thread
 
@@ -253,3 +255,46 @@ def test_show_images_bar_only_on_messages_with_blocked_images(page, tripwire, ma
     expect(cards.nth(1).get_by_role("link", name="Show remote images")).to_be_visible()
     expect(cards.nth(0).get_by_role("link", name="Show remote images")).to_have_count(0)
     assert tripwire.console_errors == []
+
+
+def test_j_and_k_step_through_the_list_and_shift_i_marks_read(page, tripwire, mailbox):
+    """j/k in a conversation open the next/previous conversation of the list it was opened from
+    (the help says "Next / previous conversation"); Shift+I marks it read and stays."""
+    oldest, middle, newest = (
+        off_loop(
+            message_import_raw,
+            mailbox=mailbox,
+            raw=raw_message(f"jk{n}@example.org", f"Step {n}", date=f"Mon, 02 Nov 2026 10:0{n}:00 +0000"),
+            source_tag="test",
+        ).message.thread_id
+        for n in range(3)
+    )
+    log_in(page, mailbox.address)
+    page.goto(f"/t/{middle}/")
+
+    page.keyboard.press("j")  # the list is newest first: j goes down, to the older one
+    page.wait_for_url(re.compile(rf"/t/{oldest}/$"))
+    page.keyboard.press("k")
+    page.wait_for_url(re.compile(rf"/t/{middle}/$"))
+    page.keyboard.press("k")
+    page.wait_for_url(re.compile(rf"/t/{newest}/$"))
+
+    # Read by the page once shown; made unread again elsewhere, then Shift+I here.
+    _wait_until(lambda: Thread.objects.get(pk=newest).unread_count == 0)
+    off_loop(messages_mark_read, mailbox=mailbox, message_ids=_message_ids(newest), is_read=False)
+    page.keyboard.press("Shift+I")
+    expect(page.get_by_text("Marked as read")).to_be_visible(timeout=20_000)
+    assert page.url.endswith(f"/t/{newest}/")
+    assert Thread.objects.get(pk=newest).unread_count == 0
+    assert tripwire.console_errors == []
+
+
+def _message_ids(thread_id: int) -> list[int]:
+    return list(Message.objects.filter(thread_id=thread_id).values_list("id", flat=True))
+
+
+def _wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

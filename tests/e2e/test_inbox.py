@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mailbox.models import Label, ThreadLabel
-from mailbox.services import message_import_raw, messages_mark_read
+from mailbox.services import message_import_raw, messages_label_add, messages_mark_read
 from mailbox.services.preferences import mailbox_settings_update, user_label_create
 from tests.celery_workers import worker_env
 from tests.conftest import REPO_ROOT, requires_redis
@@ -194,14 +194,35 @@ def test_shortcuts_are_off_when_disabled_in_settings(page, mailbox):
 
 
 def test_phone_width_layout(page, tripwire, mailbox, request):
-    for n in range(4):
-        _deliver(mailbox, f"p{n}", f"A long subject line that must wrap on a phone number {n}", n)
+    messages = [
+        _deliver(mailbox, f"p{n}", f"A long subject line that must wrap on a phone number {n}", n) for n in range(4)
+    ]
+    reply = raw_message(
+        "p3r@example.org", "Re: p3", in_reply_to="p3@example.org", date="Mon, 02 Nov 2026 10:05:00 +0000"
+    )
+    off_loop(message_import_raw, mailbox=mailbox, raw=reply, source_tag="test")
+    work = off_loop(user_label_create, mailbox=mailbox, name="Work", colour="#188038")
+    off_loop(messages_label_add, mailbox=mailbox, message_ids=[messages[-1].id], label=work)
     page.set_viewport_size({"width": 360, "height": 740})
     log_in(page, mailbox.address)
     width = page.evaluate("document.documentElement.scrollWidth")
     path = screenshot(page, request.node.name, "360px")
     assert width <= 360, f"the page scrolls sideways at 360 px ({width} px wide)"
     assert path.exists()
+    first = page.locator("li.thread").first
+    top = first.bounding_box()["y"]
+    assert top < 740 / 2, f"the first conversation starts at y={top}, below the top half of the screen"
+    expect(first.locator(".label-chip", has_text="Work")).to_be_visible()
+    expect(first.locator(".count")).to_have_text("2")
+    expect(first.locator(".count")).to_be_visible()
+    # The bulk actions show once something is selected (the select-all box is always there).
+    trash = page.locator("#bulk button[value=trash]")
+    expect(trash).to_be_hidden()
+    first.locator("input.select").check()
+    expect(trash).to_be_visible()
+    screenshot(page, request.node.name, "360px-selected")
+    first.locator("input.select").uncheck()
+    expect(trash).to_be_hidden()
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")

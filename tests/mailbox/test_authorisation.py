@@ -35,12 +35,14 @@ from django.db import connections
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from mailbox.models import Attachment, Label, ThreadLabel
+from mailbox.models import Attachment, Draft, Label, ThreadLabel
 from mailbox.services import mailbox_create, message_import_raw
-from mailbox.services.drafts import draft_create
+from mailbox.services.drafts import DraftFields, draft_create
 from mailbox.services.preferences import user_label_create
 
 SECRET_SUBJECT = "Secret-subject-of-alice"
+SECRET_LABEL = "Secret-label-of-alice"
+SECRET_DRAFT = "Secret-draft-of-alice"
 PNG_1PX = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
@@ -62,6 +64,14 @@ class World:
     def owner_thread_in_inbox(self) -> bool:
         return ThreadLabel.objects.filter(thread_id=self.thread_id, label_id=self.inbox_id).exists()
 
+    def owner_thread_unmoved(self) -> bool:
+        """Still in the Inbox, and not given the owner's label."""
+        on = set(ThreadLabel.objects.filter(thread_id=self.thread_id).values_list("label_id", flat=True))
+        return self.inbox_id in on and self.label_id not in on
+
+    def owner_draft_unchanged(self) -> bool:
+        return Draft.objects.get(pk=self.draft_id).subject == SECRET_DRAFT
+
 
 @dataclass(frozen=True)
 class Access:
@@ -72,6 +82,9 @@ class Access:
     data: Callable[[World], dict] = lambda w: {}
     # For a POST another user may make with the owner's ids: the owner's data must be unchanged.
     unchanged: Callable[[World], bool] = lambda w: True
+    # An ``own`` request that names the owner's objects in its body or query: another user (and
+    # staff) may be refused with 404 rather than served their own mailbox.
+    refusable: bool = False
     reason: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -82,11 +95,19 @@ COVERAGE: dict[str, Access] = {
     "starred": Access("own"),
     "all_mail": Access("own"),
     "label": Access("owned", kwargs=lambda w: {"label_id": w.label_id}),
+    # Move names a label to add and the list to take the thread out of: both the owner's.
     "threads_action": Access(
         "own",
         method="POST",
-        data=lambda w: {"action": "archive", "thread": [w.thread_id], "next": "/"},
-        unchanged=World.owner_thread_in_inbox,
+        data=lambda w: {
+            "action": "move",
+            "thread": [w.thread_id],
+            "label": w.label_id,
+            "current": str(w.inbox_id),
+            "next": "/",
+        },
+        unchanged=World.owner_thread_unmoved,
+        refusable=True,
     ),
     "undo": Access("own", method="POST", data=lambda w: {"next": "/"}),
     # The owner's thread named in the POST: another user (and staff) get 404, not an empty merge;
@@ -128,7 +149,17 @@ COVERAGE: dict[str, Access] = {
     "drafts": Access("own"),
     "draft": Access("owned", kwargs=lambda w: {"draft_id": w.draft_id}),
     "draft_autosave": Access(
-        "own", method="POST", data=lambda w: {"subject": "A new draft", "body": "text", "body_format": "plain"}
+        "own",
+        method="POST",
+        data=lambda w: {
+            "draft": w.draft_id,
+            "version": Draft.objects.get(pk=w.draft_id).version,
+            "subject": "Overwritten",
+            "body": "text",
+            "body_format": "plain",
+        },
+        unchanged=World.owner_draft_unchanged,
+        refusable=True,
     ),
     "draft_attachment_upload": Access(
         "owned",
@@ -186,7 +217,7 @@ def world(db) -> World:
     owner = mailbox_create(address="alice@example.test", password="pw-alice-1234", display_name="Alice")
     delivered = message_import_raw(mailbox=owner, raw=_secret_message(), source_tag="t")
     message = delivered.message
-    label = user_label_create(mailbox=owner, name="Private")
+    label = user_label_create(mailbox=owner, name=SECRET_LABEL)
     inbox = Label.objects.get(mailbox=owner, role=Label.Role.INBOX)
     download = Attachment.objects.get(mailbox=owner, message=message, is_inline=False)
     inline = Attachment.objects.get(mailbox=owner, message=message, is_inline=True)
@@ -198,7 +229,7 @@ def world(db) -> World:
         message_id=message.id,
         attachment_id=download.id,
         content_id=inline.content_id,
-        draft_id=draft_create(mailbox=owner).id,
+        draft_id=draft_create(mailbox=owner, fields=DraftFields(subject=SECRET_DRAFT)).id,
     )
 
 
@@ -266,8 +297,10 @@ def test_each_visitor_gets_what_the_table_says(world, name, role):
     elif access.kind == "owned":
         assert response.status_code == 404
     else:
-        assert response.status_code in (200, 302)
+        assert response.status_code in ((200, 302, 404) if access.refusable else (200, 302))
         assert SECRET_SUBJECT not in body
+        assert SECRET_LABEL not in body
+        assert SECRET_DRAFT not in body
         if name == "events_since":
             assert world.thread_id not in response.json()["threads"]
         assert access.unchanged(world), "another user's request changed the owner's mailbox"
@@ -392,3 +425,35 @@ async def test_each_websocket_visitor_gets_what_the_table_says(world, route, rol
     finally:
         await socket.disconnect()
         await database_sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["other", "staff"])
+def test_the_owners_ids_beside_the_visitors_own_objects_reach_nothing(world, role):
+    """A visitor naming their own thread or draft together with the owner's label, list or draft
+    ids: refused (404) or answered from their own mailbox, the owner's data unchanged."""
+    client = _visitor(role, world)
+    visitor = client.get(reverse("inbox")).context["mailbox"]
+    theirs = message_import_raw(mailbox=visitor, raw=LIVE_MAIL, source_tag="t").message.thread_id
+    owner_label_rows = ThreadLabel.objects.filter(label_id=world.label_id).count()
+
+    moved = client.post(
+        reverse("threads_action"),
+        {"action": "move", "thread": [theirs], "label": world.label_id, "current": str(world.inbox_id), "next": "/"},
+    )
+    row = client.get(reverse("thread_row", args=[theirs]), {"label": world.label_id})
+    sidebar = client.get(reverse("labels_sidebar"), {"current": str(world.label_id)})
+    saved = client.post(
+        reverse("draft_autosave"),
+        {"draft": world.draft_id, "subject": "Overwritten", "body": "x", "body_format": "plain"},
+    )
+
+    assert moved.status_code == 404
+    assert row.status_code == 404
+    assert sidebar.status_code == 200
+    assert SECRET_LABEL not in sidebar.content.decode()
+    assert 'aria-current="page"' not in sidebar.content.decode()
+    assert saved.status_code == 404
+    assert ThreadLabel.objects.filter(label_id=world.label_id).count() == owner_label_rows
+    assert world.owner_thread_unmoved()
+    assert world.owner_draft_unchanged()

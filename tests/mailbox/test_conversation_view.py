@@ -13,9 +13,11 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from mailbox.models import Label, Message, RemoteImageSender, ThreadLabel
-from mailbox.services import message_import_raw, messages_mark_read
+from mailbox.services import message_import_raw, messages_label_add, messages_mark_read
+from mailbox.services.preferences import user_label_create
 from mailbox.views_conversation import _date_full
 from mailsite.models import DomainEvent
+from tests.mail import raw_message
 from tests.mailbox.conversation_mail import PNG, conversation_message
 from threads.models import Thread
 
@@ -423,3 +425,55 @@ def test_the_blocked_flag_is_written_once_and_not_by_a_render_with_images(client
     # Asked for this message: its images show, so the bar does not.
     page = client.get(reverse("thread_detail", args=[message.thread_id]), {"images": message.id}).content.decode()
     assert "Show remote images" not in page
+
+
+def _threads_in_order(mailbox, names: list[str]) -> list[int]:
+    """One conversation per name, each a minute newer than the one before: their thread ids."""
+    return [
+        message_import_raw(
+            mailbox=mailbox,
+            raw=raw_message(f"{name}@example.org", f"Subject {name}", date=f"Mon, 02 Nov 2026 10:{n:02d}:00 +0000"),
+            source_tag="test",
+        ).message.thread_id
+        for n, name in enumerate(names)
+    ]
+
+
+def test_a_conversation_links_its_neighbours_in_the_list_it_came_from(client, mailbox, other_mailbox):
+    oldest, middle, newest = _threads_in_order(mailbox, ["a", "b", "c"])
+    _threads_in_order(other_mailbox, ["x", "y", "z"])  # another mailbox's threads sit in between by time
+    work = user_label_create(mailbox=mailbox, name="Work")
+    messages_label_add(
+        mailbox=mailbox,
+        message_ids=list(Message.objects.filter(thread_id=oldest).values_list("id", flat=True)),
+        label=work,
+    )
+    client.force_login(mailbox.user)
+
+    inbox_page = client.get(reverse("thread_detail", args=[middle])).context["neighbours"]
+    assert inbox_page == {
+        "newer": reverse("thread_detail", args=[newest]),
+        "older": reverse("thread_detail", args=[oldest]),
+    }
+    assert client.get(reverse("thread_detail", args=[newest])).context["neighbours"] == {
+        "older": reverse("thread_detail", args=[middle])
+    }
+    # Opened from the Work label (only the oldest is there): no neighbours; from All mail, they
+    # keep the list in their ?back= so that j/k go on stepping through it.
+    label_back = f"?back=/label/{work.id}/"
+    assert client.get(reverse("thread_detail", args=[oldest]) + label_back).context["neighbours"] == {}
+    html = client.get(reverse("thread_detail", args=[oldest]) + "?back=/all/").content.decode()
+    assert f'<a href="{reverse("thread_detail", args=[middle])}?back=/all/" rel="prev" data-key="k">' in html
+    assert 'data-key="j"' not in html
+    # Search results have no stored order to step through.
+    assert (
+        client.get(reverse("thread_detail", args=[middle]) + "?back=/search/%3Fq%3Dsubject").context["neighbours"] == {}
+    )
+
+
+def test_neighbours_cost_one_query(client, mailbox):
+    _, middle, _ = _threads_in_order(mailbox, ["a", "b", "c"])
+    client.force_login(mailbox.user)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(reverse("thread_detail", args=[middle]) + "?back=/all/")
+    assert sum("WITH here AS" in q["sql"] for q in captured.captured_queries) == 1

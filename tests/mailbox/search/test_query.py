@@ -152,3 +152,58 @@ def test_non_latin_words():
 def test_malformed_queries_raise_a_message_for_the_user(query, message):
     with pytest.raises(SearchQueryError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_query(query)
+
+
+NOW = datetime(2026, 3, 31, 15, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("newer_than:2d", Term("after", datetime(2026, 3, 29, 15, 30, tzinfo=UTC))),
+        ("older_than:2D", Term("before", datetime(2026, 3, 29, 15, 30, tzinfo=UTC))),
+        # Months and years by the calendar, the day clamped to the shorter month's last.
+        ("newer_than:1m", Term("after", datetime(2026, 2, 28, 15, 30, tzinfo=UTC))),
+        ("newer_than:13m", Term("after", datetime(2025, 2, 28, 15, 30, tzinfo=UTC))),
+        ("older_than:1y", Term("before", datetime(2025, 3, 31, 15, 30, tzinfo=UTC))),
+    ],
+)
+def test_relative_dates_count_back_from_now(query, expected):
+    assert parse_query(query, now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("larger:10M", Term("larger", 10 * 1024 * 1024)),
+        ("size:500k", Term("larger", 500 * 1024)),
+        ("smaller:2048", Term("smaller", 2048)),
+        ("smaller:1MB", Term("smaller", 1024 * 1024)),
+    ],
+)
+def test_sizes_are_bytes(query, expected):
+    assert parse_query(query) == expected
+
+
+def test_bcc_and_filename_are_operators():
+    assert parse_query("bcc:dave filename:pdf") == All((Term("bcc", "dave"), Term("filename", "pdf")))
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("category:promotions", "“category:” is not supported"),
+        ("deliveredto:me@example.org", "“deliveredto:” is not supported"),
+        ("report list:info.example.org", "“list:” is not supported"),
+        ("rfc822msgid:abc@x", "“rfc822msgid:” is not supported"),
+        ("in:drafts", "Drafts page"),
+        ("newer_than:soon", "not a duration"),
+        ("older_than:3w", "not a duration"),
+        ("older_than:9999y", "too far"),
+        ("larger:big", "not a size"),
+        ("smaller:", "needs a value"),
+    ],
+)
+def test_unsupported_operators_and_bad_values_are_refused_by_name(query, message):
+    with pytest.raises(SearchQueryError, match=message):
+        parse_query(query, now=NOW)

@@ -1,8 +1,9 @@
 """thread_search against mail delivered through the real pipeline (parse → deliver → index)."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import pytest
 from django.db import connection
@@ -392,3 +393,48 @@ def test_overlong_body_and_nul_characters_do_not_break_delivery(mailbox):
 
     assert subjects(mailbox, "start") == {"Huge"}
     assert datetime.now(UTC) > Message.objects.get(subject="Huge").received_at
+
+
+def test_filename_matches_attachment_names_only(mailbox):
+    deliver(mailbox, "With file", "see attached", attachment=b"%PDF-1.4 x")
+    deliver(mailbox, "Budget talk", "the budget pdf is coming")
+
+    assert subjects(mailbox, "filename:budget") == {"With file"}
+    assert subjects(mailbox, "filename:pdf") == {"With file"}
+    assert subjects(mailbox, "budget") == {"With file", "Budget talk"}
+
+
+def test_bcc_matches_blind_copies_only(mailbox):
+    sent = EmailMessage()
+    sent["From"] = mailbox.address
+    sent["To"] = "carol@example.org"
+    sent["Bcc"] = "Dave <dave@corp.example>"
+    sent["Subject"] = "Blind copy"
+    sent["Message-ID"] = "<bcc-1@example.org>"
+    sent["Date"] = "Mon, 02 Nov 2026 10:00:00 +0000"
+    sent.set_content("hi")
+    message_import_raw(mailbox=mailbox, raw=bytes(sent), source_tag="test", label_roles=(Label.Role.SENT,))
+    deliver(mailbox, "Dave copied", cc="Dave <dave@corp.example>")
+
+    assert subjects(mailbox, "bcc:dave") == {"Blind copy"}
+    assert subjects(mailbox, "bcc:dave@corp.example in:sent") == {"Blind copy"}
+
+
+def test_larger_and_smaller_compare_the_message_size(mailbox):
+    deliver(mailbox, "Big", attachment=b"x" * 200_000)
+    deliver(mailbox, "Small", "short")
+
+    assert subjects(mailbox, "larger:100k") == {"Big"}
+    assert subjects(mailbox, "smaller:100k") == {"Small"}
+    assert subjects(mailbox, "size:1M") == set()
+
+
+def test_newer_than_and_older_than_count_back_from_now(mailbox):
+    now = datetime.now(UTC)
+    deliver(mailbox, "Yesterday", date=format_datetime(now - timedelta(days=1)))
+    deliver(mailbox, "Last week", date=format_datetime(now - timedelta(days=7)))
+    deliver(mailbox, "Last year", date=format_datetime(now - timedelta(days=400)))
+
+    assert subjects(mailbox, "newer_than:2d") == {"Yesterday"}
+    assert subjects(mailbox, "older_than:2d") == {"Last week", "Last year"}
+    assert subjects(mailbox, "newer_than:1y older_than:3d") == {"Last week"}
