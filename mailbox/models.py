@@ -4,6 +4,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.functional import cached_property
 
 
 class Domain(models.Model):
@@ -58,6 +59,12 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+    @cached_property
+    def own_addresses(self) -> frozenset[str]:
+        """The primary address and the aliases ("me" in a thread list). ``mailbox.auth`` loads them
+        with the request's user, in the same query; elsewhere the first use reads the aliases."""
+        return frozenset({self.address, *self.aliases.values_list("address", flat=True)})
 
 
 class Alias(models.Model):
