@@ -45,6 +45,7 @@ from mailbox.services.flags import messages_mark_read
 from mailbox.services.images import (
     ImageFetchError,
     image_fetch,
+    message_body_lines_record,
     message_remote_content_record,
     proxy_token_url,
     remote_images_always_for_sender,
@@ -52,6 +53,9 @@ from mailbox.services.images import (
 from mailbox.thread_actions import thread_actions_for
 from mailbox.views import UNDO_NOTICE_KEY, UNDO_SESSION_KEY
 
+# The heights, in lines, a body's iframe takes (static/mailbox/conversation.css sizes each); a body
+# taller than the last gets the default height, and every iframe can be resized by hand.
+BODY_LINE_STEPS = (2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 26, 30)
 # Attachment types we label as such; anything else is sent as opaque bytes.
 SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
     "application/pdf",
@@ -109,6 +113,7 @@ class MessageCard:
     split_url: str  # empty for a conversation's only message: nothing to split it from
     invites: list["InviteCard"]  # its calendar parts' events, shown above the body
     encrypted: bool  # S/MIME encrypted: the body cannot be shown
+    body_lines: int | None  # the iframe's height in lines (a step of BODY_LINE_STEPS); None: the default
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,16 @@ def _card(
         split_url=urls.of(urls.split, message.id) if splittable else "",
         invites=[InviteCard.of(event) for event in notices.events],
         encrypted=notices.encrypted,
+        body_lines=_body_lines_step(message.body_lines),
     )
+
+
+def _body_lines_step(lines: int | None) -> int | None:
+    """The smallest height step (conversation.css has one rule per step) that holds ``lines``;
+    ``None`` when unknown or taller than the last: the iframe's default height."""
+    if lines is None:
+        return None
+    return next((step for step in BODY_LINE_STEPS if step >= lines), None)
 
 
 def _date_full(local: datetime) -> str:
@@ -379,6 +393,7 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
     if not show:
         message_remote_content_record(message=message, blocked=rendered.remote_content_blocked)
+    message_body_lines_record(message=message, lines=rendered.lines)
     show_images_query = urlencode({"images": "1", "s": body_signature(mailbox_id=mailbox.id, message_id=message.id)})
     context = {"message": message, "body": rendered, "show_images_query": show_images_query}
     response = render(request, "mailbox/message_body.html", context)
