@@ -33,6 +33,7 @@ from mailbox.models import Attachment, Mailbox, Message, Participant
 from mailbox.navigation import local_path
 from mailbox.parsing.calendar import CalendarEvent
 from mailbox.rendering.body import render_body
+from mailbox.rendering.height import body_lines_estimate
 from mailbox.rendering.urls import (
     body_signature,
     body_signature_valid,
@@ -391,9 +392,11 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     show = request.GET.get("images") == "1" or mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or bool(senders)
     policy = message_url_policy(mailbox_id=mailbox.id, message_id=message.id, content_ids=set(parts), show_remote=show)
     rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
+    if message.body_lines is None:  # delivered before delivery measured bodies
+        lines = body_lines_estimate(text=body.text if body else "", html=body.html if body else "")
+        message_body_lines_record(message=message, lines=lines)
     if not show:
         message_remote_content_record(message=message, blocked=rendered.remote_content_blocked)
-    message_body_lines_record(message=message, lines=rendered.lines)
     show_images_query = urlencode({"images": "1", "s": body_signature(mailbox_id=mailbox.id, message_id=message.id)})
     context = {"message": message, "body": rendered, "show_images_query": show_images_query}
     response = render(request, "mailbox/message_body.html", context)

@@ -104,19 +104,20 @@ class ParsedMessage:
         if self.text.strip():
             source = unquoted_text(self.text[:_SNIPPET_SOURCE])
         else:
-            source = _html_text(_html_unquoted(self.html[:_SNIPPET_SOURCE]))
+            source = html_text(html_before_quote(self.html[:_SNIPPET_SOURCE]))
         return _SPACE.sub(" ", html_lib.unescape(source)).strip()[:SNIPPET_LENGTH]
 
 
-def _html_unquoted(html: str) -> str:
-    """The HTML before its first quote when some text shows there, else all of it."""
+def html_before_quote(html: str) -> str:
+    """The HTML before its first quote when some text shows there, else all of it (``html`` as the
+    sender wrote it: the snippet and ``rendering.height`` read it before any sanitising)."""
     match = _HTML_QUOTE.search(html)
-    if match is None or not html_lib.unescape(_html_text(html[: match.start()])).strip():
+    if match is None or not html_lib.unescape(html_text(html[: match.start()])).strip():
         return html
     return html[: match.start()]
 
 
-def _html_text(html: str) -> str:
+def html_text(html: str) -> str:
     """Visible text of an HTML prefix: scripts and styles dropped, tags turned into spaces. Linear time."""
     kept: list[str] = []
     position = 0

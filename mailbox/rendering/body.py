@@ -3,22 +3,18 @@
 import re
 from dataclasses import dataclass
 
-from mailbox.rendering.height import MAX_LINES, body_lines
 from mailbox.rendering.html import UrlPolicy, html_clean
 from mailbox.rendering.quoting import quotes_fold
 from mailbox.rendering.text import text_to_html
 
 # Remote resources other than <img src> that the sanitiser drops without counting them.
 _REMOTE_HINT = re.compile(r"url\s*\(|\bbackground\s*=|\bsrcset\s*=|@import|<link\b", re.IGNORECASE)
-# A body this long is as tall as an iframe gets: not worth rendering just to measure.
-_MEASURED_CHARS = 200_000
 
 
 @dataclass(frozen=True)
 class RenderedBody:
     html: str
     remote_content_blocked: bool
-    lines: int  # how tall it is, roughly (rendering.height)
 
 
 def html_render(html: str, *, policy: UrlPolicy) -> str:
@@ -32,14 +28,4 @@ def render_body(*, text: str, html: str, policy: UrlPolicy) -> RenderedBody:
     source = html if html.strip() else text_to_html(text)
     rendered = html_render(source, policy=policy)
     blocked = policy.proxy_url is None and (policy.remote_blocked > 0 or bool(html and _REMOTE_HINT.search(html)))
-    return RenderedBody(
-        html=rendered, remote_content_blocked=blocked, lines=body_lines(rendered, preformatted=not html.strip())
-    )
-
-
-def body_lines_estimate(*, text: str, html: str) -> int:
-    """``RenderedBody.lines`` of a body, rendered with remote images off and no inline parts."""
-    if max(len(text), len(html)) > _MEASURED_CHARS:
-        return MAX_LINES
-    policy = UrlPolicy(cid_url=lambda _content_id: None, proxy_url=None, own_prefixes=())
-    return render_body(text=text, html=html, policy=policy).lines
+    return RenderedBody(html=rendered, remote_content_blocked=blocked)

@@ -68,18 +68,18 @@ def _quote_span(html: str, match: re.Match, floor: int) -> tuple[int, int] | Non
     """Where the quote that ``match`` starts begins and ends; ``None`` if it is no quote."""
     start = match.start()
     if match.group("folded"):
-        end = element_end(html, start, "details")
+        end = _element_end(html, start, "details")
         return None if end is None else (start, end)
     if match.group("element"):
         tag = "div" if match.group(0).startswith("<div") else "blockquote"
-        end = element_end(html, start, tag)
+        end = _element_end(html, start, tag)
         return None if end is None else (_attribution_start(html, floor, start), end)
     opening = html[start : html.index(">", start) + 1]
     if not any(marker in opening for marker in _OUTLOOK_MARKER_IDS) and not _OUTLOOK_HEADER.match(
         _visible(html[start : start + 3000])
     ):
         return None
-    marker_end = start + len(opening) if opening.startswith("<hr") else element_end(html, start, "div")
+    marker_end = start + len(opening) if opening.startswith("<hr") else _element_end(html, start, "div")
     end = _parent_end(html, start)
     # Outlook wraps its header block in a div of its own: the original follows the wrapper.
     for _ in range(3):
@@ -93,7 +93,7 @@ def _quote_span(html: str, match: re.Match, floor: int) -> tuple[int, int] | Non
     return start, end
 
 
-def element_end(html: str, start: int, tag: str) -> int | None:
+def _element_end(html: str, start: int, tag: str) -> int | None:
     """Index just past the tag that closes the element opened at ``start``."""
     depth = 0
     for match in re.compile(rf"<(/?){tag}[\s>]").finditer(html, start):
@@ -151,7 +151,7 @@ def _opening_of(html: str, floor: int, closing: int) -> int | None:
         candidate = html.rfind(f"<{name}", floor, candidate)
         if candidate < 0:
             return None
-        if html[candidate + len(name) + 1] in " >" and element_end(html, candidate, name) == closed_at:
+        if html[candidate + len(name) + 1] in " >" and _element_end(html, candidate, name) == closed_at:
             return candidate
     return None
 

@@ -23,7 +23,7 @@ from mailbox.models import (
     MessageLabel,
 )
 from mailbox.parsing import ParsedMessage, parse_message
-from mailbox.rendering.body import body_lines_estimate
+from mailbox.rendering.height import body_lines_estimate
 from mailbox.search.indexing import DocumentTexts, search_document_texts, search_documents, search_documents_computed
 from mailbox.services.contacts import Correspondent, contacts_record, correspondents_of
 from mailbox.services.conversations import Correspondence, correspondence_of, message_thread_resolve

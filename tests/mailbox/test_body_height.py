@@ -1,4 +1,4 @@
-"""A body's height, estimated from its rendering: measured at delivery, recorded on first display
+"""A body's height, estimated from its text (quotes as folded): measured at delivery, recorded on first display
 for older mail, and carried by the conversation page to size the body's iframe."""
 
 import re
@@ -7,8 +7,7 @@ import pytest
 from django.urls import reverse
 
 from mailbox.models import Message
-from mailbox.rendering.body import body_lines_estimate
-from mailbox.rendering.height import MAX_LINES, body_lines
+from mailbox.rendering.height import MAX_LINES, body_lines_estimate
 from mailbox.services import message_import_raw
 from tests.mailbox.conversation_mail import conversation_message
 
@@ -24,9 +23,16 @@ def test_long_lines_wrap_and_long_bodies_are_capped():
     assert body_lines_estimate(text="line\n" * 2000, html="") == MAX_LINES
 
 
-def test_html_counts_its_blocks_and_images():
-    assert body_lines('<p>one</p><p>two</p><img height="220">', preformatted=False) == 3 + 10
-    assert body_lines("<div>a</div><div>b</div>" * 20, preformatted=False) > body_lines("<p>a</p>", preformatted=False)
+def _html(html: str) -> int:
+    return body_lines_estimate(text="the text part", html=html)
+
+
+def test_html_counts_its_blocks_and_images_and_not_its_quote_or_styles():
+    assert _html('<P>one</P>\n<p>two</p><img src="cid:x" HEIGHT="220">') == 3 + 10  # 2 lines, and their margins
+    assert _html("<div>a</div><div>b</div>" * 20) > _html("<p>a</p>")
+    assert _html("<style>p { color: red }\n" * 50 + "</style><p>Thanks</p>") == 2
+    quoted = '<p>Thanks</p><div class="gmail_quote">' + "<p>earlier</p>" * 50 + "</div>"
+    assert _html(quoted) == 2 + 1  # the folded quote is its one summary line
 
 
 @pytest.mark.django_db
@@ -52,5 +58,5 @@ def test_older_mail_is_measured_when_first_shown_and_gets_the_default_until_then
     assert "data-lines" not in client.get(page).content.decode()
     client.get(reverse("message_body", args=[message.id]))
 
-    assert Message.objects.get(pk=message.pk).body_lines == 101
+    assert Message.objects.get(pk=message.pk).body_lines == 100
     assert "data-lines" not in client.get(page).content.decode()  # taller than the steps: the default height
