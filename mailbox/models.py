@@ -4,6 +4,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.functional import cached_property
 
 
 class Domain(models.Model):
@@ -58,6 +59,12 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+    @cached_property
+    def own_addresses(self) -> frozenset[str]:
+        """The primary address and the aliases ("me" in a thread list). ``mailbox.auth`` loads them
+        with the request's user, in the same query; elsewhere the first use reads the aliases."""
+        return frozenset({self.address, *self.aliases.values_list("address", flat=True)})
 
 
 class Alias(models.Model):
@@ -166,6 +173,9 @@ class Message(models.Model):
     # the body is rendered with remote images off, so the conversation page offers "Show remote
     # images" only where it changes something. None until then.
     remote_content = models.BooleanField(null=True, blank=True, editable=False)
+    # How tall the rendered body is, roughly, in lines (rendering.height): the conversation page sizes
+    # the body's iframe with it. Written at delivery; None for older mail until its body is first shown.
+    body_lines = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     spam_verdict = models.CharField(max_length=10, choices=SpamVerdict.choices, default=SpamVerdict.UNKNOWN)
     spam_score = models.FloatField(null=True, blank=True)
     source_tag = models.CharField(max_length=100, blank=True, help_text="e.g. smtp, esp:mailgun, import, campaign:12")

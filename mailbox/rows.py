@@ -39,17 +39,22 @@ def _day_and_month(day: date, this_year: bool, language: str | None) -> str:
     return date_format(day, "j M" if this_year else "j M Y")
 
 
-def senders(thread: Thread, own_address: str) -> str:
-    """The thread's senders, "me" for the mailbox owner: one sender by full name, several by first name."""
-    shown = thread.participants[:3]
+def senders(thread: Thread, own_addresses: frozenset[str]) -> str:
+    """The thread's senders, "me" for any of the mailbox's addresses: one sender by full name,
+    several by first name; past three, as Gmail does, the first and the two latest ("A … D, E")."""
+    people = thread.participants
+    shown = people if len(people) <= 3 else [people[0], people[-2], people[-1]]
 
     def name(participant: dict) -> str:
-        if participant["address"] == own_address:
+        if participant["address"].lower() in own_addresses:
             return "me"
         full = participant["name"].strip() or participant["address"]
         return full.split()[0] if len(shown) > 1 else full
 
-    return ", ".join(name(p) for p in shown) or "(nobody)"
+    names = [name(p) for p in shown]
+    if len(people) > 3:
+        return f"{names[0]} … {names[1]}, {names[2]}"
+    return ", ".join(names) or "(nobody)"
 
 
 @dataclass(slots=True)
@@ -70,9 +75,9 @@ class RowView:
 
 
 def row_views(
-    threads: list[Thread] | list[ThreadRow], own_address: str, today: date | None = None, *, back: str = ""
+    threads: list[Thread] | list[ThreadRow], own_addresses: frozenset[str], today: date | None = None, *, back: str = ""
 ) -> list[RowView]:
-    """The rows of ``threads`` (each with ``chips`` set by the view), "me" for ``own_address``;
+    """The rows of ``threads`` (each with ``chips`` set by the view), "me" for ``own_addresses``;
     their links carry ``back`` (a ``?back=`` query naming the list, see ``mailbox.navigation``)."""
     zone = timezone.get_current_timezone()  # looked up once: it is a context-local read
     today = today or timezone.localdate(timezone=zone)
@@ -89,7 +94,7 @@ def row_views(
                 unread=bool(thread.unread_count),
                 starred=bool(thread.starred_count),
                 subject=thread.subject or "(no subject)",
-                senders=senders(thread, own_address),
+                senders=senders(thread, own_addresses),
                 message_count=int(thread.message_count),
                 chips=thread.chips,
                 snippet=str(thread.snippet),

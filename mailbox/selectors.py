@@ -45,7 +45,7 @@ class ThreadRow:
 
     id: int
     subject: str
-    participants: list[dict]  # the first three, which is all a row names
+    participants: list[dict]  # all of them up to three, else the first and the latest three: all a row names
     message_count: int
     unread_count: int
     starred_count: int
@@ -145,7 +145,9 @@ def _list_rows(mailbox: Mailbox, view: ThreadListView) -> tuple[QuerySet, str, s
 # Times come as integer microseconds since the epoch (exact, so a keyset cursor loses nothing):
 # Django's time zone-aware timestamp loader is pure Python and was half the CPU of a page's rows.
 _MICROSECONDS = "(EXTRACT(EPOCH FROM {}) * 1000000)::bigint"
-_ROW_COLUMNS = f"""t.id, t.subject, jsonb_path_query_array(t.participants, '$[0 to 2]'), t.message_count,
+_ROW_COLUMNS = f"""t.id, t.subject,
+    CASE WHEN jsonb_array_length(t.participants) > 3
+         THEN jsonb_path_query_array(t.participants, '$[0, last - 2 to last]') ELSE t.participants END, t.message_count,
     t.unread_count, t.starred_count, t.has_attachments, t.snippet, {_MICROSECONDS.format("t.last_message_at")},
     ARRAY(SELECT c.label_id FROM mailbox_threadlabel c JOIN mailbox_label cl ON cl.id = c.label_id
           WHERE c.mailbox_id = %(mailbox)s AND c.thread_id = t.id AND cl.role = ''

@@ -52,6 +52,7 @@ CARD_FIELDS = (
     "has_attachments",
     "is_read",
     "remote_content",
+    "body_lines",
 )
 
 

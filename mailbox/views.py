@@ -146,7 +146,7 @@ def _page_context(
         "user_labels": [label for label in labels if not label.role],
         "label_unread": unread.get(view.label.id, 0) if view.label is not None else 0,
         "page": page,
-        "rows": row_views(page.threads, mailbox.address, back=back_query(request.get_full_path())),
+        "rows": row_views(page.threads, mailbox.own_addresses, back=back_query(request.get_full_path())),
         "is_first_page": older is None and newer is None,
         "latest_event_id": overview.latest_event_id,
         "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
@@ -333,7 +333,7 @@ def threads_merge(request: HttpRequest) -> HttpResponse:
         return redirect(next_url)
     if data["into"] is None:
         # Each choice's senders and date, as a thread row shows them.
-        choices = [(t, senders(t, mailbox.address), short_date(t.last_message_at)) for t in threads]
+        choices = [(t, senders(t, mailbox.own_addresses), short_date(t.last_message_at)) for t in threads]
         context = {"mailbox": mailbox, "threads": threads, "choices": choices, "next": next_url}
         return render(request, "mailbox/threads_merge.html", context, using="jinja2")
     absorbed = [t.id for t in threads if t.id != data["into"]]
@@ -381,7 +381,7 @@ def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
         labels = selectors.label_list(mailbox=mailbox)
         _decorate([thread], mailbox, labels, view)
         back = local_path(request.GET.get("back", ""))
-        context = {"rows": row_views([thread], mailbox.address, back=back_query(back) if back else "")}
+        context = {"rows": row_views([thread], mailbox.own_addresses, back=back_query(back) if back else "")}
         response = render(request, "mailbox/partials/thread_row.html", context, using="jinja2")
     response["X-Unread-Counts"] = json.dumps({str(k): v for k, v in unread.items()})
     return response

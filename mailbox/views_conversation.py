@@ -33,6 +33,7 @@ from mailbox.models import Attachment, Mailbox, Message, Participant
 from mailbox.navigation import back_query, local_path
 from mailbox.parsing.calendar import CalendarEvent
 from mailbox.rendering.body import render_body
+from mailbox.rendering.height import body_lines_estimate
 from mailbox.rendering.urls import (
     body_signature,
     body_signature_valid,
@@ -45,6 +46,7 @@ from mailbox.services.flags import messages_mark_read
 from mailbox.services.images import (
     ImageFetchError,
     image_fetch,
+    message_body_lines_record,
     message_remote_content_record,
     proxy_token_url,
     remote_images_always_for_sender,
@@ -52,6 +54,9 @@ from mailbox.services.images import (
 from mailbox.thread_actions import ThreadActions, thread_actions_for
 from mailbox.views import UNDO_NOTICE_KEY, UNDO_SESSION_KEY
 
+# The heights, in lines, a body's iframe takes (static/mailbox/conversation.css sizes each); a body
+# taller than the last gets the default height, and every iframe can be resized by hand.
+BODY_LINE_STEPS = (2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 26, 30)
 # Attachment types we label as such; anything else is sent as opaque bytes.
 SAFE_DOWNLOAD_TYPES = selectors_conversation.INLINE_IMAGE_TYPES | {
     "application/pdf",
@@ -109,6 +114,7 @@ class MessageCard:
     split_url: str  # empty for a conversation's only message: nothing to split it from
     invites: list["InviteCard"]  # its calendar parts' events, shown above the body
     encrypted: bool  # S/MIME encrypted: the body cannot be shown
+    body_lines: int | None  # the iframe's height in lines (a step of BODY_LINE_STEPS); None: the default
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,16 @@ def _card(
         split_url=urls.of(urls.split, message.id) if splittable else "",
         invites=[InviteCard.of(event) for event in notices.events],
         encrypted=notices.encrypted,
+        body_lines=_body_lines_step(message.body_lines),
     )
+
+
+def _body_lines_step(lines: int | None) -> int | None:
+    """The smallest height step (conversation.css has one rule per step) that holds ``lines``;
+    ``None`` when unknown or taller than the last: the iframe's default height."""
+    if lines is None:
+        return None
+    return next((step for step in BODY_LINE_STEPS if step >= lines), None)
 
 
 def _date_full(local: datetime) -> str:
@@ -393,6 +408,9 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     show = request.GET.get("images") == "1" or mailbox.remote_images == Mailbox.RemoteImages.ALWAYS or bool(senders)
     policy = message_url_policy(mailbox_id=mailbox.id, message_id=message.id, content_ids=set(parts), show_remote=show)
     rendered = render_body(text=body.text if body else "", html=body.html if body else "", policy=policy)
+    if message.body_lines is None:  # delivered before delivery measured bodies
+        lines = body_lines_estimate(text=body.text if body else "", html=body.html if body else "")
+        message_body_lines_record(message=message, lines=lines)
     if not show:
         message_remote_content_record(message=message, blocked=rendered.remote_content_blocked)
     show_images_query = urlencode({"images": "1", "s": body_signature(mailbox_id=mailbox.id, message_id=message.id)})

@@ -13,7 +13,8 @@ class Thread(models.Model):
     subject = models.TextField(blank=True)
     normalized_subject = models.CharField(max_length=255, blank=True)
     list_id = models.CharField(max_length=255, blank=True, help_text="List-Id of mailing-list threads.")
-    # Display participants, most relevant first: [{"name": ..., "address": ...}, ...], capped.
+    # Display senders: the first, then the others by their latest message (threads.services.summaries.
+    # participants_add): [{"name": ..., "address": ...}, ...], capped.
     participants = models.JSONField(default=list, blank=True)
     participant_addresses = models.JSONField(default=list, blank=True)
     # Every address the thread's messages were from or to, except the mailbox's own: the resolver's

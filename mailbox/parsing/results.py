@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mailbox.rendering.text import unquoted_text
+
 SNIPPET_LENGTH = 200
 # The snippet needs the first words only: look at a bounded prefix, so a 20 MB body costs no more
 # than a short one.
@@ -12,6 +14,13 @@ _SNIPPET_SOURCE = 100_000
 _SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b", re.IGNORECASE)
 _TAG = re.compile(r"<[^<>]*>")
 _SPACE = re.compile(r"\s+")
+# Where a quote starts in a sender's HTML: a blockquote, Gmail's, Yahoo's, Thunderbird's and Outlook's
+# markers (Outlook for Windows: the grey rule above the original's header block).
+_HTML_QUOTE = re.compile(
+    r"<blockquote\b|<div\b[^<>]{0,500}?(?:gmail_quote|yahoo_quoted|moz-cite-prefix|divRplyFwdMsg|appendonsend"
+    r"|border:none;\s*border-top:solid #(?:E1E1E1|B5C4DF))",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -91,11 +100,24 @@ class ParsedMessage:
 
     @property
     def snippet(self) -> str:
-        source = self.text[:_SNIPPET_SOURCE] if self.text.strip() else _html_text(self.html[:_SNIPPET_SOURCE])
+        """The first words of the new text: quoted lines and their attribution left out."""
+        if self.text.strip():
+            source = unquoted_text(self.text[:_SNIPPET_SOURCE])
+        else:
+            source = html_text(html_before_quote(self.html[:_SNIPPET_SOURCE]))
         return _SPACE.sub(" ", html_lib.unescape(source)).strip()[:SNIPPET_LENGTH]
 
 
-def _html_text(html: str) -> str:
+def html_before_quote(html: str) -> str:
+    """The HTML before its first quote when some text shows there, else all of it (``html`` as the
+    sender wrote it: the snippet and ``rendering.height`` read it before any sanitising)."""
+    match = _HTML_QUOTE.search(html)
+    if match is None or not html_lib.unescape(html_text(html[: match.start()])).strip():
+        return html
+    return html[: match.start()]
+
+
+def html_text(html: str) -> str:
     """Visible text of an HTML prefix: scripts and styles dropped, tags turned into spaces. Linear time."""
     kept: list[str] = []
     position = 0

@@ -23,6 +23,7 @@ from mailbox.models import (
     MessageLabel,
 )
 from mailbox.parsing import ParsedMessage, parse_message
+from mailbox.rendering.height import body_lines_estimate
 from mailbox.search.indexing import DocumentTexts, search_document_texts, search_documents, search_documents_computed
 from mailbox.services.contacts import Correspondent, contacts_record, correspondents_of
 from mailbox.services.conversations import Correspondence, correspondence_of, message_thread_resolve
@@ -305,6 +306,7 @@ def _message_place(context: MailboxContext, copy: Copy) -> tuple[Message, Corres
         authentication_results=parsed.authentication,
         date=parsed.date,
         snippet=parsed.snippet,
+        body_lines=body_lines_estimate(text=parsed.text, html=parsed.html),
         size=parsed.size,
         has_attachments=any(not a.is_inline for a in parsed.attachments),
         is_read=copy.is_read,

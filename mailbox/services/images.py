@@ -63,6 +63,15 @@ def message_remote_content_record(*, message: Message, blocked: bool) -> None:
     message.remote_content = blocked
 
 
+def message_body_lines_record(*, message: Message, lines: int) -> None:
+    """Remember how tall ``message``'s rendered body is (``Message.body_lines``) for mail delivered
+    before delivery measured it. Writes only while it is unknown, so reading a body again costs no write."""
+    if message.body_lines is not None:
+        return
+    Message.objects.filter(mailbox_id=message.mailbox_id, pk=message.pk).update(body_lines=lines)
+    message.body_lines = lines
+
+
 def proxy_token(url: str) -> str:
     """A signed token carrying ``url`` for the proxy route; only our pages can mint one."""
     return signing.dumps(url, salt=PROXY_SALT, compress=True)

@@ -298,3 +298,26 @@ def _wait_until(condition, timeout: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_bodys_frame_is_as_tall_as_its_text_within_limits(page, tripwire, mailbox, request):
+    """The sandboxed body cannot be measured from the page: its frame takes the height the server
+    estimated, so a two-line reply (its long quote folded) is short and a long message is tall."""
+    quote = "\n".join(f"> line {i} of the message before" for i in range(40))
+    short = _deliver(mailbox, 0, thread="short", text=f"Sounds good.\nSee you then.\n\nOn Mon, Carol wrote:\n{quote}\n")
+    long = _deliver(mailbox, 0, thread="long", text="\n".join(f"Paragraph {i} of a long report." for i in range(60)))
+    log_in(page, mailbox.address)
+    page.set_viewport_size({"width": 360, "height": 740})
+
+    heights = {}
+    for message in (short, long):
+        page.goto(f"/t/{message.thread_id}/")
+        frame = page.locator("iframe.message-body")
+        page.frame_locator("iframe.message-body").locator("body").wait_for()
+        heights[message] = frame.bounding_box()["height"]
+        screenshot(page, request.node.name, f"{message.thread_id}")
+
+    assert heights[short] < 200
+    assert heights[long] > 400
+    assert heights[long] <= 740 * 0.6 + 1  # no taller than the default
+    assert tripwire.dialogs == []

@@ -178,6 +178,8 @@ HTML_BITS = [
     "<iframe>", "<form>", "<select>", "<option>", "<plaintext>", "<xmp>", "<base href=http://x>", "<meta",
     "<frameset>", "<body onload=", "<font color=", "<pre>", "<li>", "<ul>",
     "a{color:red}", ".x{", "}", "@media screen{", "@import ", "url(", "\\3c/style\\3e", "<style>p{", "class=x",
+    "<hr>", "From: a", "Sent: b", '<div id="divRplyFwdMsg">', '<div id="appendonsend">', '<div class="yahoo_quoted">',
+    '<div class="moz-cite-prefix">', "On Mon, A wrote:", '<div style="border-top:solid red 1px">',
 ]  # fmt: skip
 
 

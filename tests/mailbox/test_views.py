@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from mailbox.models import Label, Message
+from mailbox.models import Alias, Label, Message
 from mailbox.selectors import PAGE_SIZE, Cursor
 from mailbox.services import message_import_raw, messages_label_add, messages_star
 from mailbox.services.preferences import user_label_create
@@ -81,6 +81,49 @@ def test_a_row_shows_senders_me_count_star_chip_attachment_and_unread(client, ma
     assert 'aria-label="Has attachments"' in _row(html, files.thread_id)
     assert _row(html, files.thread_id).startswith('<li class="thread"')
     assert 'aria-label="Has attachments"' not in lunch
+
+
+@pytest.mark.django_db
+def test_a_message_sent_from_an_alias_shows_me(client, mailbox):
+    Alias.objects.create(mailbox=mailbox, domain=mailbox.domain, address="sales@example.test")
+    first = message_import_raw(
+        mailbox=mailbox, raw=raw_message("a1@x", "Quote", sender="Carol Jones <carol@example.org>"), source_tag="t"
+    ).message
+    reply = raw_message(
+        "a2@x", "Re: Quote", in_reply_to="a1@x", sender="Sales <Sales@Example.TEST>", to="carol@example.org"
+    )
+    message_import_raw(mailbox=mailbox, raw=reply, source_tag="t", is_read=True)
+    client.force_login(mailbox.user)
+
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(reverse("inbox")).content.decode()
+
+    assert "Carol, me" in _row(html, first.thread_id)
+    # The aliases come with the session's user and mailbox: one statement reads all three.
+    assert sum("mailbox_alias" in q["sql"] for q in queries.captured_queries) == 1
+
+
+@pytest.mark.django_db
+def test_a_five_sender_thread_names_the_first_and_the_latest_senders(client, mailbox):
+    people = ["Carol", "Dave", "Erin", "Frank", "Grace", "Dave"]  # Dave writes again, last
+    parent = ""
+    for n, person in enumerate(people):
+        raw = raw_message(
+            f"five{n}@x",
+            "Plans" if n == 0 else "Re: Plans",
+            in_reply_to=parent,
+            sender=f"{person} Smith <{person.lower()}@example.org>",
+            date=f"Mon, 02 Nov 2026 10:0{n}:00 +0000",
+        )
+        message = message_import_raw(mailbox=mailbox, raw=raw, source_tag="t").message
+        parent = f"five{n}@x"
+    client.force_login(mailbox.user)
+
+    row = _row(client.get(reverse("inbox")).content.decode(), message.thread_id)
+    live = client.get(reverse("thread_row", args=[message.thread_id]), {"label": "all"}).content.decode()
+
+    assert "Carol … Grace, Dave" in row
+    assert "Carol … Grace, Dave" in live
 
 
 def _row(html: str, thread_id: int) -> str:

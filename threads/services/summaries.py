@@ -62,10 +62,18 @@ SUMMARY_FIELDS = tuple(ThreadSummary.__dataclass_fields__)
 
 
 def participants_add(current: list[dict], *, name: str, address: str) -> list[dict]:
-    """Senders in order of first arrival, each with the name of their first message, capped for display."""
-    if not address or any(p["address"] == address for p in current):
+    """Senders for display: the first one, then the others by their latest message (a sender
+    writing again moves to the end), each with the name of their first message; capped to the
+    first and the latest, so a thread list can name the first sender and the last repliers."""
+    if not address or (current and current[0]["address"] == address):
         return current
-    return [*current, {"name": name, "address": address}][:MAX_DISPLAY_PARTICIPANTS]
+    entry = next((p for p in current if p["address"] == address), {"name": name, "address": address})
+    moved = [*(p for p in current if p["address"] != address), entry]
+    return (
+        [moved[0], *moved[len(moved) - MAX_DISPLAY_PARTICIPANTS + 1 :]]
+        if len(moved) > MAX_DISPLAY_PARTICIPANTS
+        else moved
+    )
 
 
 def correspondents_capped(addresses: Iterable[str]) -> list[str]:
