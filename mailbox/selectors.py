@@ -10,6 +10,7 @@ from django.db.models import Exists, F, Max, OuterRef, QuerySet
 
 from mailbox.live import tab_source_tag
 from mailbox.models import Alias, Domain, Label, Mailbox, Message, ThreadLabel
+from mailsite.db import fetch_prepared
 from mailsite.models import DomainEvent
 from threads.models import Thread
 
@@ -225,9 +226,7 @@ def thread_list(
         "ident": cursor_at.thread_id if cursor_at else None,
     }
     kind = "label" if view.label is not None else view.kind
-    with connection.cursor() as db:
-        db.execute(_page_sql(kind, older_than=older_than, newer_than=newer_than), params)
-        page = db.fetchall()
+    page = fetch_prepared(_page_sql(kind, older_than=older_than, newer_than=newer_than), params)
     if newer_than is not None:
         has_newer, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE][::-1]
         has_older = bool(page)
@@ -370,9 +369,7 @@ _OVERVIEW_FIELDS = ["id", "mailbox_id", "name", "role", "colour", "position"]
 def label_overview(*, mailbox: Mailbox) -> LabelOverview:
     """The mailbox's labels (``label_list``), their unread counts and the newest event id, in one
     query. The counts are exact: kept by PostgreSQL as threads are written (``label_unread_counts``)."""
-    with connection.cursor() as db:
-        db.execute(_OVERVIEW_SQL, {"mailbox": mailbox.id})
-        rows = db.fetchall()
+    rows = fetch_prepared(_OVERVIEW_SQL, {"mailbox": mailbox.id})
     # Instances made from the columns directly: a raw queryset's column mapping cost more CPU
     # than the database's answer.
     labels = [Label.from_db(connection.alias, _OVERVIEW_FIELDS, row[:6]) for row in rows]
