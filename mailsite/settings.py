@@ -83,7 +83,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mailsite.csp.CSPMiddleware",
-    "django_structlog.middlewares.RequestMiddleware",
+    "mailsite.request_log.RequestLogMiddleware",
 ]
 
 ROOT_URLCONF = "mailsite.urls"
@@ -283,7 +283,10 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     }
 }
-if env.bool("BEHIND_TLS_PROXY", default=False):
+# Behind the load balancer: it terminates TLS, says so in X-Forwarded-Proto and appends the
+# client's address to X-Forwarded-For (the request log's ``ip``, ``mailsite.request_log``).
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LANGUAGE_CODE = "en-us"
