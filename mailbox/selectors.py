@@ -53,7 +53,9 @@ class ThreadRow:
     has_attachments: bool
     snippet: str
     last_message_at: datetime | None
-    chip_ids: list[int]  # the thread's user labels, in label order
+    # The thread's labels, system ones too, in no order: the view keeps the user labels and orders
+    # them (joining the labels and sorting in the page's statement cost more than the rest of it).
+    label_ids: list[int]
     chips: list[Label] = field(default_factory=list)  # set by the view
 
 
@@ -148,9 +150,8 @@ def _list_rows(mailbox: Mailbox, view: ThreadListView) -> tuple[QuerySet, str, s
 _MICROSECONDS = "(EXTRACT(EPOCH FROM {}) * 1000000)::bigint"
 _ROW_COLUMNS = f"""t.id, t.subject, jsonb_path_query_array(t.participants, '$[0 to 2]'), t.message_count,
     t.unread_count, t.starred_count, t.has_attachments, t.snippet, {_MICROSECONDS.format("t.last_message_at")},
-    ARRAY(SELECT c.label_id FROM mailbox_threadlabel c JOIN mailbox_label cl ON cl.id = c.label_id
-          WHERE c.mailbox_id = %(mailbox)s AND c.thread_id = t.id AND cl.role = ''
-          ORDER BY cl.position, cl.name)"""  # noqa: S608 - constant SQL, values are parameters
+    ARRAY(SELECT c.label_id FROM mailbox_threadlabel c
+          WHERE c.mailbox_id = %(mailbox)s AND c.thread_id = t.id)"""  # noqa: S608 - constant SQL
 _LIST_SOURCES = {
     # (FROM and WHERE, the keyset columns)
     "label": (
@@ -201,7 +202,7 @@ def _thread_row(row: tuple, participants: list[dict]) -> ThreadRow:
         has_attachments=row[6],
         snippet=row[7],
         last_message_at=_from_microseconds(row[8]),
-        chip_ids=row[9],
+        label_ids=row[9],
     )
 
 
@@ -217,7 +218,7 @@ def thread_list(
 ) -> ThreadPage:
     """One page of a list, newest first, by keyset (never OFFSET) on the list's index:
     the page after ``older_than``, the page before ``newer_than``, or the newest page.
-    One query; each row carries its user labels' ids (``chip_ids``)."""
+    One query; each row carries its labels' ids (``label_ids``)."""
     cursor_at = newer_than or older_than
     params = {
         "mailbox": mailbox.id,

@@ -111,15 +111,20 @@ def _decorate(
     labels: list[Label],
     view: selectors.ThreadListView,
 ) -> None:
-    """Give each thread its label chips, leaving out the list's own label. A list page's rows
-    come with their label ids; other threads' are read in one query for the page."""
-    by_id = {label.id: label for label in labels}
+    """Give each thread its label chips: its user labels in the sidebar's order, leaving out the
+    list's own label. A list page's rows come with their label ids; other threads' are read in one
+    query for the page."""
+    shown = {label.id: label for label in labels if not label.role and label != view.label}
+    rank = {label_id: index for index, label_id in enumerate(shown)}
     if all(isinstance(t, selectors.ThreadRow) for t in threads):
-        chips = {t.id: t.chip_ids for t in threads}
+        label_ids = {t.id: t.label_ids for t in threads}
     else:
-        chips = selectors.thread_chips(mailbox=mailbox, thread_ids=[t.id for t in threads])
+        label_ids = selectors.thread_chips(mailbox=mailbox, thread_ids=[t.id for t in threads])
     for thread in threads:
-        thread.chips = [by_id[i] for i in chips.get(thread.id, []) if i in by_id and by_id[i] != view.label]
+        chips = [i for i in label_ids.get(thread.id, ()) if i in shown]
+        if len(chips) > 1:
+            chips.sort(key=rank.__getitem__)
+        thread.chips = [shown[i] for i in chips]
 
 
 def _page_context(
