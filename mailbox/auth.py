@@ -6,9 +6,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connections, router
+from django.db import router
 
 from mailbox.models import Alias, Mailbox
+from mailsite.db import fetch_prepared
 
 
 @cache
@@ -46,11 +47,10 @@ class MailboxUserBackend(ModelBackend):
             return None
         sql, user_fields, mailbox_fields = _user_with_mailbox_sql()
         using = router.db_for_read(user_model)
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql, [user_id])
-            row = cursor.fetchone()
-        if row is None:
+        rows = fetch_prepared(sql, [user_id], using=using)
+        if not rows:
             return None
+        row = rows[0]
         user = user_model.from_db(using, user_fields, row[: len(user_fields)])
         mailbox_row, aliases = row[len(user_fields) : -1], row[-1]
         mailbox = Mailbox.from_db(using, mailbox_fields, mailbox_row) if mailbox_row[0] is not None else None

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
+from django.template import engines
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.translation import get_language
+from markupsafe import Markup
 
 from mailbox.models import Label
 from mailbox.selectors import ThreadRow
@@ -105,3 +107,13 @@ def row_views(
             )
         )
     return rows
+
+
+ROW_TEMPLATE = "mailbox/partials/thread_row.html"
+
+
+def rows_html(rows: list[RowView]) -> Markup:
+    """The rows' markup from the row template, made on its own and placed in the page whole: each
+    of a page's ~2,000 pieces of row markup would otherwise be handed up through every template
+    the page nests (block, layout, page), which cost more CPU than making them."""
+    return Markup(engines["jinja2"].env.get_template(ROW_TEMPLATE).render(rows=rows))  # noqa: S704 - escaped by the template

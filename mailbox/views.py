@@ -19,7 +19,7 @@ from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMerge
 from mailbox.live import tab_id_clean
 from mailbox.models import Label, Mailbox
 from mailbox.navigation import back_query, local_path
-from mailbox.rows import row_views, senders, short_date
+from mailbox.rows import ROW_TEMPLATE, row_views, rows_html, senders, short_date
 from mailbox.search import SearchQueryError, thread_search
 from mailbox.services import bulk, preferences, thread_merge
 from mailsite.jinja import url
@@ -111,15 +111,20 @@ def _decorate(
     labels: list[Label],
     view: selectors.ThreadListView,
 ) -> None:
-    """Give each thread its label chips, leaving out the list's own label. A list page's rows
-    come with their label ids; other threads' are read in one query for the page."""
-    by_id = {label.id: label for label in labels}
+    """Give each thread its label chips: its user labels in the sidebar's order, leaving out the
+    list's own label. A list page's rows come with their label ids; other threads' are read in one
+    query for the page."""
+    shown = {label.id: label for label in labels if not label.role and label != view.label}
+    rank = {label_id: index for index, label_id in enumerate(shown)}
     if all(isinstance(t, selectors.ThreadRow) for t in threads):
-        chips = {t.id: t.chip_ids for t in threads}
+        label_ids = {t.id: t.label_ids for t in threads}
     else:
-        chips = selectors.thread_chips(mailbox=mailbox, thread_ids=[t.id for t in threads])
+        label_ids = selectors.thread_chips(mailbox=mailbox, thread_ids=[t.id for t in threads])
     for thread in threads:
-        thread.chips = [by_id[i] for i in chips.get(thread.id, []) if i in by_id and by_id[i] != view.label]
+        chips = [i for i in label_ids.get(thread.id, ()) if i in shown]
+        if len(chips) > 1:
+            chips.sort(key=rank.__getitem__)
+        thread.chips = [shown[i] for i in chips]
 
 
 def _page_context(
@@ -136,6 +141,7 @@ def _page_context(
         page = selectors.thread_list(mailbox=mailbox, view=view, older_than=older, newer_than=newer)
     labels, unread = overview.labels, overview.unread
     _decorate(page.threads, mailbox, labels, view)
+    rows = row_views(page.threads, mailbox.own_addresses, back=back_query(request.get_full_path()))
     return {
         "mailbox": mailbox,
         "view": view,
@@ -146,7 +152,8 @@ def _page_context(
         "user_labels": [label for label in labels if not label.role],
         "label_unread": unread.get(view.label.id, 0) if view.label is not None else 0,
         "page": page,
-        "rows": row_views(page.threads, mailbox.own_addresses, back=back_query(request.get_full_path())),
+        "rows": rows,
+        "rows_html": rows_html(rows),
         "is_first_page": older is None and newer is None,
         "latest_event_id": overview.latest_event_id,
         "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
@@ -382,7 +389,7 @@ def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
         _decorate([thread], mailbox, labels, view)
         back = local_path(request.GET.get("back", ""))
         context = {"rows": row_views([thread], mailbox.own_addresses, back=back_query(back) if back else "")}
-        response = render(request, "mailbox/partials/thread_row.html", context, using="jinja2")
+        response = render(request, ROW_TEMPLATE, context, using="jinja2")
     response["X-Unread-Counts"] = json.dumps({str(k): v for k, v in unread.items()})
     return response
 

@@ -13,13 +13,13 @@ from tests.mail import raw_message
 from threads.models import Thread
 
 
-def _thread(mailbox, key: str, subject: str) -> Thread:
+def _thread(mailbox, key: str, subject: str, replier: str = "Dan <dan@example.org>") -> Thread:
     message = message_import_raw(
         mailbox=mailbox, raw=raw_message(f"{key}@x", subject), source_tag="t", label_roles=(Label.Role.INBOX,)
     ).message
     message_import_raw(
         mailbox=mailbox,
-        raw=raw_message(f"{key}-reply@x", f"Re: {subject}", in_reply_to=f"{key}@x"),
+        raw=raw_message(f"{key}-reply@x", f"Re: {subject}", in_reply_to=f"{key}@x", sender=replier),
         source_tag="t",
         label_roles=(Label.Role.INBOX,),
     )
@@ -34,7 +34,9 @@ def _row_in(page: str, thread_id: int) -> str:
 
 @pytest.mark.django_db
 def test_a_row_is_the_same_html_in_the_page_and_in_a_live_update(client, mailbox):
-    hostile = _thread(mailbox, "x", '<script>alert("s")</script> & co')
+    hostile = _thread(
+        mailbox, "x", '<script>alert("s")</script> & co', replier='"<img src=x onerror=alert(1)>" <e@x.org>'
+    )
     plain = _thread(mailbox, "p", "Plain")
     chip = user_label_create(mailbox=mailbox, name="<b>Work</b>", colour="#188038")
     threads_action_apply(mailbox=mailbox, action="add_label", thread_ids=[hostile.id], label=chip)
@@ -49,6 +51,9 @@ def test_a_row_is_the_same_html_in_the_page_and_in_a_live_update(client, mailbox
     row = _row_in(page, hostile.id)
     assert "<script>" not in row
     assert "<b>" not in row
+    assert "<img" not in row
+    assert '<span class="senders">Carol, &lt;img</span>' in row  # the replier, by the first word of their name
+    assert "Body of Re: &lt;script&gt;" in row  # the snippet
     assert "&lt;script&gt;alert(&#34;s&#34;)&lt;/script&gt; &amp; co" in row
     assert f'<span class="label-chip chip-188038" data-label="{chip.id}">&lt;b&gt;Work&lt;/b&gt;</span>' in row
     assert 'class="star on" aria-pressed="true"' in row
