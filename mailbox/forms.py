@@ -39,12 +39,16 @@ class ThreadActionForm(_SelectedThreadsForm):
 
     action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
     label = forms.IntegerField(required=False, min_value=1)
+    # A list's Move menu (the Inbox and user labels), beside its Label menu in the same form.
+    move_to = forms.IntegerField(required=False, min_value=1)
     current = forms.CharField(required=False, max_length=20)
 
     def clean(self) -> dict:
         data = super().clean()
         if data.get("action") not in (None, "empty_trash") and not data.get("thread"):
             raise forms.ValidationError("Select at least one conversation first.")
+        if data.get("action") == "move" and data.get("move_to"):
+            data["label"] = data["move_to"]
         if data.get("action") in ("add_label", "remove_label", "move") and not data.get("label"):
             raise forms.ValidationError("Choose a label.")
         return data
