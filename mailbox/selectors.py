@@ -94,12 +94,10 @@ def mailbox_get_for_user(*, user: AbstractBaseUser) -> Mailbox | None:
 
 
 def thread_list_view_get(*, mailbox: Mailbox, key: str) -> ThreadListView | None:
-    """The list named ``key`` ("starred", "all" or one of the mailbox's label ids); ``None`` if no such list."""
-    if key in ("starred", "all"):
+    """The list named ``key`` ("starred", "all", "search" or one of the mailbox's label ids); ``None``
+    if no such list."""
+    if key in ("starred", "all", "search"):
         return ThreadListView(kind=key)
-    if key == "search":
-        # A search page's rows live as long as the thread is in All mail.
-        return ThreadListView(kind="all")
     label = label_get_for_mailbox(mailbox=mailbox, label_id=int(key)) if key.isdigit() else None
     return ThreadListView(kind="label", label=label) if label is not None else None
 
@@ -128,6 +126,11 @@ def _list_rows(mailbox: Mailbox, view: ThreadListView) -> tuple[QuerySet, str, s
             rows = rows.filter(~Exists(_hidden(mailbox, "thread_id", "thread__message_count")))
         return rows, "last_message_at", "thread_id"
     threads = Thread.objects.filter(mailbox_id=mailbox.id, last_message_at__isnull=False).only(*ROW_FIELDS)
+    if view.kind == "search":
+        # A search page's rows stay as long as the thread exists: ``in:trash`` or ``in:anywhere``
+        # finds threads that no other list but their folder shows, and a live update of one (read
+        # in another tab, say) must not take it off the results.
+        return threads, "last_message_at", "id"
     threads = threads.filter(~Exists(_hidden(mailbox)))
     if view.kind == "starred":
         return threads.filter(starred_count__gt=0), "last_message_at", "id"
