@@ -39,6 +39,8 @@ class ThreadActionForm(_SelectedThreadsForm):
 
     action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
     label = forms.IntegerField(required=False, min_value=1)
+    # A list's Move menu (the Inbox and user labels), beside its Label menu in the same form.
+    move_to = forms.IntegerField(required=False, min_value=1)
     current = forms.CharField(required=False, max_length=20)
     # Delete forever and Empty Trash act only with it; without, the view asks first.
     confirm = forms.BooleanField(required=False)
@@ -47,6 +49,8 @@ class ThreadActionForm(_SelectedThreadsForm):
         data = super().clean()
         if data.get("action") not in (None, "empty_trash") and not data.get("thread"):
             raise forms.ValidationError("Select at least one conversation first.")
+        if data.get("action") == "move" and data.get("move_to"):
+            data["label"] = data["move_to"]
         if data.get("action") in ("add_label", "remove_label", "move") and not data.get("label"):
             raise forms.ValidationError("Choose a label.")
         return data

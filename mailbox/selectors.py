@@ -97,12 +97,10 @@ def mailbox_get_for_user(*, user: AbstractBaseUser) -> Mailbox | None:
 
 
 def thread_list_view_get(*, mailbox: Mailbox, key: str) -> ThreadListView | None:
-    """The list named ``key`` ("starred", "all" or one of the mailbox's label ids); ``None`` if no such list."""
-    if key in ("starred", "all"):
+    """The list named ``key`` ("starred", "all", "search" or one of the mailbox's label ids); ``None``
+    if no such list."""
+    if key in ("starred", "all", "search"):
         return ThreadListView(kind=key)
-    if key == "search":
-        # A search page's rows live as long as the thread is in All mail.
-        return ThreadListView(kind="all")
     label = label_get_for_mailbox(mailbox=mailbox, label_id=int(key)) if key.isdigit() else None
     return ThreadListView(kind="label", label=label) if label is not None else None
 
@@ -127,18 +125,31 @@ def _list_rows(mailbox: Mailbox, view: ThreadListView) -> tuple[QuerySet, str, s
     if view.label is not None:
         rows = ThreadLabel.objects.filter(mailbox=mailbox, label=view.label).select_related("thread")
         rows = rows.only("last_message_at", "thread_id", *(f"thread__{field}" for field in ROW_FIELDS))
+        if not view.label.role:
+            rows = rows.filter(~Exists(_hidden(mailbox, "thread_id", "thread__message_count")))
         return rows, "last_message_at", "thread_id"
     threads = Thread.objects.filter(mailbox_id=mailbox.id, last_message_at__isnull=False).only(*ROW_FIELDS)
+    if view.kind == "search":
+        # A search page's rows stay as long as the thread exists: ``in:trash`` or ``in:anywhere``
+        # finds threads that no other list but their folder shows, and a live update of one (read
+        # in another tab, say) must not take it off the results.
+        return threads, "last_message_at", "id"
+    threads = threads.filter(~Exists(_hidden(mailbox)))
     if view.kind == "starred":
         return threads.filter(starred_count__gt=0), "last_message_at", "id"
-    # All mail: everything but the threads wholly in Spam or Trash.
-    hidden = ThreadLabel.objects.filter(
+    return threads, "last_message_at", "id"
+
+
+def _hidden(mailbox: Mailbox, thread: str = "pk", message_count: str = "message_count") -> QuerySet:
+    """The Spam or Trash row of the outer query's thread (the references ``thread`` and
+    ``message_count``) when the thread is wholly there: such a thread shows only in its own list
+    (and in searches), as in Gmail."""
+    return ThreadLabel.objects.filter(
         mailbox=mailbox,
-        thread_id=OuterRef("pk"),
+        thread_id=OuterRef(thread),
         label__role__in=[Label.Role.SPAM, Label.Role.TRASH],
-        message_count=OuterRef("message_count"),
+        message_count=OuterRef(message_count),
     )
-    return threads.filter(~Exists(hidden)), "last_message_at", "id"
 
 
 # A page of a list in one statement: the rows and each row's user labels (chips). Written in SQL
@@ -154,24 +165,25 @@ _ROW_COLUMNS = f"""t.id, t.subject,
     t.unread_count, t.starred_count, t.has_attachments, t.snippet, {_MICROSECONDS.format("t.last_message_at")},
     ARRAY(SELECT c.label_id FROM mailbox_threadlabel c
           WHERE c.mailbox_id = %(mailbox)s AND c.thread_id = t.id)"""  # noqa: S608 - constant SQL
+# Threads wholly in Spam or Trash show only in their own list (and in searches), as in Gmail. The
+# system folders need no such test: Inbox, Sent and Drafts never hold a thread wholly in either.
+_NOT_HIDDEN = """NOT EXISTS (SELECT 1 FROM mailbox_threadlabel h JOIN mailbox_label hl ON hl.id = h.label_id
+    WHERE h.mailbox_id = %(mailbox)s AND h.thread_id = t.id AND hl.role IN ('spam', 'trash')
+    AND h.message_count = t.message_count)"""
+_LABEL_SOURCE = """mailbox_threadlabel k JOIN threads_thread t ON t.id = k.thread_id
+        WHERE k.mailbox_id = %(mailbox)s AND k.label_id = %(label)s"""
 _LIST_SOURCES = {
     # (FROM and WHERE, the keyset columns)
-    "label": (
-        """mailbox_threadlabel k JOIN threads_thread t ON t.id = k.thread_id
-        WHERE k.mailbox_id = %(mailbox)s AND k.label_id = %(label)s""",
-        ("k.last_message_at", "k.thread_id"),
-    ),
+    "label": (_LABEL_SOURCE, ("k.last_message_at", "k.thread_id")),
+    "user_label": (f"{_LABEL_SOURCE} AND {_NOT_HIDDEN}", ("k.last_message_at", "k.thread_id")),
     "starred": (
-        """threads_thread t WHERE t.mailbox_id = %(mailbox)s AND t.last_message_at IS NOT NULL
-        AND t.starred_count > 0""",
+        f"""threads_thread t WHERE t.mailbox_id = %(mailbox)s AND t.last_message_at IS NOT NULL
+        AND t.starred_count > 0 AND {_NOT_HIDDEN}""",
         ("t.last_message_at", "t.id"),
     ),
-    # All mail: everything but the threads wholly in Spam or Trash.
     "all": (
-        """threads_thread t WHERE t.mailbox_id = %(mailbox)s AND t.last_message_at IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM mailbox_threadlabel h JOIN mailbox_label hl ON hl.id = h.label_id
-            WHERE h.mailbox_id = %(mailbox)s AND h.thread_id = t.id AND hl.role IN ('spam', 'trash')
-            AND h.message_count = t.message_count)""",
+        f"""threads_thread t WHERE t.mailbox_id = %(mailbox)s AND t.last_message_at IS NOT NULL
+        AND {_NOT_HIDDEN}""",
         ("t.last_message_at", "t.id"),
     ),
 }
@@ -228,7 +240,7 @@ def thread_list(
         "stamp": cursor_at.last_message_at if cursor_at else None,
         "ident": cursor_at.thread_id if cursor_at else None,
     }
-    kind = "label" if view.label is not None else view.kind
+    kind = view.kind if view.label is None else "user_label" if not view.label.role else "label"
     page = fetch_prepared(_page_sql(kind, older_than=older_than, newer_than=newer_than), params)
     if newer_than is not None:
         has_newer, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE][::-1]
@@ -363,14 +375,34 @@ def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
     )
 
 
+# Each label's unread threads: the count PostgreSQL keeps in ``mailbox_label.unread_threads`` as threads
+# are written (migration ``0011_label_unread_threads``), less, for a user label, its unread threads wholly
+# in Spam or Trash, which its list hides (``_NOT_HIDDEN``; a trashed thread keeps its labels for Restore).
+# Those are found from the unread rows of Spam and Trash (the ``threadlabel_unread`` index), read only
+# when either folder has an unread thread: the usual page pays nothing for them.
+_LABELS_SQL = """
+WITH hidden AS MATERIALIZED (
+    SELECT k.label_id, count(DISTINCT k.thread_id) AS threads
+    FROM mailbox_label hl
+    JOIN mailbox_threadlabel h ON h.mailbox_id = %(mailbox)s AND h.label_id = hl.id AND h.unread_count > 0
+    JOIN threads_thread t ON t.id = h.thread_id AND t.message_count = h.message_count
+    JOIN mailbox_threadlabel k ON k.mailbox_id = %(mailbox)s AND k.thread_id = h.thread_id AND k.unread_count > 0
+    JOIN mailbox_label kl ON kl.id = k.label_id AND kl.role = ''
+    WHERE hl.mailbox_id = %(mailbox)s AND hl.role IN ('spam', 'trash') AND hl.unread_threads > 0
+    GROUP BY k.label_id
+)
+SELECT l.id, l.mailbox_id, l.name, l.role, l.colour, l.position,
+    l.unread_threads - COALESCE(hidden.threads, 0){columns}
+FROM mailbox_label l LEFT JOIN hidden ON hidden.label_id = l.id WHERE l.mailbox_id = %(mailbox)s{order}
+"""
+_UNREAD_SQL = _LABELS_SQL.format(columns="", order="")
+
+
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:
-    """Unread threads per label id (labels with none left out): the counts PostgreSQL keeps in
-    ``mailbox_label.unread_threads`` as threads are written (migration ``0011_label_unread_threads``)."""
+    """Unread threads per label id, as its list shows them (labels with none left out): one query."""
     with connection.cursor() as db:
-        db.execute(
-            "SELECT id, unread_threads FROM mailbox_label WHERE mailbox_id = %s AND unread_threads > 0", [mailbox.id]
-        )
-        return dict(db.fetchall())
+        db.execute(_UNREAD_SQL, {"mailbox": mailbox.id})
+        return {row[0]: row[6] for row in db.fetchall() if row[6]}
 
 
 def label_get_for_mailbox(*, mailbox: Mailbox, label_id: int) -> Label | None:
@@ -391,11 +423,10 @@ class LabelOverview:
 
 
 # Read before the rows: an event that lands in between is replayed by the page's catch-up.
-_OVERVIEW_SQL = """
-SELECT l.id, l.mailbox_id, l.name, l.role, l.colour, l.position, l.unread_threads,
-    (SELECT MAX(e.id) FROM mailsite_domainevent e WHERE e.mailbox_id = %(mailbox)s) AS latest
-FROM mailbox_label l WHERE l.mailbox_id = %(mailbox)s ORDER BY l.position, l.name
-"""
+_OVERVIEW_SQL = _LABELS_SQL.format(
+    columns=",\n    (SELECT MAX(e.id) FROM mailsite_domainevent e WHERE e.mailbox_id = %(mailbox)s) AS latest",
+    order="\nORDER BY l.position, l.name",
+)
 
 
 _OVERVIEW_FIELDS = ["id", "mailbox_id", "name", "role", "colour", "position"]

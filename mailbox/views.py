@@ -127,6 +127,12 @@ def _decorate(
         thread.chips = [shown[i] for i in chips]
 
 
+def _move_targets(labels: list[Label]) -> list[Label]:
+    """What a list's Move menu offers: the Inbox (the way back from All mail, a label or a search),
+    then the user labels."""
+    return [label for label in labels if label.role == Label.Role.INBOX] + [label for label in labels if not label.role]
+
+
 def _page_context(
     request: HttpRequest,
     mailbox: Mailbox,
@@ -150,6 +156,8 @@ def _page_context(
         "list_url": list_url(view),
         "sidebar": _sidebar(labels, unread, view.key),
         "user_labels": [label for label in labels if not label.role],
+        "move_targets": _move_targets(labels),
+        "list_key": view.key,
         "label_unread": unread.get(view.label.id, 0) if view.label is not None else 0,
         "page": page,
         "rows": rows,
@@ -421,9 +429,12 @@ def labels_sidebar(request: HttpRequest) -> HttpResponse:
     for a tab to redraw after a label was created, renamed or recoloured elsewhere."""
     mailbox = _mailbox(request)
     overview = selectors.label_overview(mailbox=mailbox)
+    current = request.GET.get("current", "")
     context = {
-        "sidebar": _sidebar(overview.labels, overview.unread, request.GET.get("current", "")),
+        "sidebar": _sidebar(overview.labels, overview.unread, current),
         "user_labels": [label for label in overview.labels if not label.role],
+        "move_targets": _move_targets(overview.labels),
+        "list_key": current,
     }
     return render(request, "mailbox/partials/labels_live.html", context, using="jinja2")
 

@@ -20,6 +20,7 @@ from mailbox.services.flags import (
     messages_label_add,
     messages_label_remove,
     messages_mark_read,
+    messages_restore,
     messages_star,
     messages_trash,
 )
@@ -119,7 +120,7 @@ def _run(
     elif action == "trash":
         messages_trash(mailbox=mailbox, message_ids=ids)
     elif action == "restore":
-        _relabel(mailbox, ids, remove=[role(Label.Role.TRASH)], add=[role(Label.Role.INBOX)])
+        messages_restore(mailbox=mailbox, message_ids=ids)
     elif action == "delete_forever":
         messages_delete(mailbox=mailbox, message_ids=ids)
     elif action in ("read", "unread"):

@@ -148,10 +148,13 @@ def _per_thread_record(mailbox: Mailbox, event_type: str, rows: Changed, tab: st
 
 @transaction.atomic
 def messages_trash(*, mailbox: Mailbox, message_ids: list[int]) -> int:
-    """Move messages to Trash: every other label is taken off, Trash put on. Returns how many moved."""
+    """Move messages to Trash: the other system folders (Inbox, Sent, Spam…) are taken off, Trash
+    put on. User labels stay, so Restore brings them back; their lists hide a thread wholly in
+    Trash meanwhile (``selectors``). Returns how many moved."""
     trash = Label.objects.get(mailbox=mailbox, role=Label.Role.TRASH)
     message_threads_lock(mailbox=mailbox, message_ids=message_ids)
     others = MessageLabel.objects.filter(mailbox=mailbox, message_id__in=message_ids).exclude(label=trash)
+    others = others.exclude(label__role="")
     unlabelled: Changed = []
     for label in Label.objects.filter(pk__in=others.values("label_id")).order_by("pk"):
         unlabelled += _labels_remove(mailbox, message_ids, label)

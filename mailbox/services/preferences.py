@@ -1,7 +1,7 @@
 """The user's own settings and labels: display name, keyboard shortcuts, time zone, label
 create/rename/colour/delete."""
 
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.core.exceptions import ValidationError
@@ -75,9 +75,17 @@ def mailbox_zone(*, mailbox: Mailbox, browser_zone: str = "") -> ZoneInfo:
     """The zone a user's wall-clock times mean: the mailbox's setting, else the zone the browser
     reported (checked like the setting), else UTC."""
     for name in (mailbox.timezone, browser_zone):
-        if name and timezone_is_known(name):
-            return ZoneInfo(name)
+        zone = zone_named(name)
+        if zone is not None:
+            return zone
     return ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=256)
+def zone_named(name: str) -> ZoneInfo | None:
+    """The zone called ``name``, ``None`` for an unknown name: remembered per name, as every
+    request of a logged-in user asks (``mailbox.middleware``) and the check scans every zone name."""
+    return ZoneInfo(name) if name and timezone_is_known(name) else None
 
 
 def _clean_name(mailbox: Mailbox, name: str, *, except_id: int | None = None) -> str:

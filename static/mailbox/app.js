@@ -123,7 +123,7 @@
     var id = String(Number(labelId));
     document.querySelectorAll(".sidebar a[data-list='" + id + "']").forEach(function (a) { a.closest("li").remove(); });
     document.querySelectorAll(".label-chip[data-label='" + id + "']").forEach(function (chip) { chip.remove(); });
-    document.querySelectorAll("select[name=label] option[value='" + id + "']").forEach(function (o) { o.remove(); });
+    document.querySelectorAll("select[name=label] option[value='" + id + "'], select[name=move_to] option[value='" + id + "']").forEach(function (o) { o.remove(); });
     if (body.dataset.listLabel === id) {
       rows().forEach(function (r) { r.remove(); });
       var empty = document.getElementById("empty");
@@ -144,8 +144,9 @@
         holder.innerHTML = html;
         var fresh = holder.querySelector("nav.sidebar"), sidebar = document.querySelector("nav.sidebar");
         if (fresh && sidebar) { sidebar.replaceWith(fresh); renameList(fresh); }
-        var options = holder.querySelectorAll("select option");
-        document.querySelectorAll("select[name=label]").forEach(function (select) {
+        // Each menu (Label, Move to) takes the options of its namesake in the partial.
+        document.querySelectorAll("select[name=label], select[name=move_to]").forEach(function (select) {
+          var options = holder.querySelectorAll("select[name=" + select.name + "] option");
           var chosen = select.value;
           select.querySelectorAll("option:not([value=''])").forEach(function (o) { o.remove(); });
           options.forEach(function (o) { select.appendChild(o.cloneNode(true)); });
