@@ -237,6 +237,32 @@ def test_thread_actions_follow_the_list_the_conversation_came_from(page, tripwir
     assert tripwire.dialogs == []
 
 
+def test_a_star_from_another_tab_redraws_the_conversations_star_button(page, tripwire, mailbox, request):
+    message = _deliver(mailbox, 0, thread="starry", text="Star me elsewhere")
+    off_loop(messages_mark_read, mailbox=mailbox, message_ids=[message.id])
+    log_in(page, mailbox.address)
+    list_tab = page
+    conversation_tab = page.context.new_page()
+    conversation_tab.goto(f"/t/{message.thread_id}/")
+    expect(conversation_tab.locator("body")).to_have_attribute("data-live", "connected")
+    conversation_tab.evaluate("window.__noReload = true")
+    toolbar = conversation_tab.locator(".thread-actions.stay")
+    expect(toolbar.get_by_role("button", name="Star", exact=True)).to_be_visible()
+    row = list_tab.locator(f"#thread-{message.thread_id}")
+
+    row.get_by_role("button", name="Star", exact=True).click()
+
+    expect(toolbar.get_by_role("button", name="Unstar", exact=True)).to_have_attribute("aria-pressed", "true")
+    screenshot(conversation_tab, request.node.name, "starred-elsewhere")
+    row.get_by_role("button", name="Unstar", exact=True).click()
+    expect(toolbar.get_by_role("button", name="Star", exact=True)).to_have_attribute("aria-pressed", "false")
+    assert conversation_tab.evaluate("window.__noReload") is True
+    conversation_tab.keyboard.press("s")  # the redrawn button is the one the shortcut presses
+    expect(toolbar.get_by_role("button", name="Unstar", exact=True)).to_be_visible()
+    assert Thread.objects.get(pk=message.thread_id).starred_count == 1
+    assert tripwire.console_errors == []
+
+
 def test_show_images_bar_only_on_messages_with_blocked_images(page, tripwire, mailbox):
     plain = _deliver(mailbox, 0, thread="imgs", html="<p>Just words</p>")
     _deliver(mailbox, 1, thread="imgs", html=f'<p>Pixel <img alt="remote" src="{REMOTE_IMAGE}"></p>')
