@@ -23,6 +23,12 @@ def _deliver(mailbox, n: int, **kwargs):
     return off_loop(message_import_raw, mailbox=mailbox, raw=raw, source_tag="test").message
 
 
+def _listening(page) -> None:
+    """The page's scripts have run (its socket is open): a key pressed now reaches its shortcuts
+    (one pressed while a page loads is lost)."""
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+
+
 def _label_ids(thread_id: int) -> set[int]:
     return set(ThreadLabel.objects.filter(thread_id=thread_id).values_list("label_id", flat=True))
 
@@ -208,17 +214,20 @@ def test_thread_actions_follow_the_list_the_conversation_came_from(page, tripwir
     page.get_by_role("button", name="Remove label Work").click()  # stays on the conversation
     expect(chip).to_have_count(0)
     expect(page.get_by_role("status").filter(has_text="Label removed.")).to_be_visible()
+    _listening(page)
     page.keyboard.press("z")  # undo, as on lists
     expect(chip).to_have_text(re.compile("^Work"))
     assert off_loop(_label_ids, thread_id) >= {work.id}
 
     page.keyboard.press("u")  # back to the list it came from
-    page.wait_for_url(re.compile(rf"/label/{work.id}/$"))
+    page.wait_for_url(re.compile(rf"^[^?]*/label/{work.id}/$"))
+    _listening(page)
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/t/{thread_id}/\?back=/label/{work.id}/$"))
+    _listening(page)
     page.keyboard.press("#")  # delete: to Trash, and back to Work, where it no longer is
-    page.wait_for_url(re.compile(rf"/label/{work.id}/$"))
+    page.wait_for_url(re.compile(rf"^[^?]*/label/{work.id}/$"))
     expect(page.locator(f"#thread-{thread_id}")).to_have_count(0)
 
     page.get_by_role("link", name=re.compile("^Trash")).click()
