@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
-from django.db.models import Exists, F, Max, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 
 from mailbox.live import tab_source_tag
 from mailbox.models import Alias, Domain, Label, Mailbox, Message, ThreadLabel
@@ -314,64 +314,94 @@ def thread_chips(*, mailbox: Mailbox, thread_ids: list[int]) -> dict[int, list[i
     return chips
 
 
-def latest_event_id(*, mailbox: Mailbox) -> int:
-    """The id of the mailbox's newest domain event (0 if none): where a page's live updates start."""
-    return DomainEvent.objects.filter(mailbox_id=mailbox.id).aggregate(latest=Max("id"))["latest"] or 0
+# Where a tab's live updates start, and where its next catch-up starts: a PostgreSQL snapshot (as
+# PgQ batches its events), not an event id. Event ids are drawn at INSERT but become visible at
+# COMMIT, in another order, so a cursor at the newest id seen would skip for good an event of lower
+# id committed just after. A snapshot (``xmin:xmax:in-progress ids``) says exactly which
+# transactions a read saw: each event records its transaction (``txid``, migration
+# ``mailsite.0006``), and a catch-up returns the events of the transactions its cursor's snapshot
+# did not see — committed since, or still running then — along with its own snapshot, taken by the
+# same statement, as the next cursor. Nothing is skipped and nothing comes twice; only events heard
+# over the socket may come again (a tab skips those, by event id).
+_SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text"
+
+
+def live_cursor() -> str:
+    """The snapshot (above) a page is rendered with: read before its rows, so whatever changes its
+    rows might have missed comes back in its catch-up."""
+    with connection.cursor() as db:
+        db.execute(_SNAPSHOT_SQL)
+        return db.fetchone()[0]
 
 
 @dataclass(frozen=True)
 class CatchUp:
     thread_ids: list[int]
-    latest: int
+    latest: str  # the cursor to catch up from next time (``live_cursor``)
     complete: bool  # False: too much happened; reload the page instead
     label_ids_deleted: list[int] = field(default_factory=list)
     label_ids_changed: list[int] = field(default_factory=list)  # created, renamed or recoloured
+    thread_events: dict[int, list[int]] = field(default_factory=dict)  # thread id -> the event ids naming it
 
 
 CATCH_UP_LIMIT = 500
+# One statement, so the snapshot handed back is the one the events were read in. The index on
+# (mailbox_id, txid) finds the transactions from the cursor's oldest running one on.
+_CATCH_UP_SQL = """
+SELECT now.snapshot, e.id, e.event_type, e.subject_type, e.subject_id, e.thread_id, e.source_tag
+FROM (SELECT pg_current_snapshot()::text AS snapshot) now
+LEFT JOIN LATERAL (
+    SELECT id, event_type, subject_type, subject_id, source_tag,
+        CASE WHEN jsonb_typeof(payload -> 'thread_id') = 'number' THEN (payload ->> 'thread_id')::bigint END
+            AS thread_id
+    FROM mailsite_domainevent
+    WHERE mailbox_id = %(mailbox)s
+        AND txid >= pg_snapshot_xmin(%(after)s::pg_snapshot)::text::bigint
+        AND NOT pg_visible_in_snapshot(txid::text::xid8, %(after)s::pg_snapshot)
+    ORDER BY id LIMIT %(limit)s
+) e ON true
+ORDER BY e.id
+"""
 
 
-def events_since(*, mailbox: Mailbox, after: int, tab: str = "") -> CatchUp:
-    """The threads the mailbox's domain events after ``after`` touched, for a tab that connects or
-    reconnects. Changes made from ``tab`` itself (``mailbox.live``) name no thread: that tab
-    already shows them."""
-    events = list(
-        DomainEvent.objects.filter(mailbox_id=mailbox.id, id__gt=after)
-        .order_by("id")
-        .values_list("id", "event_type", "subject_type", "subject_id", "payload", "source_tag")[: CATCH_UP_LIMIT + 1]
-    )
-    if not events:
-        return CatchUp(thread_ids=[], latest=after, complete=True)
+def events_since(*, mailbox: Mailbox, after: str, tab: str = "") -> CatchUp:
+    """The threads touched by the mailbox's domain events that the snapshot ``after`` (a cursor
+    ``live_cursor`` or a previous catch-up handed out, checked by ``mailbox.live.live_cursor_clean``)
+    did not see, for a tab that connects or reconnects. Changes made from ``tab`` itself
+    (``mailbox.live``) name no thread: that tab already shows them."""
+    with connection.cursor() as db:
+        db.execute(_CATCH_UP_SQL, {"mailbox": mailbox.id, "after": after, "limit": CATCH_UP_LIMIT + 1})
+        rows = db.fetchall()
+    events = [row[1:] for row in rows if row[1] is not None]
     own = tab_source_tag(tab)
-    thread_ids: set[int] = set()
-    message_ids: set[int] = set()
+    by_thread: dict[int, list[int]] = {}
+    by_message: dict[int, list[int]] = {}
     labels_deleted: set[int] = set()
     labels_changed: set[int] = set()
-    for _, event_type, subject_type, subject_id, payload, source_tag in events[:CATCH_UP_LIMIT]:
+    for event_id, event_type, subject_type, subject_id, thread_id, source_tag in events[:CATCH_UP_LIMIT]:
         if own and source_tag == own:
             continue
-        named = payload.get("thread_id") if isinstance(payload, dict) else None
-        if isinstance(named, int):
-            thread_ids.add(named)
+        if thread_id is not None:
+            by_thread.setdefault(thread_id, []).append(event_id)
         elif event_type == DomainEvent.Type.LABEL_DELETED:
             labels_deleted.add(subject_id)
         elif event_type == DomainEvent.Type.LABEL_CHANGED:
             labels_changed.add(subject_id)
         elif subject_type == "thread":
-            thread_ids.add(subject_id)
+            by_thread.setdefault(subject_id, []).append(event_id)
         elif subject_type == "message":
-            message_ids.add(subject_id)
-    if message_ids:
-        thread_ids.update(
-            Message.objects.filter(mailbox=mailbox, pk__in=message_ids).values_list("thread_id", flat=True)
-        )
-    shown = events[:CATCH_UP_LIMIT]
+            by_message.setdefault(subject_id, []).append(event_id)
+    if by_message:
+        pairs = Message.objects.filter(mailbox=mailbox, pk__in=by_message).values_list("id", "thread_id")
+        for message_id, thread_id in pairs:
+            by_thread.setdefault(thread_id, []).extend(by_message[message_id])
     return CatchUp(
-        thread_ids=sorted(thread_ids),
-        latest=shown[-1][0],
+        thread_ids=sorted(by_thread),
+        latest=rows[0][0],
         complete=len(events) <= CATCH_UP_LIMIT,
         label_ids_deleted=sorted(labels_deleted),
         label_ids_changed=sorted(labels_changed - labels_deleted),
+        thread_events={thread_id: sorted(ids) for thread_id, ids in sorted(by_thread.items())},
     )
 
 
@@ -410,31 +440,29 @@ class LabelOverview:
 
     labels: list[Label]
     unread: dict[int, int]  # as ``label_unread_counts``
-    latest_event_id: int  # as ``latest_event_id``
+    live_cursor: str  # as ``live_cursor``
 
 
-# Read before the rows: an event that lands in between is replayed by the page's catch-up.
-_OVERVIEW_SQL = _LABELS_SQL.format(
-    columns=",\n    (SELECT MAX(e.id) FROM mailsite_domainevent e WHERE e.mailbox_id = %(mailbox)s) AS latest",
-    order="\nORDER BY l.position, l.name",
-)
+# Read before the rows: a change that lands in between is replayed by the page's catch-up. The
+# last column is ``live_cursor``'s.
+_OVERVIEW_SQL = _LABELS_SQL.format(columns=",\n    pg_current_snapshot()::text", order="\nORDER BY l.position, l.name")
 
 
 _OVERVIEW_FIELDS = ["id", "mailbox_id", "name", "role", "colour", "position"]
 
 
 def label_overview(*, mailbox: Mailbox) -> LabelOverview:
-    """The mailbox's labels (``label_list``), their unread counts and the newest event id, in one
-    query. The counts are exact: kept by PostgreSQL as threads are written (``label_unread_counts``)."""
+    """The mailbox's labels (``label_list``), their unread counts and the live updates' cursor
+    (``live_cursor``), in one query. The counts are exact: kept by PostgreSQL as threads are
+    written (``label_unread_counts``)."""
     rows = fetch_prepared(_OVERVIEW_SQL, {"mailbox": mailbox.id})
     # Instances made from the columns directly: a raw queryset's column mapping cost more CPU
     # than the database's answer.
     labels = [Label.from_db(connection.alias, _OVERVIEW_FIELDS, row[:6]) for row in rows]
-    latest = rows[0][7] if rows else latest_event_id(mailbox=mailbox)
     return LabelOverview(
         labels=labels,
         unread={row[0]: row[6] for row in rows if row[6]},
-        latest_event_id=latest or 0,
+        live_cursor=rows[0][7] if rows else live_cursor(),
     )
 
 

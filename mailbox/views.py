@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from mailbox import selectors, selectors_deleting
 from mailbox.forms import LabelForm, SettingsForm, ThreadActionForm, ThreadMergeForm
-from mailbox.live import tab_id_clean
+from mailbox.live import TAB_HEADER, live_cursor_clean, tab_id_clean
 from mailbox.models import Label, Mailbox
 from mailbox.navigation import back_query, local_path
 from mailbox.rows import ROW_TEMPLATE, row_views, rows_html, senders, short_date
@@ -163,7 +163,7 @@ def _page_context(
         "rows": rows,
         "rows_html": rows_html(rows),
         "is_first_page": older is None and newer is None,
-        "latest_event_id": overview.latest_event_id,
+        "live_cursor": overview.live_cursor,
         "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
         "can_undo": UNDO_SESSION_KEY in request.session,
         "is_search": False,
@@ -269,6 +269,7 @@ def threads_action(request: HttpRequest) -> HttpResponse:
             thread_ids=data["thread"],
             label=label,
             current=current_view.label if current_view is not None else None,
+            tab=tab_id_clean(request.headers.get(TAB_HEADER)),
         )
     except ValidationError as exc:
         return _action_answer(request, form.safe_next(fallback), error=" ".join(exc.messages))
@@ -404,14 +405,16 @@ def thread_row(request: HttpRequest, thread_id: int) -> HttpResponse:
 
 @require_GET
 def events_since(request: HttpRequest) -> JsonResponse:
-    """What changed in the mailbox after domain event ``?after=``: the thread ids to refresh, but for
-    changes made from the asking tab (``?tab=``, see ``mailbox.live``)."""
+    """What changed in the mailbox since the cursor ``?after=`` (``selectors.live_cursor``): the
+    thread ids to refresh, but for changes made from the asking tab (``?tab=``, see
+    ``mailbox.live``), with the event ids naming each (``thread_events``: a tab skips a thread whose
+    events it has all heard live), and ``latest``, the cursor to catch up from next time."""
     mailbox = _mailbox(request)
-    after = request.GET.get("after", "")
-    if not after.isdigit():
-        return JsonResponse({"error": "after must be an event id"}, status=400)
+    after = live_cursor_clean(request.GET.get("after"))
+    if after is None:
+        return JsonResponse({"error": "after must be a cursor this server handed out"}, status=400)
     tab = tab_id_clean(request.GET.get("tab"))
-    catch_up = selectors.events_since(mailbox=mailbox, after=int(after), tab=tab)
+    catch_up = selectors.events_since(mailbox=mailbox, after=after, tab=tab)
     return JsonResponse(
         {
             "threads": catch_up.thread_ids,
@@ -419,6 +422,7 @@ def events_since(request: HttpRequest) -> JsonResponse:
             "labels_changed": catch_up.label_ids_changed,
             "latest": catch_up.latest,
             "complete": catch_up.complete,
+            "thread_events": {str(thread_id): ids for thread_id, ids in catch_up.thread_events.items()},
         }
     )
 

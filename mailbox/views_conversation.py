@@ -267,7 +267,7 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
     pages too)."""
     mailbox = _mailbox_or_404(request)
     # Read before the conversation: the page's catch-up replays any change landing in between.
-    latest_event_id = selectors.latest_event_id(mailbox=mailbox)
+    live_cursor = selectors.live_cursor()
     conversation = selectors_conversation.conversation_get(mailbox=mailbox, thread_id=thread_id)
     if conversation is None or not conversation.messages:
         return _merged_away_or_404(request, mailbox, thread_id)
@@ -314,8 +314,8 @@ def thread_detail(request: HttpRequest, thread_id: int) -> HttpResponse:
         "neighbours": _neighbour_urls(mailbox, actions, thread_id, back=back),
         "compose_url": reverse("compose"),  # once, not three times a message
         "unread_ids": ",".join(map(str, unread)),
-        "latest_event_id": latest_event_id,
-        "undo_notice": request.session.pop(UNDO_NOTICE_KEY, None),
+        "live_cursor": live_cursor,
+        "undo_notice": _undo_notice(request),
         "can_undo": UNDO_SESSION_KEY in request.session,
     }
     return render(request, "mailbox/thread_detail.html", context, using="jinja2")
@@ -333,6 +333,18 @@ def _neighbour_urls(mailbox: Mailbox, actions: ThreadActions, thread_id: int, *,
         for name, neighbour in (("newer", found.newer), ("older", found.older))
         if neighbour is not None
     }
+
+
+# Sent by the page's own live refresh (conversation.js), which shows no undo bar.
+REFRESH_HEADER = "X-Mailsite-Refresh"
+
+
+def _undo_notice(request: HttpRequest) -> str | None:
+    """The notice of the action just done, taken by the page it leads to; a live refresh of the
+    page that was left (its fetch can overtake the action's redirect) only reads it."""
+    if request.headers.get(REFRESH_HEADER):
+        return request.session.get(UNDO_NOTICE_KEY)
+    return request.session.pop(UNDO_NOTICE_KEY, None)
 
 
 def _merged_away_or_404(request: HttpRequest, mailbox: Mailbox, thread_id: int) -> HttpResponse:

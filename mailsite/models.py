@@ -2,7 +2,9 @@
 
 The log sits below every app so that each of them can append to it (``mailsite.events``);
 campaign workflows and analytics export read it. Rows are never updated or deleted: a
-database trigger refuses both (see migration 0002).
+database trigger refuses both (see migration 0002). Each row also carries the id of the
+transaction that wrote it, in a column only the database writes (``txid``, migration 0006), for
+the live updates' catch-up cursor.
 """
 
 from django.db import models

@@ -111,7 +111,13 @@ def _relabel(mailbox: Mailbox, ids: list[int], *, remove: list[Label], add: list
 
 
 def _run(
-    mailbox: Mailbox, action: str, ids: list[int], thread_ids: list[int], label: Label | None, current: Label | None
+    mailbox: Mailbox,
+    action: str,
+    ids: list[int],
+    thread_ids: list[int],
+    label: Label | None,
+    current: Label | None,
+    tab: str,
 ) -> None:
     """Dispatch one action over the messages ``ids`` (of the threads ``thread_ids``)."""
     role = partial(_role_label, mailbox)
@@ -126,9 +132,9 @@ def _run(
     elif action in ("read", "unread"):
         messages_mark_read(mailbox=mailbox, message_ids=ids, is_read=action == "read")
     elif action == "star":
-        messages_star(mailbox=mailbox, message_ids=_latest_message_ids(mailbox, thread_ids), is_starred=True)
+        messages_star(mailbox=mailbox, message_ids=_latest_message_ids(mailbox, thread_ids), is_starred=True, tab=tab)
     elif action == "unstar":
-        messages_star(mailbox=mailbox, message_ids=ids, is_starred=False)
+        messages_star(mailbox=mailbox, message_ids=ids, is_starred=False, tab=tab)
     elif action == "add_label":
         _relabel(mailbox, ids, remove=[], add=[label])
     elif action == "remove_label":
@@ -150,13 +156,15 @@ def threads_action_apply(
     thread_ids: list[int],
     label: Label | None = None,
     current: Label | None = None,
+    tab: str = "",
 ) -> ActionResult:
     """Apply a list action to the mailbox's threads among ``thread_ids``.
 
     ``label`` is required for add_label/remove_label/move; ``current`` is the label being viewed
     (what "move" takes off; Inbox when absent). ``empty_trash`` ignores ``thread_ids`` and deletes
     every message under Trash. Returns how many messages changed and the undo record (``None``
-    for the irreversible deletes).
+    for the irreversible deletes). ``tab``: the browser tab a star or unstar was made from
+    (``mailbox.live``), which redraws its row itself (the other actions reload the page).
     """
     if action not in ACTIONS:
         raise ValidationError(f"Unknown action {action!r}.")
@@ -173,7 +181,7 @@ def threads_action_apply(
     if not ids:
         return ActionResult(changed=0, undo=None)
     before = messages_state(mailbox=mailbox, message_ids=ids)
-    _run(mailbox, action, ids, thread_ids, label, current)
+    _run(mailbox, action, ids, thread_ids, label, current, tab)
     if action in IRREVERSIBLE:
         return ActionResult(changed=len(before), undo=None)
     after = messages_state(mailbox=mailbox, message_ids=ids)

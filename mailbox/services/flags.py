@@ -56,8 +56,9 @@ def messages_mark_read(*, mailbox: Mailbox, message_ids: list[int], is_read: boo
 
 
 @transaction.atomic
-def messages_star(*, mailbox: Mailbox, message_ids: list[int], is_starred: bool = True) -> int:
-    """Star (or unstar) messages; returns how many changed."""
+def messages_star(*, mailbox: Mailbox, message_ids: list[int], is_starred: bool = True, tab: str = "") -> int:
+    """Star (or unstar) messages; returns how many changed. ``tab``: the browser tab the change was
+    made from (``mailbox.live``), named in its events."""
     message_threads_lock(mailbox=mailbox, message_ids=message_ids)
     changed = Message.objects.filter(mailbox=mailbox, pk__in=message_ids, is_starred=not is_starred)
     rows = list(changed.values_list("id", "thread_id", "is_read"))
@@ -65,7 +66,7 @@ def messages_star(*, mailbox: Mailbox, message_ids: list[int], is_starred: bool 
     for thread_id, count in Counter(thread_id for _, thread_id, _ in rows).items():
         thread_counts_adjust(thread_id=thread_id, starred=count if is_starred else -count)
     event = DomainEvent.Type.MESSAGES_STARRED if is_starred else DomainEvent.Type.MESSAGES_UNSTARRED
-    _per_thread_record(mailbox, event, rows)
+    _per_thread_record(mailbox, event, rows, tab=tab)
     return len(rows)
 
 

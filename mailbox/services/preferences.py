@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from mailbox.models import Label, Mailbox
+from mailbox.services.labels import label_changed_notify
 from mailsite.events import domain_event_record
 from mailsite.models import DomainEvent
 from mailsite.realtime import mailbox_publish_on_commit
@@ -115,7 +116,7 @@ def user_label_create(*, mailbox: Mailbox, name: str, colour: str = "") -> Label
     show it in their sidebar and label menus (``label.changed``)."""
     position = Label.objects.filter(mailbox=mailbox).count()
     label = _save(Label(mailbox=mailbox, name=_clean_name(mailbox, name), colour=colour, position=position))
-    _label_changed_notify(label)
+    label_changed_notify(label)
     return label
 
 
@@ -128,22 +129,8 @@ def user_label_update(*, label: Label, name: str, colour: str) -> Label:
     label.name = _clean_name(label.mailbox, name, except_id=label.pk)
     label.colour = colour
     label = _save(label)
-    _label_changed_notify(label)
+    label_changed_notify(label)
     return label
-
-
-def _label_changed_notify(label: Label) -> None:
-    """One event for the label, whatever the number of threads carrying it: a tab redraws its
-    sidebar and the chips it shows, not every thread."""
-    event = domain_event_record(
-        event_type=DomainEvent.Type.LABEL_CHANGED,
-        subject_type="label",
-        subject_id=label.pk,
-        mailbox_id=label.mailbox_id,
-        payload={"label_id": label.pk},
-    )
-    live = {"type": "label.changed", "label_id": label.pk, "event_id": event.id}
-    mailbox_publish_on_commit(mailbox_id=label.mailbox_id, event=live)
 
 
 @transaction.atomic

@@ -40,20 +40,23 @@
   }
   refreshToolbar();
 
-  // The star of a row toggles in place: our own refetch (or the live update) redraws the row.
+  // --- Live updates -----------------------------------------------------------------------
+  var live = list ? window.MailsiteLive(body, applyCatchUp) : null;
+  var firstPage = body.dataset.firstPage === "yes";
+
+  // The star of a row toggles in place and our own refetch redraws the row: the change names this
+  // tab (X-Mailsite-Tab), so its live event, which would fetch the row again, is let be.
   document.addEventListener("submit", function (e) {
     var form = e.target;
     if (!form.classList.contains("star-form") || !e.submitter) { return; }
     e.preventDefault();
     var data = new FormData(form);
     data.append("thread", e.submitter.value);
-    fetch(form.getAttribute("action"), { method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin" })
+    var headers = { Accept: "application/json" };
+    if (live) { headers["X-Mailsite-Tab"] = live.tab; }
+    fetch(form.getAttribute("action"), { method: "POST", body: data, headers: headers, credentials: "same-origin" })
       .then(function () { refreshRow(Number(e.submitter.value)); });
   });
-
-  // --- Live updates -----------------------------------------------------------------------
-  var lastEvent = Number(body.dataset.lastEvent || 0);
-  var firstPage = body.dataset.firstPage === "yes";
 
   function updateCounts(header) {
     if (!header) { return; }
@@ -173,7 +176,8 @@
   }
 
   function handle(event) {
-    if (event.event_id && event.event_id > lastEvent) { lastEvent = event.event_id; }
+    live.hear(event);
+    if (event.tab === live.tab) { return; }  // this tab's own change: it has redrawn the row already
     if (event.type === "thread.updated") { refreshRow(event.thread_id); }
     else if (event.type === "thread.removed") {
       removeRow(event.thread_id);
@@ -183,17 +187,10 @@
     else if (event.type === "label.changed") { refreshLabels([event.label_id]); }
   }
 
-  function catchUp() {
-    fetch("/events/?after=" + lastEvent, { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) {
-        if (!data) { return; }
-        if (!data.complete) { window.location.reload(); return; }
-        lastEvent = Math.max(lastEvent, data.latest);
-        (data.labels_deleted || []).forEach(dropLabel);
-        if ((data.labels_changed || []).length) { refreshLabels(data.labels_changed); }
-        data.threads.forEach(refreshRow);
-      });
+  function applyCatchUp(data, threads) {
+    (data.labels_deleted || []).forEach(dropLabel);
+    if ((data.labels_changed || []).length) { refreshLabels(data.labels_changed); }
+    threads.forEach(refreshRow);
   }
 
   var retryDelay = 500;
@@ -204,8 +201,8 @@
     socket.addEventListener("open", function () {
       body.dataset.live = "connected";
       retryDelay = 500;
-      // What happened between the page's render (or the last event seen) and this socket's join.
-      catchUp();
+      // What happened between the page's render (or the last catch-up) and this socket's join.
+      live.catchUp();
     });
     socket.addEventListener("message", function (e) {
       try { handle(JSON.parse(e.data)); } catch (err) { /* a malformed event is ignored */ }

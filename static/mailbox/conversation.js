@@ -4,21 +4,14 @@
 // shown here are fetched again when the server says they changed (a "delivery.updated" event on
 // the mailbox's websocket); when this conversation is merged into another (in another tab), the
 // page moves there ("thread.removed" with merged_into); when it changes in place ("thread.updated":
-// a message split off or moved out, conversations merged into it, new mail), its messages follow.
-// Every opening of the socket, the first one included, catches up from the domain event log since
-// the page's render (or the last event seen), and the tab's own mark-read, named by its tab id,
-// comes back as a change it already shows.
+// a message split off or moved out, conversations merged into it, new mail, starred or labelled
+// elsewhere), its messages, chips and toolbar follow. Every opening of the socket, the first one
+// included, catches up from the domain event log since the page's render (live.js), and the tab's
+// own mark-read, named by its tab id, comes back as a change it already shows.
 (function () {
   "use strict";
   var main = document.querySelector("main.conversation");
-  var tab = tabId();
-
-  // This tab's name on the changes it makes (see mailbox/live.py): random, for this page only.
-  function tabId() {
-    var bytes = new Uint8Array(12);
-    window.crypto.getRandomValues(bytes);
-    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
-  }
+  var live = main ? window.MailsiteLive(main, applyCatchUp) : null;
 
   function markRead() {
     var field = document.querySelector("input[name=csrfmiddlewaretoken]");
@@ -28,7 +21,7 @@
     data.append("csrfmiddlewaretoken", field.value);
     main.dataset.unread.split(",").forEach(function (id) { data.append("message", id); });
     fetch(main.dataset.markReadUrl, {
-      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json", "X-Mailsite-Tab": tab }
+      method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json", "X-Mailsite-Tab": live.tab }
     }).then(function (response) {
       main.dataset.markRead = response.ok ? "done" : "";
     }).catch(function () { main.dataset.markRead = ""; });  // tried again when next shown
@@ -85,15 +78,18 @@
     main.insertBefore(note, main.firstChild);
   }
 
-  // The messages follow the server's page (the same template a reload renders): cards already
-  // shown stay as they are (open or closed, body loaded), except their actions and "why here"
-  // line; new ones come in date order; those gone are dropped. Refreshes run one at a time, and
-  // changes that arrive meanwhile are fetched once more after it.
+  // The page follows the server's (the same template a reload renders), fetched with this page's
+  // address (the list it came from decides the toolbar's actions): cards already shown stay as
+  // they are (open or closed, body loaded), except their actions and "why here" line; new ones
+  // come in date order; those gone are dropped; the label chips and the toolbar (Star or Unstar,
+  // the label menus) are the server's. Refreshes run one at a time, and changes that arrive
+  // meanwhile are fetched once more after it. The fetch says it is a refresh, so it leaves the
+  // undo notice of an action to the page that action leads to.
   var refreshing = false, refreshAgain = false;
   function refreshConversation() {
     if (refreshing) { refreshAgain = true; return; }
     refreshing = true;
-    fetch(window.location.pathname, { credentials: "same-origin" })
+    fetch(window.location.pathname + window.location.search, { credentials: "same-origin", headers: { "X-Mailsite-Refresh": "1" } })
       .then(function (response) {
         if (response.redirected) { window.location.replace(response.url); return null; }  // merged away
         if (response.status === 404) { conversationRemoved({}); return null; }
@@ -137,7 +133,18 @@
       var mine = main.querySelector(part), theirs = fresh.querySelector(part);
       if (mine && theirs) { mine.textContent = theirs.textContent; }
     });
+    ["div.thread-chips", "div.thread-toolbar"].forEach(function (part) {
+      var mine = main.querySelector(part), theirs = fresh.querySelector("main.conversation " + part);
+      if (mine && theirs) { keepChoices(mine, theirs); mine.replaceWith(document.adoptNode(theirs)); }
+    });
     document.title = fresh.title;
+  }
+  // A label or folder picked in a menu stays picked when the toolbar is redrawn, if still offered.
+  function keepChoices(mine, theirs) {
+    mine.querySelectorAll("select[id]").forEach(function (select) {
+      var again = theirs.querySelector("select#" + select.id);
+      if (again && again.querySelector("option[value='" + Number(select.value) + "']")) { again.value = select.value; }
+    });
   }
 
   function dropLabelOption(labelId) {
@@ -145,57 +152,22 @@
     document.querySelectorAll(".thread-labels .label-chip[data-label='" + Number(labelId) + "']").forEach(function (chip) { chip.remove(); });
   }
 
-  // A label created, renamed or recoloured elsewhere: the toolbar's menus and the chips as the
-  // server renders them (which labels the thread has decides what each menu offers).
-  function refreshLabels() {
-    fetch(window.location.pathname + window.location.search, { credentials: "same-origin" })
-      .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
-      .then(function (html) {
-        if (html === null) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html");
-        ["div.thread-toolbar", "ul.thread-labels"].forEach(function (selector) {
-          var shown = main.querySelector(selector);
-          var rendered = fresh.querySelector("main.conversation " + selector);
-          if (shown && rendered) { shown.replaceWith(document.importNode(rendered, true)); }
-        });
-      })
-      .catch(function () { /* the next change refreshes it */ });
-  }
-
-  // Where this page's view of the mailbox stands: the newest domain event when the server rendered
-  // it, then the newest one seen since (kept on the page, where a test can read it too).
-  var lastEvent = main ? Number(main.dataset.lastEvent || 0) : 0;
-  function seen(eventId) {
-    if (eventId && eventId > lastEvent) {
-      lastEvent = eventId;
-      main.dataset.lastEvent = String(eventId);
-    }
-  }
-
-  // What the log holds after the cursor (changes from this tab left out): the page follows if this
-  // conversation is among the threads changed; after too much it reloads, as a list does.
-  function catchUp() {
-    fetch("/events/?after=" + lastEvent + "&tab=" + tab, { credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (data) {
-        if (!data) { return; }
-        if (!data.complete) { window.location.reload(); return; }
-        seen(data.latest);
-        (data.labels_deleted || []).forEach(dropLabelOption);
-        if ((data.labels_changed || []).length) { refreshLabels(); }
-        if (data.threads.indexOf(threadId) !== -1) { refreshConversation(); }
-      })
-      .catch(function () { /* the next opening catches up */ });
+  // What the log holds after the cursor that this tab has not heard (its own changes left out):
+  // one refetch of the page if this conversation is among the threads changed or a label was
+  // created, renamed or recoloured (the chips and menus show labels by name and colour).
+  function applyCatchUp(data, threads) {
+    (data.labels_deleted || []).forEach(dropLabelOption);
+    if ((data.labels_changed || []).length || threads.indexOf(threadId) !== -1) { refreshConversation(); }
   }
 
   function handle(data) {
-    seen(data.event_id);
-    if (data.tab === tab) { return; }  // this tab's own change: the page shows it already
+    live.hear(data);
+    if (data.tab === live.tab) { return; }  // this tab's own change: the page shows it already
     if (data.type === "delivery.updated") { refreshDeliveries(data.message_id); }
     else if (data.type === "thread.removed" && Number(data.thread_id) === threadId) { conversationRemoved(data); }
     else if (data.type === "thread.updated" && Number(data.thread_id) === threadId) { refreshConversation(); }
     else if (data.type === "label.deleted") { dropLabelOption(data.label_id); }
-    else if (data.type === "label.changed") { refreshLabels(); }
+    else if (data.type === "label.changed") { refreshConversation(); }
   }
 
   var retryDelay = 1000;
@@ -211,8 +183,8 @@
     socket.addEventListener("open", function () {
       document.body.dataset.live = "connected";
       retryDelay = 1000;
-      // What changed between the page's render (or the last event seen) and this socket's join.
-      catchUp();
+      // What changed between the page's render (or the last catch-up) and this socket's join.
+      live.catchUp();
       // A delivery's timeline also grows by tracking events that move no status, which the log does
       // not hold: the delivery lines are fetched again on every opening.
       document.querySelectorAll("ul.deliveries").forEach(function (list) {

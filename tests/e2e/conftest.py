@@ -5,6 +5,7 @@ Data the browser must see is committed (``transactional_db``), since the server'
 their own connections. Screenshots go to ``test-artifacts/`` (CI keeps them).
 """
 
+import json
 import os
 import re
 import shutil
@@ -171,3 +172,22 @@ def log_in(page, address: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name=re.compile("log in", re.IGNORECASE)).click()
     page.wait_for_url(re.compile(r"/$"))
+
+
+def socket_events(page) -> list[dict]:
+    """The live events the page's websockets receive from now on, in order (a JSON frame each)."""
+    events: list[dict] = []
+
+    def watch(ws) -> None:
+        ws.on("framereceived", lambda payload: isinstance(payload, str) and events.append(json.loads(payload)))
+
+    page.on("websocket", watch)
+    return events
+
+
+def wait_until(page, condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait, letting the page and its sockets go on, until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        page.wait_for_timeout(50)

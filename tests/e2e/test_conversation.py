@@ -25,6 +25,12 @@ def _deliver(mailbox, n: int, **kwargs):
     return off_loop(message_import_raw, mailbox=mailbox, raw=raw, source_tag="test").message
 
 
+def _listening(page) -> None:
+    """The page's scripts have run (its socket is open): a key pressed now reaches its shortcuts
+    (one pressed while a page loads is lost)."""
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+
+
 def _label_ids(thread_id: int) -> set[int]:
     return set(ThreadLabel.objects.filter(thread_id=thread_id).values_list("label_id", flat=True))
 
@@ -210,17 +216,20 @@ def test_thread_actions_follow_the_list_the_conversation_came_from(page, tripwir
     page.get_by_role("button", name="Remove label Work").click()  # stays on the conversation
     expect(chip).to_have_count(0)
     expect(page.get_by_role("status").filter(has_text="Label removed.")).to_be_visible()
+    _listening(page)
     page.keyboard.press("z")  # undo, as on lists
     expect(chip).to_have_text(re.compile("^Work"))
     assert off_loop(_label_ids, thread_id) >= {work.id}
 
     page.keyboard.press("u")  # back to the list it came from
-    page.wait_for_url(re.compile(rf"/label/{work.id}/$"))
+    page.wait_for_url(re.compile(rf"^[^?]*/label/{work.id}/$"))
+    _listening(page)
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/t/{thread_id}/\?back=/label/{work.id}/$"))
+    _listening(page)
     page.keyboard.press("#")  # delete: to Trash, and back to Work, where it no longer is
-    page.wait_for_url(re.compile(rf"/label/{work.id}/$"))
+    page.wait_for_url(re.compile(rf"^[^?]*/label/{work.id}/$"))
     expect(page.locator(f"#thread-{thread_id}")).to_have_count(0)
 
     page.get_by_role("link", name=re.compile("^Trash")).click()
@@ -237,6 +246,32 @@ def test_thread_actions_follow_the_list_the_conversation_came_from(page, tripwir
     expect(page.locator(f"#thread-{thread_id}")).to_be_visible()
     assert tripwire.console_errors == []
     assert tripwire.dialogs == []
+
+
+def test_a_star_from_another_tab_redraws_the_conversations_star_button(page, tripwire, mailbox, request):
+    message = _deliver(mailbox, 0, thread="starry", text="Star me elsewhere")
+    off_loop(messages_mark_read, mailbox=mailbox, message_ids=[message.id])
+    log_in(page, mailbox.address)
+    list_tab = page
+    conversation_tab = page.context.new_page()
+    conversation_tab.goto(f"/t/{message.thread_id}/")
+    expect(conversation_tab.locator("body")).to_have_attribute("data-live", "connected")
+    conversation_tab.evaluate("window.__noReload = true")
+    toolbar = conversation_tab.locator(".thread-actions.stay")
+    expect(toolbar.get_by_role("button", name="Star", exact=True)).to_be_visible()
+    row = list_tab.locator(f"#thread-{message.thread_id}")
+
+    row.get_by_role("button", name="Star", exact=True).click()
+
+    expect(toolbar.get_by_role("button", name="Unstar", exact=True)).to_have_attribute("aria-pressed", "true")
+    screenshot(conversation_tab, request.node.name, "starred-elsewhere")
+    row.get_by_role("button", name="Unstar", exact=True).click()
+    expect(toolbar.get_by_role("button", name="Star", exact=True)).to_have_attribute("aria-pressed", "false")
+    assert conversation_tab.evaluate("window.__noReload") is True
+    conversation_tab.keyboard.press("s")  # the redrawn button is the one the shortcut presses
+    expect(toolbar.get_by_role("button", name="Unstar", exact=True)).to_be_visible()
+    assert Thread.objects.get(pk=message.thread_id).starred_count == 1
+    assert tripwire.console_errors == []
 
 
 def test_show_images_bar_only_on_messages_with_blocked_images(page, tripwire, mailbox):

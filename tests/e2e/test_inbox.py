@@ -13,18 +13,18 @@ import pytest
 from playwright.sync_api import expect
 
 from mailbox.models import Label, ThreadLabel
-from mailbox.services import message_import_raw, messages_label_add, messages_mark_read
+from mailbox.services import message_import_raw, messages_label_add, messages_mark_read, messages_star
 from mailbox.services.preferences import mailbox_settings_update, user_label_create
 from tests.celery_workers import worker_env
 from tests.conftest import REPO_ROOT, requires_redis
-from tests.e2e.conftest import log_in, off_loop, screenshot
+from tests.e2e.conftest import log_in, off_loop, screenshot, socket_events, wait_until
 from tests.mail import raw_message
 from threads.models import Thread
 
 # The webhook → worker → browser test: enough warm rounds for a p95 that is not simply the maximum
 # (LIVE_UPDATE_ROUNDS=41 for the figure the README quotes). A list page holds 50 rows.
 WORKER_ROUNDS = min(int(os.environ.get("LIVE_UPDATE_ROUNDS", "21")), 50)
-CATCH_UP = re.compile(r"/events/\?after=\d+$")
+CATCH_UP = re.compile(r"/events/\?after=[\d%A-F]+&tab=[0-9a-f]+$")
 # Records each key press once every handler of the page has seen it, and whether one took it as a
 # shortcut (they all call preventDefault on the keys they act on).
 KEYS_SEEN_JS = """
@@ -257,6 +257,28 @@ def test_live_updates_in_place_without_reload(page, tripwire, mailbox):
     assert tripwire.console_errors == []
 
 
+def test_a_star_toggled_in_the_list_fetches_its_row_once(page, tripwire, mailbox):
+    """The star's own answer redraws the row; its live event, which names this tab, fetches
+    nothing more."""
+    message = _deliver(mailbox, "a", "Quarterly numbers", 1)
+    events = socket_events(page)  # the inbox's socket opens as logging in lands there
+    log_in(page, mailbox.address)
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+    row_fetches: list[str] = []
+    page.on("request", lambda req: f"/t/{message.thread_id}/row/" in req.url and row_fetches.append(req.url))
+
+    for action, after in (("Star", "Unstar"), ("Unstar", "Star")):
+        row_fetches.clear()
+        heard = len(events)
+        _row(page, message.thread_id).get_by_role("button", name=action, exact=True).click()
+        expect(_row(page, message.thread_id).get_by_role("button", name=after, exact=True)).to_be_visible()
+        wait_until(page, lambda heard=heard: any(e.get("thread_id") == message.thread_id for e in events[heard:]))
+        page.wait_for_timeout(300)  # time enough for a fetch the event would start
+        assert len(row_fetches) == 1, row_fetches
+    assert all("tab" in e for e in events)  # the live events named the tab that starred
+    assert tripwire.console_errors == []
+
+
 def test_a_reconnecting_tab_catches_up_from_the_event_log(page, tripwire, mailbox):
     """The first socket is held by the test (the server never hears of it), so the event of mail
     delivered meanwhile is lost to the tab; when that socket drops, the tab reconnects and
@@ -286,6 +308,49 @@ def test_a_reconnecting_tab_catches_up_from_the_event_log(page, tripwire, mailbo
     assert missed.thread_id in catch_up.value.json()["threads"]  # the reconnection's catch-up brought it
     expect(_row(page, missed.thread_id)).to_be_visible()
     expect(page).to_have_title(re.compile(r"^Inbox \(1\)"))
+    assert tripwire.console_errors == []
+
+
+def test_a_reconnecting_tab_does_not_refetch_what_it_heard_live(page, tripwire, mailbox):
+    """Only a catch-up moves a tab's cursor, so the reconnection's catch-up names the thread the
+    tab heard of live meanwhile, with that event's id: the row is not fetched again."""
+    sockets = []
+
+    def route(ws) -> None:
+        sockets.append(ws)
+        ws.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/ws/mailbox/$"), route)
+    log_in(page, mailbox.address)
+    _wait_for_socket(page)
+    row_fetches: list[str] = []
+    page.on("request", lambda req: "/row/" in req.url and row_fetches.append(req.url))
+    heard = _deliver(mailbox, "heard", "Heard live", 3)
+    expect(_row(page, heard.thread_id)).to_be_visible()
+    assert len(row_fetches) == 1
+
+    with page.expect_response(CATCH_UP) as catch_up:
+        sockets[0].close()
+    answer = catch_up.value.json()
+    assert answer["threads"] == [heard.thread_id]  # the cursor did not move past it
+    page.wait_for_timeout(300)  # time enough for a fetch the answer would start
+    assert len(row_fetches) == 1
+    assert tripwire.console_errors == []
+
+
+def test_a_tab_that_heard_many_events_catches_up_only_to_move_its_cursor(page, tripwire, mailbox):
+    message = _deliver(mailbox, "busy", "Busy thread", 1)
+    with page.expect_response(CATCH_UP):  # the first opening's, out of the way
+        log_in(page, mailbox.address)
+    cursor = page.locator("body").get_attribute("data-live-cursor")
+
+    with page.expect_response(CATCH_UP, timeout=60_000) as catch_up:  # the 100th event heard asks, no reconnection
+        for starred in [True, False] * 50:
+            off_loop(messages_star, mailbox=mailbox, message_ids=[message.id], is_starred=starred)
+
+    assert catch_up.value.json()["threads"] == [message.thread_id]
+    expect(page.locator("body")).not_to_have_attribute("data-live-cursor", cursor)
+    assert page.locator("body").get_attribute("data-live") == "connected"
     assert tripwire.console_errors == []
 
 

@@ -10,12 +10,13 @@ from playwright.sync_api import expect
 
 from mailbox.models import Message
 from mailbox.services import message_import_raw, messages_mark_read, thread_merge
+from mailbox.services.preferences import user_label_create
 from mailsite.models import DomainEvent
-from tests.e2e.conftest import log_in, off_loop
+from tests.e2e.conftest import log_in, off_loop, socket_events, wait_until
 from tests.mailbox.conversation_mail import conversation_message
 
 SOCKET = re.compile(r"/ws/mailbox/$")
-CATCH_UP = re.compile(r"/events/\?after=\d+")
+CATCH_UP = re.compile(r"/events/\?after=[\d%A-F]+&tab=[0-9a-f]+$")
 
 
 def _deliver(mailbox, n: int, thread: str = "conv"):
@@ -114,17 +115,20 @@ def test_the_tabs_own_mark_read_pushed_back_to_it_refetches_nothing(page, tripwi
     page.goto("about:blank")
     page.route(re.compile(rf"/t/{message.thread_id}/read/$"), lambda route: held.append(route))
     fetches = _conversation_fetches(page, message.thread_id)
+    events = socket_events(page)
     with page.expect_response(CATCH_UP):
         page.goto(f"/t/{message.thread_id}/")
     expect(page.locator("body")).to_have_attribute("data-live", "connected")
 
     held[0].continue_()
     main = page.locator("main.conversation")
+    cursor = main.get_attribute("data-live-cursor")
     expect(main).to_have_attribute("data-mark-read", "done")
     assert Message.objects.get(pk=message.id).is_read
     read_event = _latest_event_id(mailbox)
     assert DomainEvent.objects.get(pk=read_event).source_tag.startswith("tab:")
-    expect(main).to_have_attribute("data-last-event", str(read_event))  # pushed, seen, and let be
+    wait_until(page, lambda: any(e.get("event_id") == read_event for e in events))
+    assert main.get_attribute("data-live-cursor") == cursor  # heard and let be; only a catch-up moves the cursor
     assert fetches == []
 
     with page.expect_request(lambda req: req.resource_type == "fetch" and req.url.endswith(f"/t/{message.thread_id}/")):
@@ -144,10 +148,37 @@ def test_the_tabs_own_mark_read_found_in_its_first_catch_up_refetches_nothing(pa
         page.goto(f"/t/{message.thread_id}/")
 
     answer = catch_up.value.json()
-    assert (answer["threads"], answer["latest"]) == ([], _latest_event_id(mailbox))
-    expect(page.locator("main.conversation")).to_have_attribute("data-last-event", str(answer["latest"]))
+    assert answer["threads"] == []
+    expect(page.locator("main.conversation")).to_have_attribute("data-live-cursor", answer["latest"])
     expect(page.locator("main.conversation")).to_have_attribute("data-mark-read", "done")
     assert fetches == []
+    assert tripwire.console_errors == []
+
+
+def test_a_conversation_refetches_itself_once_for_a_catch_up_naming_it_and_a_label(page, tripwire, mailbox):
+    """Mail for the conversation and a new label, both before the first connect: one fetch of the
+    page brings the message, the chips and the label menus."""
+    first = _deliver(mailbox, 0)
+    off_loop(messages_mark_read, mailbox=mailbox, message_ids=[first.id])
+    log_in(page, mailbox.address)
+    arrived = {}
+
+    def changes() -> None:
+        arrived["reply"] = _deliver(mailbox, 1)
+        off_loop(user_label_create, mailbox=mailbox, name="Receipts")
+
+    _join_after(page, changes)
+    fetches = _conversation_fetches(page, first.thread_id)
+
+    with page.expect_response(CATCH_UP) as catch_up:
+        page.goto(f"/t/{first.thread_id}/")
+
+    answer = catch_up.value.json()
+    assert (answer["threads"], len(answer["labels_changed"])) == ([first.thread_id], 1)
+    expect(page.locator(f"#m-{arrived['reply'].id}")).to_be_visible()
+    expect(page.locator("#thread-label option", has_text="Receipts")).to_have_count(1)
+    page.wait_for_timeout(300)  # time enough for a second fetch to start
+    assert len(fetches) == 1, fetches
     assert tripwire.console_errors == []
 
 

@@ -12,6 +12,7 @@ from mailbox.models import Label, Message, ThreadLabel
 from mailbox.services import message_import_raw, messages_label_add, messages_star, messages_trash
 from mailbox.services.bulk import threads_action_apply
 from mailbox.services.preferences import user_label_create
+from mailbox.views_conversation import REFRESH_HEADER
 from tests.mailbox.conversation_mail import conversation_message
 from threads.models import Thread
 
@@ -300,6 +301,22 @@ def test_undo_on_the_conversation_puts_things_back_and_stays(client, mailbox):
     html, forms = _page(client, message.thread_id, back=back)
     assert _press(client, forms, "Archive")["Location"] == back
     assert "Archived." in client.get(back).content.decode()
+
+
+def test_a_live_refresh_of_the_page_leaves_the_undo_notice_to_the_page_the_action_leads_to(client, mailbox):
+    """The page being left can hear the action's live event and fetch itself (conversation.js)
+    before the browser follows the action's redirect: that fetch must not take the notice."""
+    message = _deliver(mailbox)
+    client.force_login(mailbox.user)
+    _, forms = _page(client, message.thread_id)
+    _press(client, forms, "Star")
+
+    refreshed = client.get(reverse("thread_detail", args=[message.thread_id]), headers={REFRESH_HEADER: "1"})
+    html, _ = _page(client, message.thread_id)
+
+    assert refreshed.status_code == 200
+    assert '<span role="status">Starred.</span>' in html
+    assert '<span role="status">Starred.</span>' not in _page(client, message.thread_id)[0]  # shown once
 
 
 def test_list_rows_link_to_their_conversation_with_the_way_back(client, mailbox):

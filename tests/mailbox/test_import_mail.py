@@ -12,9 +12,12 @@ from delivery.models import InboundReceipt
 from delivery.selectors import blob_read
 from mailbox.importing import gmail_hints, gmail_labels_parse, header_values
 from mailbox.models import Label, Message, MessageLabel
+from mailbox.services.preferences import user_label_create
+from mailsite.models import DomainEvent
 from mailsite.stdlib_mailbox import stdlib_mailbox
 from tests.conftest import SHARED_CORPORA
 from tests.mail import raw_message
+from tests.mailbox.test_label_get_or_create import label_published_capture
 
 pytestmark = pytest.mark.django_db
 
@@ -148,6 +151,19 @@ def test_a_gmail_takeout_mbox_keeps_labels_read_and_starred(mailbox, tmp_path):
     assert _labels(messages["quoted and encoded"]) == {"Inbox", "Work, Projects", "Family/Kids", "Café"}
     user_labels = set(Label.objects.filter(mailbox=mailbox, role="").values_list("name", flat=True))
     assert user_labels == {"Travel", "Work, Projects", "Family/Kids", "Café"}
+
+
+def test_labels_an_import_creates_reach_open_tabs_once_each(mailbox, tmp_path, monkeypatch):
+    published = label_published_capture(monkeypatch)
+    work = user_label_create(mailbox=mailbox, name="Work")
+    archive = [_message("one", "X-Gmail-Labels: Inbox,Travel,Work"), _message("two", "X-Gmail-Labels: Inbox,Travel")]
+
+    _import(mailbox, _write_mbox(tmp_path / "takeout.mbox", archive))
+
+    travel = Label.objects.get(mailbox=mailbox, name="Travel")
+    assert [(e["type"], e["label_id"]) for e in published] == [("label.changed", travel.id)]  # not Work again
+    changed = DomainEvent.objects.filter(mailbox_id=mailbox.id, event_type=DomainEvent.Type.LABEL_CHANGED)
+    assert sorted(changed.values_list("subject_id", flat=True)) == sorted([work.id, travel.id])
 
 
 def test_an_archived_gmail_message_is_in_no_system_folder(mailbox, tmp_path):

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from mailbox.models import Label, Message, MessageLabel, ThreadLabel
+from mailbox.selectors import live_cursor
 from mailbox.services import message_import_raw, messages_mark_read
 from mailbox.services.bulk import Undo, messages_state, threads_action_apply, undo_apply
 from mailbox.services.conversations import thread_drift_find
@@ -272,8 +273,9 @@ def test_undo_leaves_another_mailboxs_messages_alone(mailbox, other_mailbox):
     assert _labels_of(theirs) == {"Inbox"}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the catch-up's cursor tells committed transactions apart
 def test_thread_row_and_events_since(client, mailbox, other_mailbox):
+    cursor = live_cursor()
     thread = _thread(mailbox, "row")
     theirs = _thread(other_mailbox, "theirs")
     inbox = Label.objects.get(mailbox=mailbox, role=Label.Role.INBOX)
@@ -288,8 +290,9 @@ def test_thread_row_and_events_since(client, mailbox, other_mailbox):
     assert client.get(reverse("thread_row", args=[theirs.id]), {"label": inbox.id}).status_code == 404
     assert client.get(reverse("thread_row", args=[thread.id]), {"label": "nope"}).status_code == 404
 
-    answer = client.get(reverse("events_since"), {"after": 0}).json()
+    answer = client.get(reverse("events_since"), {"after": cursor}).json()
     assert answer["threads"] == [thread.id]
     assert answer["complete"]
     assert client.get(reverse("events_since"), {"after": answer["latest"]}).json()["threads"] == []
-    assert client.get(reverse("events_since"), {"after": "x"}).status_code == 400
+    for bad in ("x", "0", "0:0:", "5:3:", "3:10:12", "3:10:5,4", "3:10:" + "3," * 10_000 + "3"):
+        assert client.get(reverse("events_since"), {"after": bad}).status_code == 400

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from mailbox.models import Label, Mailbox, Message
+from mailbox.selectors import live_cursor
 from mailbox.services import message_import_raw
 from mailbox.services.flags import messages_label_add
 from mailbox.services.preferences import user_label_create, user_label_delete
@@ -127,10 +128,10 @@ def test_settings_save_the_signature_and_the_remote_images_policy(client, mailbo
     assert Mailbox.objects.get(pk=mailbox.pk).remote_images == Mailbox.RemoteImages.ALWAYS
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the catch-up's cursor tells committed transactions apart
 def test_a_tab_that_missed_a_label_deletion_learns_it_when_catching_up(client, mailbox, other_mailbox):
     client.force_login(mailbox.user)
-    after = client.get(reverse("events_since"), {"after": 0}).json()["latest"]
+    after = live_cursor()
     gone = user_label_create(mailbox=mailbox, name="Gone")
     theirs = user_label_create(mailbox=other_mailbox, name="Theirs")
     user_label_delete(label=theirs)
@@ -143,10 +144,10 @@ def test_a_tab_that_missed_a_label_deletion_learns_it_when_catching_up(client, m
     assert client.get(reverse("events_since"), {"after": answer["latest"]}).json()["labels_deleted"] == []
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the catch-up's cursor tells committed transactions apart
 def test_a_tab_that_missed_label_changes_learns_them_when_catching_up(client, mailbox, other_mailbox):
     client.force_login(mailbox.user)
-    after = client.get(reverse("events_since"), {"after": 0}).json()["latest"]
+    after = live_cursor()
     kept = user_label_create(mailbox=mailbox, name="Kept")
     gone = user_label_create(mailbox=mailbox, name="Gone")
     user_label_create(mailbox=other_mailbox, name="Theirs")
