@@ -8,6 +8,7 @@ action changed, and leaves alone what other tabs changed meanwhile on other mess
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -110,6 +111,17 @@ def _relabel(mailbox: Mailbox, ids: list[int], *, remove: list[Label], add: list
         messages_label_add(mailbox=mailbox, message_ids=ids, label=label)
 
 
+def _move_to_inbox(mailbox: Mailbox, ids: list[int], current: Label | None, role: Callable[[str], Label]) -> None:
+    """Into the Inbox, and out of Trash and Spam with it (a conversation is never in the Inbox and
+    the bin at once): from Trash as Restore does (the mailbox's own messages go back to Sent)."""
+    trash, spam = role(Label.Role.TRASH), role(Label.Role.SPAM)
+    if current == trash:
+        messages_restore(mailbox=mailbox, message_ids=ids)
+        return
+    source = [current] if current is not None and current.role in ("", Label.Role.SPAM) else []
+    _relabel(mailbox, ids, remove=[*source, trash, spam], add=[role(Label.Role.INBOX)])
+
+
 def _run(
     mailbox: Mailbox,
     action: str,
@@ -139,6 +151,8 @@ def _run(
         _relabel(mailbox, ids, remove=[], add=[label])
     elif action == "remove_label":
         _relabel(mailbox, ids, remove=[label], add=[])
+    elif action == "move" and label.role == Label.Role.INBOX:
+        _move_to_inbox(mailbox, ids, current, role)
     elif action == "move":
         source = current if current is not None and current != label else role(Label.Role.INBOX)
         _relabel(mailbox, ids, remove=[source], add=[label])

@@ -72,3 +72,37 @@ def test_the_live_label_menus_carry_the_move_targets(client, mailbox):
     html = client.get(reverse("labels_sidebar"), {"current": "all"}).content.decode()
 
     assert re.findall(r"<option [^>]*>([^<]*)</option>", html.split('<select name="move_to">')[1]) == ["Inbox", "Work"]
+
+
+def _labels_of(mailbox, thread: int) -> set[str]:
+    rows = ThreadLabel.objects.filter(mailbox=mailbox, thread_id=thread).select_related("label")
+    return {row.label.role or row.label.name for row in rows}
+
+
+@pytest.mark.parametrize("bin_action", ["trash", "spam"])
+def test_moving_a_binned_thread_to_the_inbox_from_a_search_takes_it_out_of_the_bin(mailbox, bin_action):
+    raw = raw_message("b@x", "Binned one")
+    thread = message_import_raw(mailbox=mailbox, raw=raw, source_tag="t", label_roles=("inbox",)).message.thread_id
+    threads_action_apply(mailbox=mailbox, action=bin_action, thread_ids=[thread])
+    inbox = Label.objects.get(mailbox=mailbox, role=Label.Role.INBOX)
+
+    # A search (in:anywhere) has no list of its own: ``current`` is none.
+    threads_action_apply(mailbox=mailbox, action="move", thread_ids=[thread], label=inbox, current=None)
+
+    assert _labels_of(mailbox, thread) == {"inbox"}  # never in the Inbox and the bin at once
+
+
+def test_moving_from_trash_to_the_inbox_restores_own_messages_to_sent(mailbox):
+    raw = raw_message("t@x", "Trashed one")
+    thread = message_import_raw(mailbox=mailbox, raw=raw, source_tag="t", label_roles=("inbox",)).message.thread_id
+    own = raw_message("t-reply@x", "Re: Trashed one", in_reply_to="t@x", sender=f"Me <{mailbox.address}>")
+    message_import_raw(mailbox=mailbox, raw=own, source_tag="t", label_roles=("sent",))
+    threads_action_apply(mailbox=mailbox, action="trash", thread_ids=[thread])
+    inbox, trash = (Label.objects.get(mailbox=mailbox, role=r) for r in (Label.Role.INBOX, Label.Role.TRASH))
+
+    threads_action_apply(mailbox=mailbox, action="move", thread_ids=[thread], label=inbox, current=trash)
+
+    assert _labels_of(mailbox, thread) == {"inbox", "sent"}
+    sent_only = ThreadLabel.objects.get(mailbox=mailbox, thread_id=thread, label__role=Label.Role.SENT)
+    inbox_row = ThreadLabel.objects.get(mailbox=mailbox, thread_id=thread, label=inbox)
+    assert (inbox_row.message_count, sent_only.message_count) == (1, 1)  # the reply went back to Sent only
