@@ -240,8 +240,7 @@ def thread_list(
         "stamp": cursor_at.last_message_at if cursor_at else None,
         "ident": cursor_at.thread_id if cursor_at else None,
     }
-    kind = view.kind if view.label is None else "user_label" if not view.label.role else "label"
-    page = fetch_prepared(_page_sql(kind, older_than=older_than, newer_than=newer_than), params)
+    page = fetch_prepared(_page_sql(_list_kind(view), older_than=older_than, newer_than=newer_than), params)
     if newer_than is not None:
         has_newer, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE][::-1]
         has_older = bool(page)
@@ -272,14 +271,20 @@ class Neighbours:
     older: int | None  # the thread below (``j``)
 
 
+def _list_kind(view: ThreadListView) -> str:
+    """The list's SQL source in ``_LIST_SOURCES``: a user label's hides what is wholly in Spam or Trash."""
+    if view.label is None:
+        return view.kind
+    return "label" if view.label.role else "user_label"
+
+
 def thread_neighbours(*, mailbox: Mailbox, view: ThreadListView, thread_id: int) -> Neighbours:
     """The threads just newer and just older than ``thread_id`` in ``view``, by the list's keyset,
     in one query; none when the thread is not in the list. Search results have no stored order to
     step through: none either."""
     if view.kind == "search":
         return Neighbours(newer=None, older=None)
-    kind = "label" if view.label is not None else view.kind
-    source, (stamp, ident) = _LIST_SOURCES[kind]
+    source, (stamp, ident) = _LIST_SOURCES[_list_kind(view)]
     params = {"mailbox": mailbox.id, "label": view.label.id if view.label is not None else None, "thread": thread_id}
     with connection.cursor() as db:
         db.execute(_NEIGHBOURS_SQL.format(source=source, stamp=stamp, ident=ident), params)

@@ -14,6 +14,7 @@ from django.utils.dateformat import format as date_format
 
 from mailbox.models import Label, Message, RemoteImageSender, ThreadLabel
 from mailbox.services import message_import_raw, messages_label_add, messages_mark_read
+from mailbox.services.bulk import threads_action_apply
 from mailbox.services.preferences import user_label_create
 from mailbox.views_conversation import _date_full
 from mailsite.models import DomainEvent
@@ -477,3 +478,16 @@ def test_neighbours_cost_one_query(client, mailbox):
     with CaptureQueriesContext(connection) as captured:
         client.get(reverse("thread_detail", args=[middle]) + "?back=/all/")
     assert sum("WITH here AS" in q["sql"] for q in captured.captured_queries) == 1
+
+
+def test_a_user_label_s_neighbours_skip_what_its_list_hides(client, mailbox):
+    oldest, middle, newest = _threads_in_order(mailbox, ["a", "b", "c"])
+    work = user_label_create(mailbox=mailbox, name="Work")
+    ids = list(Message.objects.filter(mailbox=mailbox).values_list("id", flat=True))
+    messages_label_add(mailbox=mailbox, message_ids=ids, label=work)
+    threads_action_apply(mailbox=mailbox, action="trash", thread_ids=[middle])  # keeps Work, hidden from it
+    client.force_login(mailbox.user)
+
+    neighbours = client.get(reverse("thread_detail", args=[newest]) + f"?back=/label/{work.id}/").context["neighbours"]
+
+    assert neighbours == {"older": reverse("thread_detail", args=[oldest]) + f"?back=/label/{work.id}/"}
