@@ -208,11 +208,13 @@ def search(request: HttpRequest) -> HttpResponse:
         return render(request, "mailbox/no_mailbox.html", status=404, using="jinja2")
     query = request.GET.get("q", "").strip()
     older_than = selectors.Cursor.decode(request.GET.get("older", ""))
+    # Before the rows: the live updates' cursor must not count as seen a change the rows missed.
+    overview = selectors.label_overview(mailbox=mailbox)
     try:
         page, search_error = thread_search(mailbox=mailbox, query=query, older_than=older_than), ""
     except SearchQueryError as error:
         page, search_error = selectors.ThreadPage(threads=[], older=None), str(error)
-    context = _page_context(request, mailbox, selectors.ThreadListView(kind="search"), page)
+    context = _page_context(request, mailbox, selectors.ThreadListView(kind="search"), page, overview=overview)
     pager_query = f"q={quote_plus(query)}&"
     context.update(
         query=query,

@@ -3,6 +3,8 @@
 or ``in:anywhere`` found and no other list but its folder shows."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from mailbox.models import Message
@@ -34,3 +36,17 @@ def test_a_result_in_trash_or_spam_keeps_its_row_when_read_elsewhere(client, mai
     assert 'class="thread unread' not in response.content.decode()
     client.force_login(other_mailbox.user)
     assert client.get(reverse("thread_row", args=[thread]), {"label": "search"}).status_code == 404
+
+
+def test_a_search_page_takes_its_live_cursor_before_its_rows(client, mailbox):
+    """A change committed between the two reads must come back in the page's catch-up: the
+    cursor (a snapshot) is read first, so it cannot count that change as seen."""
+    client.force_login(mailbox.user)
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(reverse("search"), {"q": "anything"}).status_code == 200
+
+    statements = [q["sql"] for q in captured.captured_queries]
+    cursor_at = next(i for i, sql in enumerate(statements) if "pg_current_snapshot" in sql)
+    rows_at = next(i for i, sql in enumerate(statements) if "threads_thread" in sql)
+    assert cursor_at < rows_at
