@@ -3,10 +3,15 @@
 The browser's line structure is kept: block elements start new lines (paragraphs, headings,
 quotes, lists and tables a blank line before and after), ``<br>`` breaks a line, table cells sit
 side by side. Entities are decoded; scripts, styles and the title are dropped with their content.
-Built on the standard library's tolerant ``html.parser``, so any input gives some text.
+Built on the standard library's tolerant ``html.parser``, so any input gives some text. The
+markup is first reduced by ``nh3`` (html5ever, linear time) to the elements read here: whatever a
+sender writes, ``html.parser`` then sees well-formed markup without comments or stray ``<``, the
+inputs that make it slow (CVE-2025-6069).
 """
 
 from html.parser import HTMLParser
+
+import nh3
 
 # Elements whose content is not visible text.
 _HIDDEN = {"script", "style", "title", "template"}
@@ -20,6 +25,7 @@ _PARAGRAPH_BLOCKS = {
     "blockquote", "dl", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "ol", "p", "pre", "table", "ul",
 }  # fmt: skip
 _CELLS = {"td", "th"}
+_READ = _LINE_BLOCKS | _PARAGRAPH_BLOCKS | _CELLS | {"br"}
 
 
 class _TextCollector(HTMLParser):
@@ -92,7 +98,7 @@ def html_to_text(markup: str) -> str:
     """The visible text of ``markup`` with its lines: no trailing spaces, no leading or trailing
     blank lines, never more than one blank line in a row."""
     collector = _TextCollector()
-    collector.feed(markup)
+    collector.feed(nh3.clean(markup, tags=_READ, attributes={}, clean_content_tags=_HIDDEN, strip_comments=True))
     collector.close()
     lines = [line.rstrip() for line in "".join(collector.pieces).split("\n")]
     kept: list[str] = []

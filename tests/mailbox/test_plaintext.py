@@ -43,3 +43,12 @@ def test_an_unclosed_script_hides_the_rest():
 
 def test_never_more_than_one_blank_line():
     assert html_to_text("<p>a</p><br><br><br><p></p><div></div><p>b</p>") == "a\n\nb"
+
+
+def test_comments_and_stray_angle_brackets_are_not_text():
+    # What a hostile sender would pile up to slow the parser down: unterminated comments and
+    # declarations, and lone "<" (the markup reaches html.parser only after html5ever has rewritten it).
+    markup = "<p>a &lt; b</p><!-- hidden -->" + "<!x" * 2000 + "<p>tail</p><!--" + "x<" * 2000
+    text = html_to_text(markup)
+    assert text.startswith("a < b")
+    assert "hidden" not in text
