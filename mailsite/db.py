@@ -7,9 +7,10 @@ statements every page runs go through ``fetch_prepared`` instead: bound on the s
 once per connection (psycopg keeps them, at most ``prepared_max`` per connection, least recently
 used dropped first), then run by name.
 
-``DATABASE_PREPARED_STATEMENTS=0`` (for a PgBouncer in transaction mode before 1.21, which cannot
-follow prepared statements across server connections) turns the preparing off: the statements are
-then bound on the server and planned each time."""
+``DATABASE_PREPARED_STATEMENTS=0`` (for a PgBouncer in transaction mode, unless it is 1.21 or newer
+with ``max_prepared_statements`` above 0: otherwise it cannot follow prepared statements across
+server connections) turns the preparing off: the statements are then bound on the server and
+planned each time."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
