@@ -58,3 +58,21 @@ def test_the_inbox_page_prepares_its_statements(client, mailbox):
     assert any("FROM auth_user u LEFT JOIN mailbox_mailbox m" in s for s in statements)
     assert any("FROM mailbox_label l WHERE l.mailbox_id = $1" in s for s in statements)
     assert any("FROM mailbox_threadlabel k JOIN threads_thread t" in s for s in statements)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_prepared_before_a_migration_answers_with_the_new_columns():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (v integer)")
+        cursor.execute("INSERT INTO prepared_probe VALUES (1)")
+    try:
+        assert fetch_prepared("SELECT * FROM prepared_probe", []) == [(1,)]
+        with connection.cursor() as cursor:  # a migration while web processes keep their connections
+            cursor.execute("ALTER TABLE prepared_probe ADD COLUMN w text DEFAULT 'x'")
+            cursor.execute("ALTER TABLE prepared_probe ALTER COLUMN v TYPE bigint")
+
+        # PostgreSQL plans the prepared statement again (no "cached plan must not change result type").
+        assert fetch_prepared("SELECT * FROM prepared_probe", []) == [(1, "x")]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE prepared_probe")
