@@ -9,18 +9,21 @@ no default and then setting one rewrites nothing.
 
 from django.db import migrations
 
-SQL = """
+COLUMN_SQL = """
 ALTER TABLE mailsite_domainevent ADD COLUMN txid bigint;
 ALTER TABLE mailsite_domainevent ALTER COLUMN txid SET DEFAULT (pg_current_xact_id()::text::bigint);
-CREATE INDEX domainevent_mailbox_txid ON mailsite_domainevent (mailbox_id, txid);
 """
+# Built without blocking the writes that append events meanwhile (every write path appends one).
+INDEX_SQL = "CREATE INDEX CONCURRENTLY IF NOT EXISTS domainevent_mailbox_txid ON mailsite_domainevent (mailbox_id, txid)"
 
-REVERSE_SQL = """
-DROP INDEX IF EXISTS domainevent_mailbox_txid;
-ALTER TABLE mailsite_domainevent DROP COLUMN IF EXISTS txid;
-"""
+REVERSE_COLUMN_SQL = "ALTER TABLE mailsite_domainevent DROP COLUMN IF EXISTS txid"
+REVERSE_INDEX_SQL = "DROP INDEX CONCURRENTLY IF EXISTS domainevent_mailbox_txid"
 
 
 class Migration(migrations.Migration):
+    atomic = False  # CREATE INDEX CONCURRENTLY runs outside a transaction
     dependencies = [("mailsite", "0005_domainevent_label_changed")]
-    operations = [migrations.RunSQL(SQL, REVERSE_SQL)]
+    operations = [
+        migrations.RunSQL(COLUMN_SQL, REVERSE_COLUMN_SQL),
+        migrations.RunSQL(INDEX_SQL, REVERSE_INDEX_SQL),
+    ]
