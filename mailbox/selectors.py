@@ -311,10 +311,11 @@ def threads_get_for_mailbox(*, mailbox: Mailbox, thread_ids: list[int]) -> list[
 
 
 def thread_chips(*, mailbox: Mailbox, thread_ids: list[int]) -> dict[int, list[int]]:
-    """The user labels (ids) on each of these threads, for the chips of their rows: one query."""
+    """The user labels (ids, in no order) on each of these threads, for the chips of their rows: one
+    query. The view orders them as the sidebar does."""
     chips: dict[int, list[int]] = {}
     rows = ThreadLabel.objects.filter(mailbox=mailbox, thread_id__in=thread_ids, label__role="")
-    for thread_id, label_id in rows.values_list("thread_id", "label_id").order_by("label__position", "label__name"):
+    for thread_id, label_id in rows.values_list("thread_id", "label_id"):
         chips.setdefault(thread_id, []).append(label_id)
     return chips
 
@@ -410,15 +411,11 @@ def events_since(*, mailbox: Mailbox, after: str, tab: str = "") -> CatchUp:
     )
 
 
-# Each label's unread threads: the count PostgreSQL keeps in ``mailbox_label.unread_threads`` as threads
+# A label's unread threads are the count PostgreSQL keeps in ``mailbox_label.unread_threads`` as threads
 # are written (migration ``0011_label_unread_threads``). A user label's count still includes its unread
 # threads lying wholly in Spam or Trash (a trashed thread keeps its labels for Restore), which its list
 # hides: subtracting them here cost every page 0.6 ms of database CPU with none to subtract, and 5 ms
 # with 100 unread in Spam. Counting them right belongs in the triggers that keep the counts.
-_LABELS_SQL = """
-SELECT l.id, l.mailbox_id, l.name, l.role, l.colour, l.position, l.unread_threads{columns}
-FROM mailbox_label l WHERE l.mailbox_id = %(mailbox)s{order}
-"""
 
 
 def label_unread_counts(*, mailbox: Mailbox) -> dict[int, int]:
@@ -450,7 +447,10 @@ class LabelOverview:
 
 # Read before the rows: a change that lands in between is replayed by the page's catch-up. The
 # last column is ``live_cursor``'s.
-_OVERVIEW_SQL = _LABELS_SQL.format(columns=",\n    pg_current_snapshot()::text", order="\nORDER BY l.position, l.name")
+_OVERVIEW_SQL = """
+SELECT l.id, l.mailbox_id, l.name, l.role, l.colour, l.position, l.unread_threads, pg_current_snapshot()::text
+FROM mailbox_label l WHERE l.mailbox_id = %(mailbox)s ORDER BY l.position, l.name
+"""
 
 
 _OVERVIEW_FIELDS = ["id", "mailbox_id", "name", "role", "colour", "position"]
