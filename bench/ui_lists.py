@@ -7,13 +7,13 @@ label. Then prints p50/p95 of
 
 - the selectors alone: the Inbox's first page, a deep keyset page, unread counts per label;
 - the whole view (Django test client: middleware, session, selectors, template) for the same pages;
-- the whole page through the WSGI handler as gunicorn calls it: CPU milliseconds per request (this
+- the whole page through the WSGI handler as a web worker calls it: CPU milliseconds per request (this
   process's time, which other processes on a shared machine barely inflate; the database's is not in it);
-- the inbox over HTTP: gunicorn as production runs it (``gunicorn.conf.py``: gthread workers with
-  keep-alive, persistent database connections) serving the WSGI application, with 8 concurrent
+- the inbox over HTTP: the web process as production runs it (``python -m mailsite.web``: Granian
+  workers with keep-alive, persistent database connections) serving the WSGI application, with 8 concurrent
   keep-alive connections for ``--seconds``, driven by ``wrk`` when it is installed (a C client that
   leaves the cores to the server) or else by Python threads; as requests per second, with the CPU per
-  request of the gunicorn workers and of the PostgreSQL backends serving them, and the load average.
+  request of the web workers and of the PostgreSQL backends serving them, and the load average.
 
     .venv/bin/python bench/ui_lists.py [--messages 1000000] [--runs 200] [--seconds 20] [--workers N] [--threads N]
 """
@@ -23,7 +23,6 @@ import http.client
 import io
 import os
 import re
-import runpy
 import shutil
 import statistics
 import subprocess
@@ -160,7 +159,7 @@ def _browser_cookies(mailbox) -> str:  # noqa: ANN001
 
 
 def _wsgi_cpu(cookie: str, path: str, query: str, runs: int) -> None:
-    """The whole request through Django's WSGI handler, as a gunicorn worker runs it: CPU ms."""
+    """The whole request through Django's WSGI handler, as a web worker runs it: CPU ms."""
     from django.core.handlers.wsgi import WSGIHandler
 
     application = WSGIHandler()
@@ -214,7 +213,7 @@ def _process_stats() -> dict[int, tuple[int, int]]:
 
 
 def _children_cpu_seconds(parent: int) -> float:
-    """User + system CPU of ``parent``'s child processes (the gunicorn workers)."""
+    """User + system CPU of ``parent``'s child processes (the web workers)."""
     return sum(ticks for ppid, ticks in _process_stats().values() if ppid == parent) / os.sysconf("SC_CLK_TCK")
 
 
@@ -230,13 +229,12 @@ def _backends_cpu_seconds(database: str) -> float | None:
     return sum(stats[pid][1] for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
-def _gunicorn_shape(workers: int | None, threads: int | None) -> str:
-    """How gunicorn runs: ``workers``/``threads`` if given, else what ``gunicorn.conf.py`` says."""
-    config = runpy.run_path(str(REPO / "gunicorn.conf.py"))
-    return (
-        f"{workers or config['workers']} {config['worker_class']} workers x {threads or config['threads']} threads, "
-        f"keep-alive {config['keepalive']} s"
-    )
+def _server_shape(environ: dict[str, str]) -> str:
+    """How the web process runs under ``environ`` (``mailsite.web``'s settings, as production)."""
+    from mailsite.web import server_options
+
+    options = server_options(environ)
+    return f"Granian {options['workers']} workers x {options['blocking_threads']} threads"
 
 
 def _wrk(port: int, cookie: str, *, clients: int, seconds: float) -> tuple[int, int, str]:
@@ -259,25 +257,22 @@ def _wrk(port: int, cookie: str, *, clients: int, seconds: float) -> tuple[int, 
     return requests, int(bad.group(1)) if bad else 0, f"latency {latency}" + (f"; {errors.group(0)}" if errors else "")
 
 
-def _serve(database: str, port: int, workers: int | None, threads: int | None) -> subprocess.Popen:
-    """gunicorn with the repository's ``gunicorn.conf.py`` (as production), ``workers``/``threads`` if given."""
-    env = {
+def _server_environment(database: str, port: int, workers: int | None, threads: int | None) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
         f"{connection.settings_dict['PORT']}/{database}",
         "CONN_MAX_AGE": "600",
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(port),
+        **({"WEB_CONCURRENCY": str(workers)} if workers else {}),
+        **({"WEB_THREADS": str(threads)} if threads else {}),
     }
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "mailsite.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        *(["--workers", str(workers)] if workers else []),
-        *(["--threads", str(threads)] if threads else []),
-        "--log-level",
-        "warning",
-    ]
-    server = subprocess.Popen(command, cwd=REPO, env=env)
+
+
+def _serve(environ: dict[str, str], port: int) -> subprocess.Popen:
+    """The web process as production runs it (``python -m mailsite.web``) under ``environ``."""
+    server = subprocess.Popen([sys.executable, "-m", "mailsite.web"], cwd=REPO, env=environ)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -288,7 +283,7 @@ def _serve(database: str, port: int, workers: int | None, threads: int | None) -
         except OSError:
             time.sleep(0.2)
     server.kill()
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError("the web process did not start")
 
 
 def _load(port: int, cookie: str, *, clients: int, seconds: float) -> tuple[int, int, list[float]]:
@@ -330,8 +325,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
-    parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: gunicorn.conf.py's)")
+    parser.add_argument("--workers", type=int, help="web worker processes (default: mailsite.web's)")
+    parser.add_argument("--threads", type=int, help="threads per web worker (default: mailsite.web's)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild the bench database")
@@ -383,7 +378,8 @@ def main() -> None:
     _wsgi_cpu(cookie, "/", "", args.runs)
     _wsgi_cpu(cookie, "/", f"older={deep_cursor.encode()}", args.runs)
     connection.close()
-    server = _serve(database, args.port, args.workers, args.threads)
+    server_environment = _server_environment(database, args.port, args.workers, args.threads)
+    server = _serve(server_environment, args.port)
     use_wrk = args.load_tool == "wrk" or (args.load_tool == "auto" and shutil.which("wrk"))
     try:
         _load(args.port, cookie, clients=args.clients, seconds=5)  # warm every worker
@@ -402,7 +398,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     print(
-        f"HTTP inbox, gunicorn {_gunicorn_shape(args.workers, args.threads)}, {args.clients} concurrent connections "
+        f"HTTP inbox, {_server_shape(server_environment)}, {args.clients} concurrent connections "
         f"({'wrk' if use_wrk else 'Python threads'}), {args.seconds:.0f} s: "
         f"{ok / args.seconds:.0f} requests/s ({errors} errors), {latency}",
         flush=True,
@@ -413,7 +409,7 @@ def main() -> None:
         else ""
     )
     print(
-        f"  CPU per request: gunicorn workers' {worker_cpu * 1000 / max(ok, 1):.2f} ms, {database_cpu}load average "
+        f"  CPU per request: web workers' {worker_cpu * 1000 / max(ok, 1):.2f} ms, {database_cpu}load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (1 min, {os.cpu_count()} cores, shared)",
         flush=True,
     )
