@@ -3,11 +3,12 @@
     python -m mailsite.web            # WEB_HOST, WEB_PORT, WEB_CONCURRENCY, WEB_THREADS, LOG_LEVEL
 
 Why Granian rather than gunicorn: under gunicorn's threaded workers a kept-alive connection stays
-with the worker that accepted it, and which worker accepts is a race, so with a handful of busy
-connections (a load balancer's pooled upstream connections, say) one worker often held all of them
-and served at the speed of one core while the other idled: the inbox alternated between ~500 and
-~260 requests/s on 2 cores. Granian's HTTP side is Rust (less CPU per request, no such imbalance
-measured) and each worker runs the application in a fixed set of threads, each keeping its own
+with the worker that accepted it, and the idle worker wins the race to accept, so a handful of busy
+connections (a load balancer's pooled upstream connections, say) tended to pile onto one worker,
+which then served at the speed of one core while the other idled. With 8 connections on 2 cores all
+8 landed on one gunicorn worker in 15 runs of 20 (the inbox then gave ~260 requests/s instead of
+~500), on one Granian worker in 1 of 20. Granian's HTTP side is Rust, which also costs less CPU per
+request, and each worker runs the application in a fixed set of threads, each keeping its own
 database connection (``CONN_MAX_AGE``), so a worker holds at most ``WEB_THREADS`` connections.
 
 Websockets are not served here: the ASGI process (``mailsite.asgi``) holds them."""
