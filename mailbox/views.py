@@ -412,7 +412,12 @@ def events_since(request: HttpRequest) -> JsonResponse:
     ``mailbox.live``), with the event ids naming each (``thread_events``: a tab skips a thread whose
     events it has all heard live), and ``latest``, the cursor to catch up from next time."""
     mailbox = _mailbox(request)
-    after = live_cursor_clean(request.GET.get("after"))
+    raw_after = request.GET.get("after", "")
+    after = live_cursor_clean(raw_after)
+    if after is None and raw_after.isascii() and raw_after.isdigit():
+        # A tab loaded before the cursor became a snapshot counts event ids. Its script reloads the
+        # page when told that its catch-up is incomplete, and so it gets the current script.
+        return JsonResponse({"complete": False})
     if after is None:
         return JsonResponse({"error": "after must be a cursor this server handed out"}, status=400)
     tab = tab_id_clean(request.GET.get("tab"))
