@@ -44,6 +44,8 @@ class ThreadActionForm(_SelectedThreadsForm):
     current = forms.CharField(required=False, max_length=20)
     # Delete forever and Empty Trash act only with it; without, the view asks first.
     confirm = forms.BooleanField(required=False)
+    # Where the confirmation's Cancel returns (the conversation it was asked from); else ``next``.
+    cancel = forms.CharField(required=False, max_length=2000)
 
     def clean(self) -> dict:
         data = super().clean()

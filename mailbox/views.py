@@ -320,7 +320,7 @@ def _confirm_delete(request: HttpRequest, mailbox: Mailbox, form: ThreadActionFo
         action_url=reverse("threads_action"),
         fields=fields,
         confirm_text=confirm_text,
-        cancel_url=next_url,
+        cancel_url=local_path(data["cancel"]) or next_url,
     )
 
 

@@ -2,6 +2,7 @@
 chips with remove, the way back to the list it was opened from, and undo — through the test client,
 posting exactly what the page's forms hold."""
 
+from html import escape
 from html.parser import HTMLParser
 from urllib.parse import quote
 
@@ -139,12 +140,16 @@ def test_trash_offers_restore_and_delete_forever(client, mailbox):
     assert _roles(message.thread_id) == {Label.Role.INBOX}
 
     messages_trash(mailbox=mailbox, message_ids=[message.id])
-    _, forms = _page(client, message.thread_id, back=reverse("label", args=[trash.id]))
+    trash_url = reverse("label", args=[trash.id])
+    _, forms = _page(client, message.thread_id, back=trash_url)
     confirmation = _press(client, forms, "Delete forever")
     assert Message.objects.filter(pk=message.id).exists()  # not before it is confirmed
     forms = _Forms()
     forms.feed(confirmation.content.decode())
     assert "1 conversation (1 message) will be deleted forever." in confirmation.content.decode()
+    # Cancel goes back to the conversation it was asked from; the deletion goes on to the list.
+    conversation = reverse("thread_detail", args=[message.thread_id]) + "?back=" + quote(trash_url, safe="/")
+    assert f'<a href="{escape(conversation)}">Cancel</a>' in confirmation.content.decode()
     response = _press(client, forms, "Delete forever")
     assert response["Location"] == reverse("label", args=[trash.id])
     assert not Message.objects.filter(pk=message.id).exists()
