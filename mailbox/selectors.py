@@ -125,7 +125,7 @@ def _list_rows(mailbox: Mailbox, view: ThreadListView) -> tuple[QuerySet, str, s
     if view.label is not None:
         rows = ThreadLabel.objects.filter(mailbox=mailbox, label=view.label).select_related("thread")
         rows = rows.only("last_message_at", "thread_id", *(f"thread__{field}" for field in ROW_FIELDS))
-        if not view.label.role:
+        if _hides_spam_and_trash(view.label):
             rows = rows.filter(~Exists(_hidden(mailbox, "thread_id", "thread__message_count")))
         return rows, "last_message_at", "thread_id"
     threads = Thread.objects.filter(mailbox_id=mailbox.id, last_message_at__isnull=False).only(*ROW_FIELDS)
@@ -165,8 +165,9 @@ _ROW_COLUMNS = f"""t.id, t.subject,
     t.unread_count, t.starred_count, t.has_attachments, t.snippet, {_MICROSECONDS.format("t.last_message_at")},
     ARRAY(SELECT c.label_id FROM mailbox_threadlabel c
           WHERE c.mailbox_id = %(mailbox)s AND c.thread_id = t.id)"""  # noqa: S608 - constant SQL
-# Threads wholly in Spam or Trash show only in their own list (and in searches), as in Gmail. The
-# system folders need no such test: Inbox, Sent and Drafts never hold a thread wholly in either.
+# Threads wholly in Spam or Trash show only in their own list (and in searches), as in Gmail. Inbox
+# and Drafts need no such test: Spam and Trash take a thread out of both. Sent does: a conversation
+# reported as spam keeps your own messages in Sent.
 _NOT_HIDDEN = """NOT EXISTS (SELECT 1 FROM mailbox_threadlabel h JOIN mailbox_label hl ON hl.id = h.label_id
     WHERE h.mailbox_id = %(mailbox)s AND h.thread_id = t.id AND hl.role IN ('spam', 'trash')
     AND h.message_count = t.message_count)"""
@@ -175,7 +176,7 @@ _LABEL_SOURCE = """mailbox_threadlabel k JOIN threads_thread t ON t.id = k.threa
 _LIST_SOURCES = {
     # (FROM and WHERE, the keyset columns)
     "label": (_LABEL_SOURCE, ("k.last_message_at", "k.thread_id")),
-    "user_label": (f"{_LABEL_SOURCE} AND {_NOT_HIDDEN}", ("k.last_message_at", "k.thread_id")),
+    "label_hiding": (f"{_LABEL_SOURCE} AND {_NOT_HIDDEN}", ("k.last_message_at", "k.thread_id")),
     "starred": (
         f"""threads_thread t WHERE t.mailbox_id = %(mailbox)s AND t.last_message_at IS NOT NULL
         AND t.starred_count > 0 AND {_NOT_HIDDEN}""",
@@ -272,10 +273,15 @@ class Neighbours:
 
 
 def _list_kind(view: ThreadListView) -> str:
-    """The list's SQL source in ``_LIST_SOURCES``: a user label's hides what is wholly in Spam or Trash."""
+    """The list's SQL source in ``_LIST_SOURCES``: a user label's and Sent hide what is wholly in
+    Spam or Trash."""
     if view.label is None:
         return view.kind
-    return "label" if view.label.role else "user_label"
+    return "label_hiding" if _hides_spam_and_trash(view.label) else "label"
+
+
+def _hides_spam_and_trash(label: Label) -> bool:
+    return not label.role or label.role == Label.Role.SENT
 
 
 def thread_neighbours(*, mailbox: Mailbox, view: ThreadListView, thread_id: int) -> Neighbours:

@@ -1,5 +1,5 @@
 """A conversation wholly in Trash or Spam shows only in its own folder (and in searches): not in
-Starred, not under its user labels. Trash keeps its user labels, so
+Starred, not under its user labels, not in Sent. Trash keeps its user labels, so
 Restore brings them back, and the mailbox's own messages go back to Sent, not the Inbox."""
 
 import pytest
@@ -56,6 +56,29 @@ def test_labelled_then_reported_or_trashed_leaves_the_label(client, mailbox, act
     assert not _listed(client, page, thread)
     assert _listed(client, page, kept)
     assert _row_status(client, thread, str(work.id)) == 204
+
+
+def test_a_conversation_with_your_reply_reported_as_spam_leaves_sent(client, mailbox):
+    thread, kept = _thread(mailbox, "p"), _thread(mailbox, "k")
+    for original, key in ((thread, "p"), (kept, "k")):
+        raw = raw_message(f"{key}-re@x", f"Re: Subject {key}", in_reply_to=f"{key}@x", sender=mailbox.address)
+        assert (
+            message_import_raw(mailbox=mailbox, raw=raw, source_tag="t", label_roles=("sent",)).message.thread_id
+            == original
+        )
+    sent = Label.objects.get(mailbox=mailbox, role=Label.Role.SENT)
+    client.force_login(mailbox.user)
+
+    threads_action_apply(mailbox=mailbox, action="spam", thread_ids=[thread])
+
+    # Your reply keeps its Sent label (Not spam brings the thread back there), but Sent hides it.
+    assert MessageLabel.objects.filter(mailbox=mailbox, label=sent, message__thread_id=thread).exists()
+    page = reverse("label", args=[sent.id])
+    assert not _listed(client, page, thread)
+    assert _listed(client, page, kept)
+    assert _row_status(client, thread, str(sent.id)) == 204
+    threads_action_apply(mailbox=mailbox, action="not_spam", thread_ids=[thread])
+    assert _listed(client, page, thread)
 
 
 def test_restore_brings_back_sent_replies_to_sent_and_the_user_labels(client, mailbox):
