@@ -165,6 +165,14 @@ def off_loop(func: Callable[..., T], /, *args: object, **kwargs: object) -> T:
     return result[0]
 
 
+def press_key(page, key: str) -> None:
+    """Press ``key`` once the page's scripts have run: the list and conversation actions reload the
+    page, and a key pressed after the new page's markup is in but before its script has run
+    (a wider window on a loaded machine) would reach no handler."""
+    page.wait_for_load_state("load")
+    page.keyboard.press(key)
+
+
 def log_in(page, address: str, password: str = PASSWORD) -> None:
     """Log in through the real login form and wait for the inbox."""
     page.goto("/accounts/login/")

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from mailbox.models import Message, ThreadLabel
 from mailbox.services import message_import_raw, messages_label_add, messages_mark_read
 from mailbox.services.preferences import user_label_create
-from tests.e2e.conftest import PASSWORD, log_in, off_loop, screenshot
+from tests.e2e.conftest import PASSWORD, log_in, off_loop, press_key, screenshot
 from tests.mail import raw_message
 from tests.mailbox.conversation_mail import NEWSLETTER_HTML, PNG, conversation_message
 from threads.models import Thread
@@ -160,39 +160,39 @@ def test_keyboard_shortcuts_in_a_conversation(page, tripwire, mailbox):
     log_in(page, mailbox.address)
     page.goto(f"/t/{first.thread_id}/")
 
-    page.keyboard.press("?")
+    press_key(page, "?")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
-    page.keyboard.press("Escape")
+    press_key(page, "Escape")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
 
-    page.keyboard.press("r")  # replies to the latest open message
+    press_key(page, "r")  # replies to the latest open message
     page.wait_for_url(re.compile(rf"/compose/\?reply_to={latest.id}&mode=reply$"))
     page.go_back()
-    page.keyboard.press("g")
-    page.keyboard.press("s")
+    press_key(page, "g")
+    press_key(page, "s")
     page.wait_for_url(re.compile(r"/starred/$"))
     page.go_back()
     page.locator("h1").click()
-    page.keyboard.press("s")  # stars the conversation by its own Star button, and stays on it
+    press_key(page, "s")  # stars the conversation by its own Star button, and stays on it
     expect(page.get_by_role("button", name="Unstar")).to_be_visible()
     assert page.url.endswith(f"/t/{first.thread_id}/")
     assert Thread.objects.get(pk=first.thread_id).starred_count > 0
-    page.keyboard.press("s")  # and unstars it: "Star / unstar", as the help says
+    press_key(page, "s")  # and unstars it: "Star / unstar", as the help says
     expect(page.get_by_role("button", name="Star", exact=True)).to_be_visible()
     assert Thread.objects.get(pk=first.thread_id).starred_count == 0
 
-    page.keyboard.press("a")  # reply all, to the latest open message
+    press_key(page, "a")  # reply all, to the latest open message
     page.wait_for_url(re.compile(rf"/compose/\?reply_to={latest.id}&mode=reply_all$"))
     page.go_back()
-    page.keyboard.press("f")
+    press_key(page, "f")
     page.wait_for_url(re.compile(rf"/compose/\?reply_to={latest.id}&mode=forward$"))
     page.go_back()
     for keys, where in (("g t", r"/search/\?q=in%3Asent$"), ("g d", r"/drafts/$")):  # no sidebar here
         for key in keys.split():
-            page.keyboard.press(key)
+            press_key(page, key)
         page.wait_for_url(re.compile(where))
         page.go_back()
-    page.keyboard.press("u")  # opened by address: back to the Inbox
+    press_key(page, "u")  # opened by address: back to the Inbox
     page.wait_for_url(re.compile(r"^http://[^/]+/$"))
     assert tripwire.console_errors == []
 
@@ -205,8 +205,8 @@ def test_thread_actions_follow_the_list_the_conversation_came_from(page, tripwir
     log_in(page, mailbox.address)
     page.goto(f"/label/{work.id}/")
 
-    page.keyboard.press("j")
-    page.keyboard.press("o")  # opens the conversation under the cursor, remembering the list
+    press_key(page, "j")
+    press_key(page, "o")  # opens the conversation under the cursor, remembering the list
     page.wait_for_url(re.compile(rf"/t/{thread_id}/\?back=/label/{work.id}/$"))
     expect(page.get_by_role("link", name="← Work")).to_be_visible()
     chip = page.locator(".thread-labels .label-chip")
@@ -217,18 +217,18 @@ def test_thread_actions_follow_the_list_the_conversation_came_from(page, tripwir
     expect(chip).to_have_count(0)
     expect(page.get_by_role("status").filter(has_text="Label removed.")).to_be_visible()
     _listening(page)
-    page.keyboard.press("z")  # undo, as on lists
+    press_key(page, "z")  # undo, as on lists
     expect(chip).to_have_text(re.compile("^Work"))
     assert off_loop(_label_ids, thread_id) >= {work.id}
 
-    page.keyboard.press("u")  # back to the list it came from
+    press_key(page, "u")  # back to the list it came from
     page.wait_for_url(re.compile(rf"^[^?]*/label/{work.id}/$"))
     _listening(page)
-    page.keyboard.press("j")
-    page.keyboard.press("Enter")
+    press_key(page, "j")
+    press_key(page, "Enter")
     page.wait_for_url(re.compile(rf"/t/{thread_id}/\?back=/label/{work.id}/$"))
     _listening(page)
-    page.keyboard.press("#")  # delete: to Trash, and back to Work, where it no longer is
+    press_key(page, "#")  # delete: to Trash, and back to Work, where it no longer is
     page.wait_for_url(re.compile(rf"^[^?]*/label/{work.id}/$"))
     expect(page.locator(f"#thread-{thread_id}")).to_have_count(0)
 
@@ -307,17 +307,17 @@ def test_j_and_k_step_through_the_list_and_shift_i_marks_read(page, tripwire, ma
     log_in(page, mailbox.address)
     page.goto(f"/t/{middle}/")
 
-    page.keyboard.press("j")  # the list is newest first: j goes down, to the older one
+    press_key(page, "j")  # the list is newest first: j goes down, to the older one
     page.wait_for_url(re.compile(rf"/t/{oldest}/$"))
-    page.keyboard.press("k")
+    press_key(page, "k")
     page.wait_for_url(re.compile(rf"/t/{middle}/$"))
-    page.keyboard.press("k")
+    press_key(page, "k")
     page.wait_for_url(re.compile(rf"/t/{newest}/$"))
 
     # Read by the page once shown; made unread again elsewhere, then Shift+I here.
     _wait_until(lambda: Thread.objects.get(pk=newest).unread_count == 0)
     off_loop(messages_mark_read, mailbox=mailbox, message_ids=_message_ids(newest), is_read=False)
-    page.keyboard.press("Shift+I")
+    press_key(page, "Shift+I")
     expect(page.get_by_text("Marked as read")).to_be_visible(timeout=20_000)
     assert page.url.endswith(f"/t/{newest}/")
     assert Thread.objects.get(pk=newest).unread_count == 0

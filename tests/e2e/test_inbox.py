@@ -17,7 +17,7 @@ from mailbox.services import message_import_raw, messages_label_add, messages_ma
 from mailbox.services.preferences import mailbox_settings_update, user_label_create
 from tests.celery_workers import worker_env
 from tests.conftest import REPO_ROOT, requires_redis
-from tests.e2e.conftest import log_in, off_loop, screenshot, socket_events, wait_until
+from tests.e2e.conftest import log_in, off_loop, press_key, screenshot, socket_events, wait_until
 from tests.mail import raw_message
 from threads.models import Thread
 
@@ -96,39 +96,39 @@ def test_keyboard_shortcuts(page, tripwire, mailbox):
     log_in(page, mailbox.address)
     page.evaluate(KEYS_SEEN_JS)
 
-    page.keyboard.press("j")
+    press_key(page, "j")
     expect(_row(page, newest.thread_id)).to_have_class(re.compile("cursor"))
     assert page.evaluate("window.__keys") == ["j:taken"]  # what the shortcuts-off test tells apart
-    page.keyboard.press("j")
+    press_key(page, "j")
     expect(_row(page, older.thread_id)).to_have_class(re.compile("cursor"))
-    page.keyboard.press("k")
+    press_key(page, "k")
     expect(_row(page, newest.thread_id)).to_have_class(re.compile("cursor"))
 
-    page.keyboard.press("s")
+    press_key(page, "s")
     expect(_row(page, newest.thread_id).get_by_role("button", name="Unstar")).to_be_visible()
-    page.keyboard.press("x")
+    press_key(page, "x")
     expect(_row(page, newest.thread_id).locator("input.select")).to_be_checked()
-    page.keyboard.press("e")
+    press_key(page, "e")
     expect(_row(page, newest.thread_id)).to_have_count(0)
     assert not _in_inbox(mailbox, newest.thread_id)
     _wait_for_socket(page)  # the page the archive reloaded listens for keys (z pressed sooner is lost)
-    page.keyboard.press("z")
+    press_key(page, "z")
     expect(_row(page, newest.thread_id)).to_be_visible()
 
-    page.keyboard.press("?")
+    press_key(page, "?")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
-    page.keyboard.press("Escape")
+    press_key(page, "Escape")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
 
-    page.keyboard.press("/")
+    press_key(page, "/")
     expect(page.get_by_label("Search mail")).to_be_focused()
     page.keyboard.type("jk#e")  # typing in a field triggers nothing
     expect(page.get_by_label("Search mail")).to_have_value("jk#e")
     assert _in_inbox(mailbox, older.thread_id)
 
     page.locator("body").click(position={"x": 5, "y": 300})
-    page.keyboard.press("g")
-    page.keyboard.press("s")
+    press_key(page, "g")
+    press_key(page, "s")
     page.wait_for_url(re.compile(r"/starred/$"))
     expect(_row(page, newest.thread_id)).to_be_visible()
     assert tripwire.console_errors == []
@@ -139,40 +139,40 @@ def test_keyboard_shortcuts_open_read_delete_and_go(page, tripwire, mailbox):
     older = _deliver(mailbox, "g1", "Older", 1)
     log_in(page, mailbox.address)
 
-    page.keyboard.press("j")
-    page.keyboard.press("Enter")  # opens the conversation under the cursor
+    press_key(page, "j")
+    press_key(page, "Enter")  # opens the conversation under the cursor
     page.wait_for_url(re.compile(rf"/t/{newest.thread_id}/$"))
-    page.keyboard.press("u")  # and back to the list
+    press_key(page, "u")  # and back to the list
     page.wait_for_url(re.compile(r"^http://[^/]+/$"))
-    page.keyboard.press("j")
-    page.keyboard.press("j")
-    page.keyboard.press("o")
+    press_key(page, "j")
+    press_key(page, "j")
+    press_key(page, "o")
     page.wait_for_url(re.compile(rf"/t/{older.thread_id}/$"))
     page.go_back()
 
-    page.keyboard.press("j")
-    page.keyboard.press("Shift+I")  # mark read
+    press_key(page, "j")
+    press_key(page, "Shift+I")  # mark read
     expect(_row(page, newest.thread_id)).not_to_have_class(re.compile(r"\bunread\b"))
     assert Thread.objects.get(pk=newest.thread_id).unread_count == 0
-    page.keyboard.press("j")
-    page.keyboard.press("Shift+U")  # mark unread
+    press_key(page, "j")
+    press_key(page, "Shift+U")  # mark unread
     expect(_row(page, newest.thread_id)).to_have_class(re.compile(r"\bunread\b"))
     assert Thread.objects.get(pk=newest.thread_id).unread_count == 1
 
-    page.keyboard.press("j")
-    page.keyboard.press("#")  # delete: to Trash
+    press_key(page, "j")
+    press_key(page, "#")  # delete: to Trash
     expect(_row(page, newest.thread_id)).to_have_count(0)
     trash = Label.objects.get(mailbox=mailbox, role=Label.Role.TRASH)
     assert ThreadLabel.objects.filter(thread_id=newest.thread_id, label=trash).exists()
     assert not _in_inbox(mailbox, newest.thread_id)
 
-    page.keyboard.press("c")
+    press_key(page, "c")
     page.wait_for_url(re.compile(r"/compose/$"))
     page.goto("/")
     sent = Label.objects.get(mailbox=mailbox, role=Label.Role.SENT)
     for keys, where in (("g t", rf"/label/{sent.id}/$"), ("g d", r"/drafts/$"), ("g i", r"^http://[^/]+/$")):
         for key in keys.split():
-            page.keyboard.press(key)
+            press_key(page, key)
         page.wait_for_url(re.compile(where))
     expect(_row(page, older.thread_id)).to_be_visible()
     assert tripwire.console_errors == []
@@ -184,8 +184,8 @@ def test_shortcuts_are_off_when_disabled_in_settings(page, mailbox):
     log_in(page, mailbox.address)
     expect(page.locator("body")).to_have_attribute("data-live", "connected")  # app.js has run
     page.evaluate(KEYS_SEEN_JS)
-    page.keyboard.press("j")
-    page.keyboard.press("e")
+    press_key(page, "j")
+    press_key(page, "e")
     # This listener runs after the page's own (on document): both keys went past them untaken.
     page.wait_for_function("window.__keys.length === 2")
     assert page.evaluate("window.__keys") == ["j", "e"]
@@ -223,8 +223,8 @@ def test_phone_width_layout(page, tripwire, mailbox, request):
     screenshot(page, request.node.name, "360px-selected")
     first.locator("input.select").uncheck()
     expect(trash).to_be_hidden()
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")
+    press_key(page, "Tab")
+    press_key(page, "Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
 
