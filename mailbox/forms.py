@@ -45,7 +45,9 @@ class ThreadActionForm(_SelectedThreadsForm):
     # Delete forever and Empty Trash act only with it; without, the view asks first.
     confirm = forms.BooleanField(required=False)
     # Where the confirmation's Cancel returns (the conversation it was asked from); else ``next``.
-    cancel = forms.CharField(required=False, max_length=2000)
+    # Unbounded here: a conversation's URL carries its list's, and a long one must not fail the
+    # action; the view takes it only as a local path of bounded length (``local_path``).
+    cancel = forms.CharField(required=False)
 
     def clean(self) -> dict:
         data = super().clean()

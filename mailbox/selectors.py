@@ -165,9 +165,9 @@ _ROW_COLUMNS = f"""t.id, t.subject,
     t.unread_count, t.starred_count, t.has_attachments, t.snippet, {_MICROSECONDS.format("t.last_message_at")},
     ARRAY(SELECT c.label_id FROM mailbox_threadlabel c
           WHERE c.mailbox_id = %(mailbox)s AND c.thread_id = t.id)"""  # noqa: S608 - constant SQL
-# Threads wholly in Spam or Trash show only in their own list (and in searches), as in Gmail. Inbox
-# and Drafts need no such test: Spam and Trash take a thread out of both. Sent does: a conversation
-# reported as spam keeps your own messages in Sent.
+# Threads wholly in Spam or Trash show only in their own list (and in searches), as in Gmail. The
+# Inbox needs no such test: Spam and Trash take a thread out of it. Sent does: a conversation
+# reported as spam keeps your own messages in Sent. Drafts have their own page.
 _NOT_HIDDEN = """NOT EXISTS (SELECT 1 FROM mailbox_threadlabel h JOIN mailbox_label hl ON hl.id = h.label_id
     WHERE h.mailbox_id = %(mailbox)s AND h.thread_id = t.id AND hl.role IN ('spam', 'trash')
     AND h.message_count = t.message_count)"""

@@ -414,9 +414,10 @@ def events_since(request: HttpRequest) -> JsonResponse:
     mailbox = _mailbox(request)
     raw_after = request.GET.get("after", "")
     after = live_cursor_clean(raw_after)
-    if after is None and raw_after.isascii() and raw_after.isdigit():
+    if after is None and raw_after.isascii() and raw_after.isdigit() and int(raw_after) > 0:
         # A tab loaded before the cursor became a snapshot counts event ids. Its script reloads the
-        # page when told that its catch-up is incomplete, and so it gets the current script.
+        # page when told that its catch-up is incomplete, and so it gets the current script. Not
+        # for 0, which this script sends when its page gave it no cursor: it would reload forever.
         return JsonResponse({"complete": False})
     if after is None:
         return JsonResponse({"error": "after must be a cursor this server handed out"}, status=400)

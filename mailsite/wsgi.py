@@ -6,15 +6,15 @@ from typing import Any
 
 from django.core.wsgi import get_wsgi_application
 
-# The CGI variables a server sets from the request itself (PEP 3333), never taken from the process.
+# The CGI variables the server sets on every request from the request itself (PEP 3333), so never
+# the process's. CONTENT_TYPE and CONTENT_LENGTH are not among them: a request without a body has
+# neither, and the process's would show through.
 _REQUEST_VARIABLES = frozenset(
     {
         "REQUEST_METHOD",
         "SCRIPT_NAME",
         "PATH_INFO",
         "QUERY_STRING",
-        "CONTENT_TYPE",
-        "CONTENT_LENGTH",
         "SERVER_NAME",
         "SERVER_PORT",
         "SERVER_PROTOCOL",

@@ -166,9 +166,10 @@ def off_loop(func: Callable[..., T], /, *args: object, **kwargs: object) -> T:
 
 
 def press_key(page, key: str) -> None:
-    """Press ``key`` once the page's scripts have run: the list and conversation actions reload the
-    page, and a key pressed after the new page's markup is in but before its script has run
-    (a wider window on a loaded machine) would reach no handler."""
+    """Press ``key`` once the current page's scripts have run. The list and conversation actions
+    reload the page; a test that has seen the new page's markup (an ``expect`` on it) would
+    otherwise press its next key before the new page's script runs (a wider window on a loaded
+    machine), and no handler would hear it. It does not wait for a navigation still to come."""
     page.wait_for_load_state("load")
     page.keyboard.press(key)
 

@@ -155,6 +155,18 @@ def test_trash_offers_restore_and_delete_forever(client, mailbox):
     assert not Message.objects.filter(pk=message.id).exists()
 
 
+def test_actions_work_from_a_conversation_opened_from_a_long_list_url(client, mailbox):
+    message = _deliver(mailbox)
+    client.force_login(mailbox.user)
+    long_list = "/search/?q=" + "x" * 1980  # as long as a list URL may be (MAX_BACK_LENGTH)
+
+    _, forms = _page(client, message.thread_id, back=long_list)
+    response = _press(client, forms, "Archive")
+
+    assert response.status_code == 302
+    assert Label.Role.INBOX not in _roles(message.thread_id)
+
+
 def test_spam_offers_not_spam(client, mailbox):
     message = _deliver(mailbox)
     threads_action_apply(mailbox=mailbox, action="spam", thread_ids=[message.thread_id])

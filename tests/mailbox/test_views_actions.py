@@ -294,9 +294,9 @@ def test_thread_row_and_events_since(client, mailbox, other_mailbox):
     assert answer["threads"] == [thread.id]
     assert answer["complete"]
     assert client.get(reverse("events_since"), {"after": answer["latest"]}).json()["threads"] == []
-    for bad in ("x", "-1", "١٢", "0:0:", "5:3:", "3:10:12", "3:10:5,4", "3:10:" + "3," * 10_000 + "3"):
+    # "0" too: the script sends it when its page gave no cursor, and a reload would not help.
+    for bad in ("x", "0", "-1", "١٢", "0:0:", "5:3:", "3:10:12", "3:10:5,4", "3:10:" + "3," * 10_000 + "3"):
         assert client.get(reverse("events_since"), {"after": bad}).status_code == 400
     # A tab open since before the cursor was a snapshot sends an event id: it is told to reload.
-    for event_id in ("0", "1234"):
-        old_tab = client.get(reverse("events_since"), {"after": event_id})
-        assert (old_tab.status_code, old_tab.json()) == (200, {"complete": False})
+    old_tab = client.get(reverse("events_since"), {"after": "1234"})
+    assert (old_tab.status_code, old_tab.json()) == (200, {"complete": False})

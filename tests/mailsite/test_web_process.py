@@ -35,15 +35,19 @@ def test_one_worker_per_core_with_a_few_threads_by_default():
     assert options["blocking_threads"] == 4
     assert options["websockets"] is False  # the ASGI process holds them
     assert (options["address"], options["port"]) == ("0.0.0.0", 8000)
+    # Above the 60 s idle timeout of the usual proxies in front, so they never reuse a closing one.
+    assert options["http1_settings"].header_read_timeout == 75_000
 
 
 def test_the_environment_sizes_and_binds_the_server():
     environment = {"WEB_CONCURRENCY": "3", "WEB_THREADS": "6", "WEB_HOST": "127.0.0.1", "WEB_PORT": "9001"}
 
-    options = server_options(environment)
+    options = server_options({**environment, "WEB_KEEPALIVE": "120", "LOG_LEVEL": "FATAL"})
 
     assert (options["workers"], options["blocking_threads"]) == (3, 6)
     assert (options["address"], options["port"]) == ("127.0.0.1", 9001)
+    assert options["http1_settings"].header_read_timeout == 120_000
+    assert options["log_level"] == "critical"  # Django's FATAL
 
 
 def test_process_variables_are_taken_out_of_a_requests_environ():
@@ -53,12 +57,20 @@ def test_process_variables_are_taken_out_of_a_requests_environ():
         seen.update(environ)
         return [b""]
 
-    process = {"SECRET_KEY": "s3cret", "HTTP_X_FORWARDED_FOR": "203.0.113.66", "HTTP_ACCEPT": "*/*", "PATH_INFO": "/"}
+    process = {
+        "SECRET_KEY": "s3cret",
+        "HTTP_X_FORWARDED_FOR": "203.0.113.66",
+        "HTTP_ACCEPT": "*/*",
+        "PATH_INFO": "/",
+        "CONTENT_TYPE": "text/x-process",
+        "CONTENT_LENGTH": "999",
+    }
     application = without_process_environment(app, process)
-    # What Granian passes: the process's variables, then the request's own over them.
+    # What Granian passes: the process's variables, then the request's own over them (a GET
+    # without a body has no CONTENT_TYPE or CONTENT_LENGTH of its own).
     application({**process, "PATH_INFO": "/", "HTTP_ACCEPT": "text/html", "REMOTE_ADDR": "10.0.0.9"}, None)
 
-    assert "SECRET_KEY" not in seen
+    assert not {"SECRET_KEY", "CONTENT_TYPE", "CONTENT_LENGTH"} & set(seen)
     assert "HTTP_X_FORWARDED_FOR" not in seen  # not a header this client sent
     assert seen["HTTP_ACCEPT"] == "text/html"  # a header it sent keeps its value
     assert seen["PATH_INFO"] == "/"  # the request's own variables stay, even when the process has one alike
